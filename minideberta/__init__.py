@@ -1,0 +1,16 @@
+"""minideberta: DeBERTa-v2/v3 from scratch in NumPy, every forward next to its hand-written backward.
+
+Read the files in this order: ops -> embeddings -> relative_position -> attention -> encoder
+(-> ngie) -> heads -> model -> tasks -> masked_lm; weights and tokenizer stand on their own.
+"""
+from .config import DebertaV2Config
+from .masked_lm import DebertaV2ForMaskedLM
+from .model import DebertaV2Model, DebertaV2PreTrainedModel, ModelOutput, no_grad
+from .tasks import (DebertaV2ForMultipleChoice, DebertaV2ForQuestionAnswering, DebertaV2ForSequenceClassification,
+                    DebertaV2ForTokenClassification)
+
+__all__ = [
+    "DebertaV2Config", "DebertaV2Model", "DebertaV2PreTrainedModel", "DebertaV2ForMaskedLM",
+    "DebertaV2ForSequenceClassification", "DebertaV2ForTokenClassification", "DebertaV2ForQuestionAnswering",
+    "DebertaV2ForMultipleChoice", "ModelOutput", "no_grad",
+]

@@ -1,0 +1,162 @@
+"""Disentangled self-attention (He et al. 2021, DeBERTa, section 3.1; DeBERTa-v2 changes).
+
+Each token has a content vector and each distance delta = i - j a position vector (a row of the
+shared relative-embedding table, after its LayerNorm). The score of query i for key j sums
+three dot products, all scaled by 1/sqrt(d * (1 + number of position terms)):
+
+    c2c  content of i . content of j          Q_i . K_j
+    c2p  content of i . position i - j         Q_i . Kr[row(i - j)]     ("c2p" in pos_att_type)
+    p2c  position j - i . content of j         K_j . Qr[row'(i - j)]    ("p2c" in pos_att_type)
+
+Kr and Qr are the relative embeddings projected by the layer's key and query projections
+(``share_att_key``, v3) or by their own ``pos_key_proj`` / ``pos_query_proj`` (v2 without sharing).
+Rows come from ``relative_position.relative_index_tables``; each projected row is computed once
+for the whole batch, and the position terms are read off (N, 2N-1) tables with ``rel_to_abs``.
+"""
+import math
+
+from .backend import get_xp
+from .ops import (add_grads, dropout_backward, dropout_forward, linear_backward, linear_forward,
+                  masked_softmax_backward, masked_softmax_forward, prefixed, subtree)
+from .relative_position import rel_to_abs
+
+
+def split_heads(x, heads):
+    batch, n, _ = x.shape
+    return x.reshape(batch, n, heads, -1).transpose(0, 2, 1, 3)  # (B, N, H*d) -> (B, H, N, d)
+
+
+def merge_heads(x):
+    batch, heads, n, d = x.shape
+    return x.transpose(0, 2, 1, 3).reshape(batch, n, heads * d)  # (B, H, N, d) -> (B, N, H*d)
+
+
+def position_projection_forward(p, table, rows, heads):
+    """Project the relative-embedding rows one score table needs: (2k, D) -> (H, 2N-1, d).
+
+    Distinct rows are projected once and then repeated: past the bucket range many distances
+    share a row. The projection depends on the weights only, never on the batch.
+    """
+    xp = get_xp(table)
+    unique, inverse = xp.unique(rows, return_inverse=True)
+    projected, linear_cache = linear_forward(p, table[unique])  # (R, H*d)
+    per_distance = projected[inverse.reshape(-1)]  # (2N-1, H*d)
+    pos = per_distance.reshape(len(rows), heads, -1).transpose(1, 0, 2)  # (H, 2N-1, d)
+    return pos, (linear_cache, unique, inverse.reshape(-1), table.shape)
+
+
+def position_projection_backward(p, dpos, cache):
+    xp = get_xp(dpos)
+    linear_cache, unique, inverse, table_shape = cache
+    heads, m, d = dpos.shape
+    dper_distance = dpos.transpose(1, 0, 2).reshape(m, heads * d)  # (2N-1, H*d)
+    dprojected = xp.zeros((len(unique), heads * d), dtype=dpos.dtype)
+    xp.add.at(dprojected, inverse, dper_distance)  # distances that shared a row add up
+    drows, grads = linear_backward(p, dprojected, linear_cache)
+    dtable = xp.zeros(table_shape, dtype=dpos.dtype)
+    dtable[unique] = drows
+    return dtable, grads
+
+
+def position_weights(config, term):
+    """Name of the projection that makes the position vectors for ``term`` ('c2p' or 'p2c')."""
+    if config.share_att_key:
+        return "key_proj" if term == "c2p" else "query_proj"
+    return "pos_key_proj" if term == "c2p" else "pos_query_proj"
+
+
+def forward(p, hidden, mask, config, rel_embeddings=None, rel_rows=None, query_states=None, rng=None):
+    """Attention of ``query_states`` (default: ``hidden``) over ``hidden``.
+
+    p: this layer's ``attention.self.*`` arrays. hidden, query_states: (B, N, D).
+    mask: (B, 1, N, N) bool, True where query i may attend to key j. rel_embeddings: the
+    (2k, D) relative table after its LayerNorm; rel_rows: ``relative_index_tables(N, config)``.
+    rng: a NumPy Generator for dropout in training, None in evaluation. Returns (B, N, H*d).
+    """
+    heads = config.num_attention_heads
+    terms = [t for t in ("c2p", "p2c") if t in config.pos_att_type] if config.relative_attention else []
+    queries_in = hidden if query_states is None else query_states
+    q, q_cache = linear_forward(subtree(p, "query_proj"), queries_in)
+    k, k_cache = linear_forward(subtree(p, "key_proj"), hidden)
+    v, v_cache = linear_forward(subtree(p, "value_proj"), hidden)
+    q, k, v = split_heads(q, heads), split_heads(k, heads), split_heads(v, heads)  # (B, H, N, d)
+    scale = 1 / math.sqrt(q.shape[-1] * (1 + len(config.pos_att_type)))
+
+    scores = q @ k.swapaxes(-1, -2)  # (B, H, N, N)
+    pos, pos_caches, table_cache = {}, {}, None
+    if terms:
+        table, table_cache = dropout_forward(rel_embeddings, config.hidden_dropout_prob, rng)
+        for term, rows in zip(("c2p", "p2c"), rel_rows):
+            if term in terms:
+                pos[term], pos_caches[term] = position_projection_forward(
+                    subtree(p, position_weights(config, term)), table, rows, heads)
+        if "c2p" in terms:
+            scores += rel_to_abs(q @ pos["c2p"].swapaxes(-1, -2))  # (B, H, N, 2N-1) -> (B, H, N, N)
+        if "p2c" in terms:
+            # Scored from the key's side: row j of the table holds key j against every distance.
+            scores += rel_to_abs(k @ pos["p2c"].swapaxes(-1, -2)).swapaxes(-1, -2)
+    scores *= scale
+    probs, softmax_cache = masked_softmax_forward(scores, mask)
+    dropped, drop_cache = dropout_forward(probs, config.attention_probs_dropout_prob, rng)
+    context = merge_heads(dropped @ v)  # (B, N, H*d)
+    cache = dict(config=config, terms=terms, separate_queries=query_states is not None, scale=scale,
+                 q=q, k=k, v=v, q_cache=q_cache, k_cache=k_cache, v_cache=v_cache, pos=pos,
+                 pos_caches=pos_caches, table_cache=table_cache, softmax_cache=softmax_cache,
+                 dropped=dropped, drop_cache=drop_cache)
+    return context, cache
+
+
+def probabilities(cache):
+    """The attention probabilities (B, H, N, N) of a forward, as ``output_attentions`` returns them."""
+    return cache["dropped"]
+
+
+def backward(p, dcontext, cache):
+    """Returns ``(dhidden, dquery_states, drel_embeddings), grads``.
+
+    dquery_states is None unless the forward had separate query states; drel_embeddings is
+    None without relative attention.
+    """
+    c = cache
+    config, q, k, pos = c["config"], c["q"], c["k"], c["pos"]
+    xp = get_xp(dcontext)
+    dctx = split_heads(dcontext, config.num_attention_heads)  # (B, H, N, d)
+    dv = c["dropped"].swapaxes(-1, -2) @ dctx
+    dprobs = dropout_backward(dctx @ c["v"].swapaxes(-1, -2), c["drop_cache"])  # (B, H, N, N)
+    dscores = masked_softmax_backward(dprobs, c["softmax_cache"])
+    dscores *= c["scale"]
+    dq = dscores @ k
+    dk = dscores.swapaxes(-1, -2) @ q
+
+    grads, drel = {}, None
+    if c["terms"]:
+        batch, heads, n, _ = q.shape
+        dtable = 0
+        for term in c["terms"]:
+            # Scatter the (N, N) gradient back onto the (N, 2N-1) table it was read from.
+            dtab = xp.zeros((batch, heads, n, 2 * n - 1), dtype=dscores.dtype)
+            if term == "c2p":
+                rel_to_abs(dtab)[...] = dscores
+                dq += dtab @ pos[term]
+                dpos = (dtab.swapaxes(-1, -2) @ q).sum(axis=0)  # (H, 2N-1, d)
+            else:
+                rel_to_abs(dtab)[...] = dscores.swapaxes(-1, -2)
+                dk += dtab @ pos[term]
+                dpos = (dtab.swapaxes(-1, -2) @ k).sum(axis=0)
+            name = position_weights(config, term)
+            dtab_rows, g = position_projection_backward(subtree(p, name), dpos, c["pos_caches"][term])
+            dtable = dtable + dtab_rows
+            add_grads(grads, prefixed(g, name))
+        drel = dropout_backward(dtable, c["table_cache"])
+
+    dqueries_in, g = linear_backward(subtree(p, "query_proj"), merge_heads(dq), c["q_cache"])
+    add_grads(grads, prefixed(g, "query_proj"))
+    dhidden, g = linear_backward(subtree(p, "key_proj"), merge_heads(dk), c["k_cache"])
+    add_grads(grads, prefixed(g, "key_proj"))
+    dvalues_in, g = linear_backward(subtree(p, "value_proj"), merge_heads(dv), c["v_cache"])
+    add_grads(grads, prefixed(g, "value_proj"))
+    dhidden += dvalues_in
+    if c["separate_queries"]:
+        return (dhidden, dqueries_in, drel), grads
+    dhidden += dqueries_in
+    return (dhidden, None, drel), grads

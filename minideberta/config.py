@@ -1,0 +1,198 @@
+"""DebertaV2Config: the hyper-parameters of a DeBERTa-v2/v3 model, read from a Hugging Face ``config.json``.
+
+Every key transformers' ``DebertaV2Config`` knows has the same name, meaning and default here,
+including the ones transformers' modelling code reads with ``getattr(config, key, default)``
+(``share_att_key``, ``position_buckets``, ``norm_rel_ebd``, ``conv_kernel_size``, ...). Keys this
+file does not know (``architectures``, ``transformers_version``, ...) are kept and written back, so
+a config survives a load/save round trip.
+"""
+import json
+import math
+from pathlib import Path
+
+ACTIVATIONS = ("gelu", "gelu_new", "relu", "tanh", "silu")
+POSITION_ATTENTION_TYPES = ("c2p", "p2c")
+PROBLEM_TYPES = (None, "regression", "single_label_classification", "multi_label_classification")
+
+# transformers' defaults (DebertaV2Config, PreTrainedConfig and the getattr defaults of modeling_deberta_v2).
+DEFAULTS = {
+    "vocab_size": 128100,
+    "hidden_size": 1536,
+    "num_hidden_layers": 24,
+    "num_attention_heads": 24,
+    "intermediate_size": 6144,
+    "hidden_act": "gelu",
+    "hidden_dropout_prob": 0.1,
+    "attention_probs_dropout_prob": 0.1,
+    "max_position_embeddings": 512,
+    "type_vocab_size": 0,
+    "initializer_range": 0.02,
+    "layer_norm_eps": 1e-7,
+    "relative_attention": False,
+    "max_relative_positions": -1,
+    "position_buckets": -1,
+    "pad_token_id": 0,
+    "position_biased_input": True,
+    "pos_att_type": None,
+    "share_att_key": False,
+    "norm_rel_ebd": "none",
+    "embedding_size": None,  # None: same as hidden_size
+    "attention_head_size": None,  # None: hidden_size // num_attention_heads
+    "conv_kernel_size": 0,  # 0: no nGiE convolution
+    "conv_groups": 1,
+    "conv_act": "tanh",
+    "pooler_hidden_size": None,  # None: same as hidden_size
+    "pooler_dropout": 0.0,
+    "pooler_hidden_act": "gelu",
+    "cls_dropout": None,  # None: hidden_dropout_prob
+    "legacy": True,
+    "tie_word_embeddings": True,
+    "problem_type": None,
+    "model_type": "deberta-v2",
+}
+
+
+class DebertaV2Config:
+    """Hyper-parameters of a DeBERTa-v2/v3 model.
+
+    ``DebertaV2Config(hidden_size=384, num_hidden_layers=12, ...)`` builds one from keywords;
+    ``DebertaV2Config.from_pretrained(folder_or_json)`` reads a ``config.json``. Labels come from
+    ``id2label`` (keys may be strings, as JSON stores them) or ``num_labels`` (default 2).
+    """
+
+    def __init__(self, **kwargs):
+        values = dict(DEFAULTS)
+        values.update(kwargs)
+        id2label = values.pop("id2label", None)
+        num_labels = values.pop("num_labels", None)
+        values.pop("label2id", None)  # derived from id2label
+        if id2label is None:
+            id2label = {i: f"LABEL_{i}" for i in range(2 if num_labels is None else num_labels)}
+        self.id2label = {int(k): v for k, v in id2label.items()}
+        if num_labels is not None and num_labels != len(self.id2label):
+            raise ValueError(f"num_labels={num_labels} but id2label has {len(self.id2label)} entries; give one or make them agree")
+        if isinstance(values["pos_att_type"], str):
+            values["pos_att_type"] = [t.strip() for t in values["pos_att_type"].lower().split("|")]
+        values["pos_att_type"] = list(values["pos_att_type"] or [])
+        for key in ("embedding_size", "pooler_hidden_size"):
+            if values[key] is None:
+                values[key] = values["hidden_size"]
+        if values["attention_head_size"] is None and values["hidden_size"] % values["num_attention_heads"] == 0:
+            values["attention_head_size"] = values["hidden_size"] // values["num_attention_heads"]
+        for key, value in values.items():
+            setattr(self, key, value)
+        self._validate()
+
+    # ---- derived quantities used by the model ----
+    @property
+    def num_labels(self):
+        return len(self.id2label)
+
+    @property
+    def label2id(self):
+        return {v: k for k, v in self.id2label.items()}
+
+    @property
+    def all_head_size(self):
+        """Width of the concatenated heads: num_attention_heads * attention_head_size."""
+        return self.num_attention_heads * self.attention_head_size
+
+    @property
+    def max_relative(self):
+        """The max_position of the log buckets: max_relative_positions, or max_position_embeddings if < 1."""
+        return self.max_relative_positions if self.max_relative_positions >= 1 else self.max_position_embeddings
+
+    @property
+    def position_span(self):
+        """k, half the number of rows in the relative-embedding table (which has 2k rows)."""
+        return self.position_buckets if self.position_buckets > 0 else self.max_relative
+
+    @property
+    def rel_layer_norm(self):
+        """Whether the relative-embedding table goes through the encoder's LayerNorm first."""
+        return "layer_norm" in [t.strip() for t in self.norm_rel_ebd.lower().split("|")]
+
+    # ---- validation ----
+    def _validate(self):
+        def positive_int(name):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+        for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+                     "intermediate_size", "max_position_embeddings", "embedding_size", "pooler_hidden_size"):
+            positive_int(name)
+        if self.hidden_size % self.num_attention_heads != 0:
+            raise ValueError(
+                f"hidden_size ({self.hidden_size}) is not a multiple of num_attention_heads "
+                f"({self.num_attention_heads}); choose sizes where hidden_size % num_attention_heads == 0")
+        positive_int("attention_head_size")
+        if self.all_head_size != self.hidden_size:
+            raise ValueError(
+                f"num_attention_heads * attention_head_size = {self.all_head_size} must equal hidden_size "
+                f"({self.hidden_size}): the attention output layer maps hidden_size to hidden_size")
+        for name in ("hidden_act", "pooler_hidden_act", "conv_act"):
+            if getattr(self, name) not in ACTIVATIONS:
+                raise ValueError(f"{name}={getattr(self, name)!r} is not a known activation; use one of {ACTIVATIONS}")
+        unknown = [t for t in self.pos_att_type if t not in POSITION_ATTENTION_TYPES]
+        if unknown:
+            raise ValueError(f"pos_att_type has unknown entries {unknown}; use a subset of {POSITION_ATTENTION_TYPES}")
+        if self.problem_type not in PROBLEM_TYPES:
+            raise ValueError(f"problem_type={self.problem_type!r} is not one of {PROBLEM_TYPES}")
+        if not isinstance(self.type_vocab_size, int) or self.type_vocab_size < 0:
+            raise ValueError(f"type_vocab_size must be an integer >= 0, got {self.type_vocab_size!r}")
+        if not isinstance(self.conv_kernel_size, int) or self.conv_kernel_size < 0 or (
+                self.conv_kernel_size > 0 and self.conv_kernel_size % 2 == 0):
+            raise ValueError(f"conv_kernel_size must be 0 (no convolution) or an odd positive integer, "
+                             f"got {self.conv_kernel_size!r}: an even kernel would change the sequence length")
+        if self.conv_kernel_size and self.hidden_size % self.conv_groups != 0:
+            raise ValueError(f"conv_groups ({self.conv_groups}) must divide hidden_size ({self.hidden_size})")
+        unknown_norms = [t.strip() for t in self.norm_rel_ebd.lower().split("|") if t.strip() not in ("none", "layer_norm")]
+        if unknown_norms:
+            raise ValueError(f"norm_rel_ebd has unknown entries {unknown_norms}; use 'none' or 'layer_norm'")
+        if self.relative_attention and self.position_span < 1:
+            raise ValueError("relative_attention needs position_buckets > 0 or max_relative_positions/"
+                             "max_position_embeddings >= 1")
+        if not (isinstance(self.layer_norm_eps, (int, float)) and self.layer_norm_eps > 0 and math.isfinite(self.layer_norm_eps)):
+            raise ValueError(f"layer_norm_eps must be a positive number, got {self.layer_norm_eps!r}")
+        for name in ("hidden_dropout_prob", "attention_probs_dropout_prob", "pooler_dropout"):
+            value = getattr(self, name)
+            if not 0 <= value < 1:
+                raise ValueError(f"{name} must be in [0, 1), got {value!r}")
+
+    # ---- reading and writing ----
+    @classmethod
+    def from_dict(cls, d):
+        return cls(**d)
+
+    @classmethod
+    def from_pretrained(cls, path):
+        """Read ``config.json`` from a folder, or a JSON file given by its path."""
+        path = Path(path)
+        file = path / "config.json" if path.is_dir() else path
+        if not file.is_file():
+            raise FileNotFoundError(f"no config.json at {file}; a model folder needs a config.json next to its weights")
+        with open(file, encoding="utf-8") as f:
+            return cls.from_dict(json.load(f))
+
+    def to_dict(self):
+        """Every hyper-parameter as transformers writes it (``id2label`` keys as strings)."""
+        d = {k: v for k, v in vars(self).items() if not k.startswith("_")}
+        d["pos_att_type"] = list(self.pos_att_type)
+        d["id2label"] = {str(k): v for k, v in self.id2label.items()}
+        d["label2id"] = self.label2id
+        return d
+
+    def to_json_string(self):
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+
+    def save_pretrained(self, folder):
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "config.json").write_text(self.to_json_string(), encoding="utf-8")
+
+    def __eq__(self, other):
+        return isinstance(other, DebertaV2Config) and self.to_dict() == other.to_dict()
+
+    def __repr__(self):
+        return f"DebertaV2Config {self.to_json_string()}"

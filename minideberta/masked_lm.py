@@ -1,0 +1,75 @@
+"""DebertaV2ForMaskedLM: predict the token behind each position from the encoder's output.
+
+Two heads with the same computation (``heads.mlm_head_*``) and different names exist:
+- transformers' "legacy" head ``cls.predictions.{transform.dense, transform.LayerNorm, bias}``,
+  the one transformers builds by default (``config.legacy`` true);
+- Microsoft's ``lm_predictions.lm_head.{dense, LayerNorm, bias}``, the one official checkpoints
+  hold (transformers uses it with ``legacy=False``).
+``from_pretrained`` picks the head the checkpoint holds. Both decode with the word-embedding
+table (tied weights), so that table gets gradient from the input lookup and from the decoder.
+"""
+from . import heads
+from .ops import add_grads, prefixed, subtree
+from .tasks import TaskModel, per_token_loss, per_token_loss_backward
+
+LEGACY_NAMES = {"dense": "cls.predictions.transform.dense", "LayerNorm": "cls.predictions.transform.LayerNorm",
+                "bias": "cls.predictions.bias"}
+MICROSOFT_NAMES = {"dense": "lm_predictions.lm_head.dense", "LayerNorm": "lm_predictions.lm_head.LayerNorm",
+                   "bias": "lm_predictions.lm_head.bias"}
+
+
+class DebertaV2ForMaskedLM(TaskModel):
+    """``logits`` (B, N, vocab_size); labels (B, N) with -100 on positions not to predict."""
+
+    tied = {"cls.predictions.decoder.weight": "deberta.embeddings.word_embeddings.weight",
+            "cls.predictions.decoder.bias": "cls.predictions.bias"}
+
+    @classmethod
+    def head_names(cls, config):
+        return LEGACY_NAMES if config.legacy else MICROSOFT_NAMES
+
+    @classmethod
+    def head_shapes(cls, config):
+        names = cls.head_names(config)
+        width = config.embedding_size if config.legacy else config.hidden_size
+        if not config.legacy and config.embedding_size != config.hidden_size:
+            raise ValueError(f"Microsoft's MLM head (legacy=False) decodes hidden states with the word embeddings, "
+                             f"so embedding_size ({config.embedding_size}) must equal hidden_size ({config.hidden_size})")
+        return {f"{names['dense']}.weight": (width, config.hidden_size), f"{names['dense']}.bias": (width,),
+                f"{names['LayerNorm']}.weight": (width,), f"{names['LayerNorm']}.bias": (width,),
+                names["bias"]: (config.vocab_size,)}
+
+    @classmethod
+    def adapt_config(cls, config, state):
+        """Use the head the checkpoint holds: Microsoft's if it has ``lm_predictions.*`` arrays."""
+        has_microsoft = any(k.startswith("lm_predictions.") for k in state)
+        has_legacy = any(k.startswith("cls.predictions.") for k in state)
+        if has_microsoft != has_legacy and config.legacy != has_legacy:
+            config = type(config).from_dict({**config.to_dict(), "legacy": has_legacy})
+        return config
+
+    def head_params(self):
+        names = self.head_names(self.config)
+        p = {f"dense.{k}": v for k, v in subtree(self.params, names["dense"]).items()}
+        p.update({f"LayerNorm.{k}": v for k, v in subtree(self.params, names["LayerNorm"]).items()})
+        p["bias"] = self.params[names["bias"]]
+        return p
+
+    def head(self, states):
+        logits, cache = heads.mlm_head_forward(self.head_params(), states[-1],
+                                               self.params["deberta.embeddings.word_embeddings.weight"], self.config)
+        return {"logits": logits}, cache
+
+    def head_backward(self, dlogits, cache):
+        names = self.head_names(self.config)
+        (dlast, dword), g = heads.mlm_head_backward(self.head_params(), dlogits, cache)
+        grads = {**prefixed(subtree(g, "dense"), names["dense"]), **prefixed(subtree(g, "LayerNorm"), names["LayerNorm"]),
+                 names["bias"]: g["bias"]}
+        add_grads(grads, {"deberta.embeddings.word_embeddings.weight": dword})
+        return dlast, grads
+
+    def loss(self, fields, labels):
+        return per_token_loss(fields["logits"], labels)
+
+    def loss_backward(self, cache):
+        return per_token_loss_backward(cache)

@@ -1,0 +1,263 @@
+"""The DeBERTa-v2 backbone as a class: parameters, loading, saving, forward and backward.
+
+``DebertaV2PreTrainedModel`` holds a flat dict of arrays named exactly as in a Hugging Face state
+dict, composes the pure functions of ``embeddings.py`` and ``encoder.py``, and remembers the
+last forward's cache so that ``backward()`` can return d(loss)/d(every parameter) under the
+same names. The task classes in ``tasks.py`` add a head on top.
+
+    model = DebertaV2Model.from_pretrained("folder", dtype=np.float64)
+    out = model(input_ids, attention_mask=mask)       # out.last_hidden_state
+    grads = model.backward(d_last_hidden_state)       # grads["embeddings.word_embeddings.weight"]
+"""
+import contextlib
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from . import embeddings, encoder, weights
+from .config import DebertaV2Config
+from .inputs import prepare_inputs
+from .ops import add_grads, prefixed, subtree
+
+_grad = {"enabled": True}
+
+
+@contextlib.contextmanager
+def no_grad():
+    """Within this block forwards keep no cache (inference memory), and ``backward()`` is unavailable."""
+    previous, _grad["enabled"] = _grad["enabled"], False
+    try:
+        yield
+    finally:
+        _grad["enabled"] = previous
+
+
+class ModelOutput(dict):
+    """A dict of outputs whose fields are also attributes; absent fields read as None (as in transformers)."""
+
+    FIELDS = ("loss", "logits", "start_logits", "end_logits", "last_hidden_state", "hidden_states", "attentions")
+
+    def __getattr__(self, name):
+        if name in self.FIELDS:
+            return self.get(name)
+        raise AttributeError(name)
+
+
+class Gradients(dict):
+    """d(loss)/d(parameter) by parameter name; ``.inputs_embeds`` holds d/d(inputs_embeds) when given."""
+
+    inputs_embeds = None
+
+
+def backbone_shapes(config):
+    """Name -> shape of every parameter of embeddings + encoder, as in transformers' DebertaV2Model."""
+    c, d, e = config, config.hidden_size, config.embedding_size
+    shapes = {"embeddings.word_embeddings.weight": (c.vocab_size, e)}
+    if c.position_biased_input:
+        shapes["embeddings.position_embeddings.weight"] = (c.max_position_embeddings, e)
+    if c.type_vocab_size > 0:
+        shapes["embeddings.token_type_embeddings.weight"] = (c.type_vocab_size, e)
+    if e != d:
+        shapes["embeddings.embed_proj.weight"] = (d, e)
+    shapes.update({"embeddings.LayerNorm.weight": (d,), "embeddings.LayerNorm.bias": (d,)})
+    linear = lambda name, n_out, n_in: {f"{name}.weight": (n_out, n_in), f"{name}.bias": (n_out,)}  # noqa: E731
+    norm = lambda name: {f"{name}.weight": (d,), f"{name}.bias": (d,)}  # noqa: E731
+    for i in range(c.num_hidden_layers):
+        layer = f"encoder.layer.{i}"
+        for proj in ("query_proj", "key_proj", "value_proj"):
+            shapes.update(linear(f"{layer}.attention.self.{proj}", c.all_head_size, d))
+        if c.relative_attention and not c.share_att_key:
+            if "c2p" in c.pos_att_type:
+                shapes.update(linear(f"{layer}.attention.self.pos_key_proj", c.all_head_size, d))
+            if "p2c" in c.pos_att_type:
+                shapes.update(linear(f"{layer}.attention.self.pos_query_proj", c.all_head_size, d))
+        shapes.update(linear(f"{layer}.attention.output.dense", d, d))
+        shapes.update(norm(f"{layer}.attention.output.LayerNorm"))
+        shapes.update(linear(f"{layer}.intermediate.dense", c.intermediate_size, d))
+        shapes.update(linear(f"{layer}.output.dense", d, c.intermediate_size))
+        shapes.update(norm(f"{layer}.output.LayerNorm"))
+    if c.relative_attention:
+        shapes["encoder.rel_embeddings.weight"] = (2 * c.position_span, d)
+    if c.rel_layer_norm:  # transformers creates it even without relative attention (then unused)
+        shapes.update(norm("encoder.LayerNorm"))
+    if c.conv_kernel_size > 0:
+        shapes["encoder.conv.conv.weight"] = (d, d // c.conv_groups, c.conv_kernel_size)
+        shapes["encoder.conv.conv.bias"] = (d,)
+        shapes.update(norm("encoder.conv.LayerNorm"))
+    return shapes
+
+
+def init_params(shapes, config, seed, dtype):
+    """transformers' initialisation: weights ~ N(0, initializer_range), biases 0, LayerNorm 1 and 0,
+    and the [PAD] row of the word embeddings 0."""
+    rng = np.random.default_rng(seed)
+    params = {}
+    for name, shape in shapes.items():
+        if name.endswith("LayerNorm.weight"):
+            params[name] = np.ones(shape, dtype=dtype)
+        elif name.endswith("bias"):
+            params[name] = np.zeros(shape, dtype=dtype)
+        else:
+            params[name] = rng.normal(0.0, config.initializer_range, size=shape).astype(dtype)
+        if name.endswith("word_embeddings.weight") and config.pad_token_id is not None:
+            params[name][config.pad_token_id] = 0
+    return params
+
+
+class DebertaV2PreTrainedModel:
+    """Parameters, loading, saving and the backbone forward/backward shared by every DeBERTa class.
+
+    ``base`` is the name prefix of the backbone ("deberta" in the task models, "" in DebertaV2Model).
+    """
+
+    base = "deberta"
+    tied = {}  # name of a tied copy in checkpoints -> name of the parameter it copies
+
+    def __init__(self, config, seed=0, dtype=np.float32, params=None):
+        self.config = config
+        self.dtype = np.dtype(dtype)
+        self.params = init_params(self.param_shapes(config), config, seed, self.dtype) if params is None else params
+        self.unexpected = {}  # arrays a checkpoint held that this class does not use
+        self.training, self.rng, self._cache = False, None, None
+
+    # ---- parameters ----
+    @classmethod
+    def _name(cls, local):
+        return f"{cls.base}.{local}" if cls.base else local
+
+    @classmethod
+    def head_shapes(cls, config):
+        return {}
+
+    @classmethod
+    def param_shapes(cls, config):
+        """Name -> shape of every parameter this class has for ``config``."""
+        shapes = {cls._name(k): v for k, v in backbone_shapes(config).items()}
+        shapes.update(cls.head_shapes(config))
+        return shapes
+
+    def num_parameters(self):
+        return int(sum(a.size for a in self.params.values()))
+
+    def train(self, seed=None):
+        """Training mode: dropout on, drawn from a generator seeded with ``seed``."""
+        self.training, self.rng = True, np.random.default_rng(seed)
+        return self
+
+    def eval(self):
+        self.training, self.rng = False, None
+        return self
+
+    # ---- reading and writing checkpoints ----
+    @classmethod
+    def from_pretrained(cls, path, dtype=np.float32, config=None):
+        """Load ``config.json`` and the weights (safetensors or PyTorch .bin, HF or Microsoft names)
+        from a folder; arrays are converted to ``dtype`` (float16 checkpoints included)."""
+        path = Path(path)
+        if not path.is_dir():
+            raise FileNotFoundError(f"{path} is not a folder; from_pretrained needs a folder with config.json "
+                                    "and model.safetensors or pytorch_model.bin")
+        config = DebertaV2Config.from_pretrained(path) if config is None else config
+        state = weights.load_state_dict(path)
+        return cls.from_state_dict(config, state, dtype)
+
+    @classmethod
+    def from_state_dict(cls, config, state, dtype=np.float32):
+        """A model of ``config`` holding the arrays of ``state`` (name -> array), converted to ``dtype``."""
+        config = cls.adapt_config(config, state)
+        shapes = cls.param_shapes(config)
+        state = weights.to_hf_names(state, set(shapes) | set(cls.tied))
+        params, unexpected = weights.match_state_dict(shapes, state, cls.tied)
+        model = cls(config, dtype=dtype, params={k: v.astype(dtype) for k, v in params.items()})
+        model.unexpected = {k: state[k] for k in unexpected}
+        if unexpected:
+            warnings.warn(f"{cls.__name__} does not use {len(unexpected)} arrays of the checkpoint "
+                          f"(kept in model.unexpected): {', '.join(sorted(unexpected)[:8])}"
+                          + (" ..." if len(unexpected) > 8 else ""), stacklevel=3)
+        return model
+
+    @classmethod
+    def adapt_config(cls, config, state):
+        """Hook for classes whose head is chosen by what the checkpoint holds."""
+        return config
+
+    def save_pretrained(self, folder):
+        """Write ``config.json`` and ``model.safetensors`` (loadable by transformers)."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.config.save_pretrained(folder)
+        weights.save_safetensors(self.params, folder / "model.safetensors")
+
+    # ---- forward and backward of the backbone ----
+    def encode(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
+               inputs_embeds=None, output_attentions=False):
+        """Embeddings + encoder. Returns ``(hidden_states, attentions), cache``."""
+        x = prepare_inputs(self.config, self.dtype, input_ids, attention_mask, token_type_ids,
+                           position_ids, inputs_embeds)
+        keep = _grad["enabled"]
+        e, emb_cache = embeddings.forward(subtree(self.params, self._name("embeddings")), x.input_ids,
+                                          x.token_type_ids, x.position_ids, encoder.attention_masks(x.attention_mask)[1],
+                                          self.config, x.inputs_embeds, self.rng)
+        (states, attentions), enc_cache = encoder.forward(subtree(self.params, self._name("encoder")), e,
+                                                          x.attention_mask, self.config, output_attentions,
+                                                          keep_cache=keep, rng=self.rng)
+        cache = (emb_cache, enc_cache, inputs_embeds is not None) if keep else None
+        return (states, attentions), cache
+
+    def encode_backward(self, dstates, cache):
+        """dstates: gradient of each hidden state (L+1 entries, None for none) -> Gradients."""
+        emb_cache, enc_cache, had_embeds = cache
+        dx, enc_grads = encoder.backward(subtree(self.params, self._name("encoder")), dstates, enc_cache)
+        dembeds, emb_grads = embeddings.backward(subtree(self.params, self._name("embeddings")), dx, emb_cache)
+        grads = Gradients(prefixed(enc_grads, self._name("encoder")))
+        add_grads(grads, prefixed(emb_grads, self._name("embeddings")))
+        grads.inputs_embeds = dembeds if had_embeds else None
+        return grads
+
+    def outputs(self, states, attentions, output_hidden_states, output_attentions, **fields):
+        out = ModelOutput(fields)
+        if output_hidden_states:
+            out["hidden_states"] = tuple(states)
+        if output_attentions:
+            out["attentions"] = tuple(attentions)
+        return out
+
+    def remember(self, cache):
+        """Keep a forward's cache for one ``backward()`` (none under no_grad)."""
+        self._cache = cache if _grad["enabled"] else None
+
+    def take_cache(self):
+        if self._cache is None:
+            raise RuntimeError("backward() needs the cache of a forward: call the model first (outside "
+                               "no_grad()); each forward allows one backward")
+        cache, self._cache = self._cache, None
+        return cache
+
+    def complete(self, grads):
+        """Give every parameter a gradient (zeros for those the forward did not use), in params order."""
+        complete = Gradients({k: grads[k] if k in grads else np.zeros_like(v) for k, v in self.params.items()})
+        complete.inputs_embeds = grads.inputs_embeds
+        return complete
+
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
+
+
+class DebertaV2Model(DebertaV2PreTrainedModel):
+    """The bare encoder: ``last_hidden_state`` (B, N, hidden_size)."""
+
+    base = ""
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
+                inputs_embeds=None, output_hidden_states=False, output_attentions=False):
+        (states, attentions), cache = self.encode(input_ids, attention_mask, token_type_ids, position_ids,
+                                                  inputs_embeds, output_attentions)
+        self.remember((cache, len(states)))
+        return self.outputs(states, attentions, output_hidden_states, output_attentions,
+                            last_hidden_state=states[-1])
+
+    def backward(self, d_output):
+        """d_output: d(something)/d(last_hidden_state), (B, N, hidden_size)."""
+        cache, n_states = self.take_cache()
+        return self.complete(self.encode_backward([None] * (n_states - 1) + [d_output], cache))

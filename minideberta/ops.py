@@ -1,0 +1,204 @@
+"""The elementary operations of DeBERTa, each a forward/backward pair.
+
+    y, cache = op_forward(p, x, ...)        dx, grads = op_backward(p, dy, cache)   (with parameters)
+    y, cache = op_forward(x, ...)           dx = op_backward(dy, cache)             (without)
+
+``p`` holds the operation's own arrays under the names torch gives them (``weight``, ``bias``),
+and ``cache`` holds exactly what the backward needs. Every function takes its array module from
+its inputs, so the code runs unchanged on CuPy. Nothing here changes a dtype.
+"""
+import math
+
+from .backend import get_xp, special
+
+
+def subtree(p, prefix):
+    """The entries of ``p`` under ``prefix.``, with the prefix removed: the parameters of one part."""
+    prefix = prefix + "."
+    return {k[len(prefix):]: v for k, v in p.items() if k.startswith(prefix)}
+
+
+def prefixed(grads, prefix):
+    """``grads`` with ``prefix.`` put back in front of every name (the inverse of ``subtree``)."""
+    return {f"{prefix}.{k}": v for k, v in grads.items()}
+
+
+def add_grads(total, new):
+    """Accumulate ``new`` into ``total`` name by name (a weight used twice gets both gradients)."""
+    for name, g in new.items():
+        total[name] = total[name] + g if name in total else g
+    return total
+
+
+def sum_to_shape(a, ndim):
+    """Sum the leading axes of ``a`` away until ``ndim`` axes remain (the gradient of a broadcast)."""
+    return a.sum(axis=tuple(range(a.ndim - ndim))) if a.ndim > ndim else a
+
+
+# ---- linear: y = x W^T + b, W stored (out, in) as in torch.nn.Linear ----
+def linear_forward(p, x):
+    y = x @ p["weight"].T  # (..., in) -> (..., out)
+    if "bias" in p:
+        y += p["bias"]
+    return y, x
+
+
+def linear_backward(p, dy, cache):
+    x = cache
+    dy2 = dy.reshape(-1, dy.shape[-1])  # (rows, out)
+    grads = {"weight": dy2.T @ x.reshape(-1, x.shape[-1])}  # (out, in)
+    if "bias" in p:
+        grads["bias"] = dy2.sum(axis=0)
+    return dy @ p["weight"], grads
+
+
+# ---- layer normalisation over the last axis (Ba et al. 2016), biased variance as torch ----
+def layer_norm_forward(p, x, eps):
+    xp = get_xp(x)
+    mean = x.mean(axis=-1, keepdims=True)
+    xhat = x - mean
+    rstd = 1.0 / xp.sqrt((xhat * xhat).mean(axis=-1, keepdims=True) + eps)  # (..., 1)
+    xhat *= rstd
+    y = xhat * p["weight"]
+    y += p["bias"]
+    return y, (xhat, rstd)
+
+
+def layer_norm_backward(p, dy, cache):
+    xhat, rstd = cache
+    grads = {"weight": sum_to_shape(dy * xhat, 1), "bias": sum_to_shape(dy, 1)}
+    g = dy * p["weight"]
+    # d/dx of (x - mean) * rstd: remove the components along 1 and along xhat, then scale.
+    dx = g - g.mean(axis=-1, keepdims=True) - xhat * (g * xhat).mean(axis=-1, keepdims=True)
+    dx *= rstd
+    return dx, grads
+
+
+# ---- activations: y = f(x); the cache is what f' needs ----
+def gelu_forward(x):
+    """GELU(x) = x * Phi(x) = x/2 * (1 + erf(x / sqrt 2)), the exact form (Hendrycks & Gimpel 2016)."""
+    cdf = special(get_xp(x)).erf(x * (1 / math.sqrt(2)))
+    cdf += 1
+    cdf *= 0.5
+    return x * cdf, (x, cdf)
+
+
+def gelu_backward(dy, cache):
+    xp = get_xp(dy)
+    x, cdf = cache
+    pdf = xp.exp(-0.5 * x * x) * (1 / math.sqrt(2 * math.pi))
+    return dy * (cdf + x * pdf)
+
+
+def gelu_new_forward(x):
+    """The tanh approximation 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) (transformers' gelu_new)."""
+    xp = get_xp(x)
+    t = xp.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3))
+    return 0.5 * x * (1 + t), (x, t)
+
+
+def gelu_new_backward(dy, cache):
+    x, t = cache
+    dinner = math.sqrt(2 / math.pi) * (1 + 3 * 0.044715 * x * x)
+    return dy * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * dinner)
+
+
+def tanh_forward(x):
+    y = get_xp(x).tanh(x)
+    return y, y
+
+
+def tanh_backward(dy, cache):
+    return dy * (1 - cache * cache)
+
+
+def relu_forward(x):
+    positive = x > 0
+    return x * positive, positive
+
+
+def relu_backward(dy, cache):
+    return dy * cache
+
+
+def silu_forward(x):
+    """SiLU / swish: x * sigmoid(x)."""
+    sig = 1 / (1 + get_xp(x).exp(-x))
+    return x * sig, (x, sig)
+
+
+def silu_backward(dy, cache):
+    x, sig = cache
+    return dy * sig * (1 + x * (1 - sig))
+
+
+ACTIVATION_FUNCTIONS = {
+    "gelu": (gelu_forward, gelu_backward),
+    "gelu_new": (gelu_new_forward, gelu_new_backward),
+    "tanh": (tanh_forward, tanh_backward),
+    "relu": (relu_forward, relu_backward),
+    "silu": (silu_forward, silu_backward),
+}
+
+
+def activation_forward(name, x):
+    """Apply the activation a config names (``hidden_act``, ``pooler_hidden_act``, ``conv_act``)."""
+    return ACTIVATION_FUNCTIONS[name][0](x)
+
+
+def activation_backward(name, dy, cache):
+    return ACTIVATION_FUNCTIONS[name][1](dy, cache)
+
+
+# ---- masked softmax with XSoftmax semantics ----
+def masked_softmax_forward(scores, mask):
+    """Softmax over the last axis where ``mask`` is True; masked entries are exactly 0.
+
+    DeBERTa's XSoftmax: masked scores are pushed to the dtype's lowest value before the softmax
+    and the masked probabilities are set to 0 after it, so a fully masked row (a padding query)
+    is all zeros instead of the uniform row a plain masked softmax gives. Overwrites ``scores``.
+    """
+    xp = get_xp(scores)
+    scores += xp.where(mask, 0, xp.finfo(scores.dtype).min).astype(scores.dtype)
+    scores -= scores.max(axis=-1, keepdims=True)
+    probs = xp.exp(scores, out=scores)
+    probs /= probs.sum(axis=-1, keepdims=True)
+    probs *= mask
+    return probs, probs
+
+
+def masked_softmax_backward(dprobs, cache):
+    """dS = P * (dP - sum(dP * P)); masked entries have P = 0 and so get no gradient."""
+    probs = cache
+    ds = dprobs * probs
+    ds -= probs * ds.sum(axis=-1, keepdims=True)
+    return ds
+
+
+# ---- dropout (inverted: kept units are scaled by 1/(1-rate) at training time) ----
+def dropout_forward(x, rate, rng):
+    """Zero each entry with probability ``rate``; ``rng`` None (evaluation) or rate 0 is the identity."""
+    if rng is None or rate == 0:
+        return x, None
+    keep = (rng.random(x.shape) >= rate).astype(x.dtype) * (1 / (1 - rate))
+    return x * keep, keep
+
+
+def dropout_backward(dy, cache):
+    return dy if cache is None else dy * cache
+
+
+# ---- embedding lookup; its backward is a scatter-add into the table ----
+def embedding_forward(p, ids):
+    return p["weight"][ids], ids  # (...,) -> (..., dim)
+
+
+def embedding_backward(p, dy, cache, padding_idx=None):
+    """Rows used several times add up their gradients; ``padding_idx`` gets none (as in torch)."""
+    xp = get_xp(dy)
+    ids = cache
+    dweight = xp.zeros_like(p["weight"])
+    xp.add.at(dweight, ids.reshape(-1), dy.reshape(-1, dy.shape[-1]))
+    if padding_idx is not None:
+        dweight[padding_idx] = 0
+    return {"weight": dweight}

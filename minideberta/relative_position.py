@@ -1,0 +1,68 @@
+"""Relative positions: which row of the relative-embedding table each (query, key) pair uses.
+
+DeBERTa encodes where token j sits relative to token i by the distance delta = i - j. Far
+distances share rows through log buckets (DeBERTa-v2 paper, section 5.2 of the DeBERTa repo's
+"position bucket" change; `make_log_bucket_position`): distances within +-bucket_size/2 keep
+their own row, longer ones are compressed logarithmically up to ``max_position``.
+
+Because the row depends on i - j only, the attention code never builds an (N, N) index. It
+scores each query against the 2N-1 distances N-1, ..., -(N-1) and reads the (N, N) scores off
+that table with a strided view (``rel_to_abs``), the relative-shift trick of Transformer-XL.
+Everything here is integer arithmetic: there is no backward.
+"""
+import numpy as np
+
+from .backend import get_xp
+
+
+def make_log_bucket_position(relative_pos, bucket_size, max_position):
+    """Map signed distances to signed buckets: identity for |d| <= bucket_size//2, log-spaced beyond.
+
+    Computed in float64, as Microsoft's original code does with NumPy.
+    """
+    xp = get_xp(relative_pos)
+    mid = bucket_size // 2
+    sign = xp.sign(relative_pos)
+    # Distances inside the linear zone are replaced by mid-1 only to keep the log finite; they are
+    # overwritten by the identity below.
+    abs_pos = xp.where((relative_pos < mid) & (relative_pos > -mid), mid - 1, abs(relative_pos))
+    log_pos = xp.ceil(xp.log(abs_pos / mid) / np.log((max_position - 1) / mid) * (mid - 1)) + mid
+    return xp.where(abs_pos <= mid, relative_pos, log_pos * sign).astype(xp.int64)
+
+
+def build_relative_position(query_size, key_size, bucket_size=-1, max_position=-1, xp=np):
+    """The (query_size, key_size) matrix of (bucketed) distances i - j, as transformers builds it."""
+    relative = xp.arange(query_size)[:, None] - xp.arange(key_size)[None, :]
+    if bucket_size > 0 and max_position > 0:
+        relative = make_log_bucket_position(relative, bucket_size, max_position)
+    return relative.astype(xp.int64)
+
+
+def relative_index_tables(n, config, xp=np):
+    """Rows of the relative-embedding table for the 2n-1 distances n-1, n-2, ..., -(n-1).
+
+    Returns ``(c2p_rows, p2c_rows)``, each of shape (2n-1,). Column m of the score tables stands
+    for the distance delta = n-1-m. content->position looks up row clip(bucket(delta) + k);
+    position->content, which measures the distance from the key's side, row clip(-bucket(delta) + k).
+    k is ``config.position_span``; the table has 2k rows, so the clip keeps far distances on its edges.
+    """
+    delta = xp.arange(n - 1, -n, -1)  # (2n-1,)
+    if config.position_buckets > 0:
+        delta = make_log_bucket_position(delta, config.position_buckets, config.max_relative)
+    k = config.position_span
+    return xp.clip(delta + k, 0, 2 * k - 1), xp.clip(-delta + k, 0, 2 * k - 1)
+
+
+def rel_to_abs(table):
+    """View a (..., N, 2N-1) table of scores by relative distance as (..., N, N) scores by key.
+
+    ``out[..., i, j] = table[..., i, j - i + N - 1]``: row i read along a diagonal band. No copy
+    is made, and writing into the view writes into ``table`` (the backward uses that).
+    """
+    *lead, n, width = table.shape
+    if width != 2 * n - 1:
+        raise ValueError(f"expected a (..., {n}, {2 * n - 1}) table of relative scores, got shape {table.shape}")
+    xp = get_xp(table)
+    *lead_strides, row, col = table.strides
+    return xp.lib.stride_tricks.as_strided(table[..., n - 1:], shape=(*lead, n, n),
+                                           strides=(*lead_strides, row - col, col))

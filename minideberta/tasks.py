@@ -1,0 +1,241 @@
+"""The task models: the backbone of ``model.py`` with a head from ``heads.py`` and its loss.
+
+Each class has transformers' name, parameter names, outputs and loss. ``forward`` runs the
+backbone and the head and, given labels, the loss; ``backward()`` then returns the gradient of
+that loss for every parameter, and ``backward(d_output)`` the gradient of any function of the
+outputs whose derivative you pass (d_logits, or (d_start_logits, d_end_logits) for QA).
+"""
+import numpy as np
+
+from . import heads, losses
+from .ops import add_grads, prefixed, subtree
+from .model import DebertaV2PreTrainedModel
+
+
+class TaskModel(DebertaV2PreTrainedModel):
+    """Shared forward/backward: encode, then ``head`` on the hidden states, then ``loss``."""
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
+                inputs_embeds=None, labels=None, output_hidden_states=False, output_attentions=False):
+        return self.run(dict(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
+                             position_ids=position_ids, inputs_embeds=inputs_embeds),
+                        labels, output_hidden_states, output_attentions)
+
+    def run(self, inputs, targets, output_hidden_states, output_attentions):
+        (states, attentions), cache = self.encode(**inputs, output_attentions=output_attentions)
+        fields, head_cache = self.head(states)
+        loss_cache = None
+        if targets is not None:
+            fields["loss"], loss_cache = self.loss(fields, targets)
+        self.remember((cache, len(states), head_cache, loss_cache))
+        return self.outputs(states, attentions, output_hidden_states, output_attentions, **fields)
+
+    def backward(self, d_output=None):
+        """Gradients of the loss (no argument) or of the outputs whose gradient ``d_output`` is."""
+        cache, n_states, head_cache, loss_cache = self.take_cache()
+        if d_output is None:
+            if loss_cache is None:
+                raise ValueError("backward() with no argument differentiates the loss: pass labels to the "
+                                 "forward, or pass the gradient of the outputs to backward(d_output)")
+            d_output = self.loss_backward(loss_cache)
+        dlast, head_grads = self.head_backward(d_output, head_cache)
+        grads = self.encode_backward([None] * (n_states - 1) + [dlast], cache)
+        return self.complete(add_grads(grads, head_grads))
+
+
+def per_token_loss(logits, labels):
+    """Cross-entropy of (B, N, C) logits against (B, N) labels, -100 ignored (token tasks, masked LM)."""
+    labels = np.asarray(labels)
+    if labels.shape != logits.shape[:-1]:
+        raise ValueError(f"labels have shape {labels.shape}; this head needs one label per token, shape "
+                         f"{logits.shape[:-1]} (-100 where there is nothing to predict)")
+    loss, cache = losses.cross_entropy_forward(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
+    return loss, (cache, logits.shape)
+
+
+def per_token_loss_backward(cache):
+    ce_cache, shape = cache
+    return losses.cross_entropy_backward(1.0, ce_cache).reshape(shape)
+
+
+def classification_loss(logits, labels, config):
+    """transformers' DebertaV2ForSequenceClassification loss, chosen by problem_type and labels."""
+    xp = np
+    labels = xp.asarray(labels)
+    problem = config.problem_type
+    if problem is None:
+        if config.num_labels == 1:
+            problem = "regression"
+        elif labels.ndim == 1 or labels.shape[-1] == 1:
+            # transformers' default for DeBERTa counts only labels >= 0: negative labels are ignored.
+            labels = losses.check_class_labels(labels.reshape(-1), config.num_labels, ignore_index="negative")
+            loss, cache = losses.cross_entropy_forward(logits, xp.where(labels >= 0, labels, -100))
+            return loss, ("ce", cache)
+        else:
+            loss, cache = losses.soft_cross_entropy_forward(logits, labels.astype(logits.dtype))
+            return loss, ("soft", cache)
+    if problem == "regression":
+        if labels.dtype.kind != "f":
+            raise ValueError(f"regression labels must be floating point, got dtype {labels.dtype}")
+        loss, cache = losses.mse_forward(logits.reshape(labels.shape) if config.num_labels == 1 else logits,
+                                         labels.astype(logits.dtype))
+        return loss, ("mse", cache, logits.shape)
+    if problem == "single_label_classification":
+        loss, cache = losses.cross_entropy_forward(logits, labels.reshape(-1))
+        return loss, ("ce", cache)
+    loss, cache = losses.bce_with_logits_forward(logits, labels.astype(logits.dtype))
+    return loss, ("bce", cache)
+
+
+def classification_loss_backward(cache):
+    kind = cache[0]
+    if kind == "ce":
+        return losses.cross_entropy_backward(1.0, cache[1])
+    if kind == "soft":
+        return losses.soft_cross_entropy_backward(1.0, cache[1])
+    if kind == "mse":
+        return losses.mse_backward(1.0, cache[1]).reshape(cache[2])
+    return losses.bce_with_logits_backward(1.0, cache[1])
+
+
+class DebertaV2ForSequenceClassification(TaskModel):
+    """[CLS] -> ContextPooler -> dropout -> classifier: ``logits`` (B, num_labels). One label means
+    regression (MSE); otherwise ``problem_type`` and the labels' shape choose the loss, as in transformers."""
+
+    @classmethod
+    def head_shapes(cls, config):
+        p = config.pooler_hidden_size
+        return {"pooler.dense.weight": (p, p), "pooler.dense.bias": (p,),
+                "classifier.weight": (config.num_labels, p), "classifier.bias": (config.num_labels,)}
+
+    def classifier_dropout(self):
+        c = self.config
+        return c.hidden_dropout_prob if c.cls_dropout is None else c.cls_dropout
+
+    def head(self, states):
+        pooled, pool_cache = heads.pooler_forward(subtree(self.params, "pooler"), states[-1], self.config, self.rng)
+        logits, cls_cache = heads.classifier_forward(subtree(self.params, "classifier"), pooled,
+                                                     self.classifier_dropout(), self.rng)
+        return {"logits": logits}, (pool_cache, cls_cache)
+
+    def head_backward(self, dlogits, cache):
+        pool_cache, cls_cache = cache
+        dpooled, g_cls = heads.classifier_backward(subtree(self.params, "classifier"), dlogits, cls_cache)
+        dlast, g_pool = heads.pooler_backward(subtree(self.params, "pooler"), dpooled, pool_cache)
+        return dlast, {**prefixed(g_cls, "classifier"), **prefixed(g_pool, "pooler")}
+
+    def loss(self, fields, labels):
+        return classification_loss(fields["logits"], labels, self.config)
+
+    def loss_backward(self, cache):
+        return classification_loss_backward(cache)
+
+
+class DebertaV2ForMultipleChoice(DebertaV2ForSequenceClassification):
+    """Each (prompt, choice) pair is encoded on its own; the pooled [CLS] scores it:
+    inputs (B, C, N) -> ``logits`` (B, C); loss: cross-entropy over the C choices."""
+
+    @classmethod
+    def head_shapes(cls, config):
+        p = config.pooler_hidden_size
+        return {"pooler.dense.weight": (p, p), "pooler.dense.bias": (p,),
+                "classifier.weight": (1, p), "classifier.bias": (1,)}
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
+                inputs_embeds=None, labels=None, output_hidden_states=False, output_attentions=False):
+        grouped = input_ids if input_ids is not None else inputs_embeds
+        if grouped is None or np.ndim(grouped) != (3 if input_ids is not None else 4):
+            raise ValueError("multiple choice takes input_ids of shape (batch, num_choices, length) "
+                             "(or inputs_embeds (batch, num_choices, length, dim))")
+        self.num_choices = np.shape(grouped)[1]
+        flat = lambda a: None if a is None else np.reshape(a, (-1,) + np.shape(a)[2:])  # noqa: E731
+        inputs = dict(input_ids=flat(input_ids), attention_mask=flat(attention_mask),
+                      token_type_ids=flat(token_type_ids), position_ids=flat(position_ids),
+                      inputs_embeds=flat(inputs_embeds))
+        return self.run(inputs, labels, output_hidden_states, output_attentions)
+
+    def head(self, states):
+        fields, cache = super().head(states)
+        return {"logits": fields["logits"].reshape(-1, self.num_choices)}, cache  # (B*C, 1) -> (B, C)
+
+    def head_backward(self, dlogits, cache):
+        return super().head_backward(dlogits.reshape(-1, 1), cache)
+
+    def loss(self, fields, labels):
+        labels = np.asarray(labels).reshape(-1)
+        return losses.cross_entropy_forward(fields["logits"], labels)
+
+    def loss_backward(self, cache):
+        return losses.cross_entropy_backward(1.0, cache)
+
+
+class DebertaV2ForTokenClassification(TaskModel):
+    """dropout -> classifier on every token: ``logits`` (B, N, num_labels); labels (B, N), -100 ignored."""
+
+    @classmethod
+    def head_shapes(cls, config):
+        return {"classifier.weight": (config.num_labels, config.hidden_size), "classifier.bias": (config.num_labels,)}
+
+    def head(self, states):
+        logits, cache = heads.classifier_forward(subtree(self.params, "classifier"), states[-1],
+                                                 self.config.hidden_dropout_prob, self.rng)
+        return {"logits": logits}, cache
+
+    def head_backward(self, dlogits, cache):
+        dlast, grads = heads.classifier_backward(subtree(self.params, "classifier"), dlogits, cache)
+        return dlast, prefixed(grads, "classifier")
+
+    def loss(self, fields, labels):
+        return per_token_loss(fields["logits"], labels)
+
+    def loss_backward(self, cache):
+        return per_token_loss_backward(cache)
+
+
+class DebertaV2ForQuestionAnswering(TaskModel):
+    """A span head: ``qa_outputs`` gives each token a start and an end score, ``start_logits`` and
+    ``end_logits`` (B, N). Loss: the mean of the start and end cross-entropies; a position >= N (a
+    span cut off by truncation) is ignored, as in transformers."""
+
+    @classmethod
+    def head_shapes(cls, config):
+        if config.num_labels != 2:
+            raise ValueError(f"question answering needs num_labels=2 (start and end), the config has {config.num_labels}")
+        return {"qa_outputs.weight": (2, config.hidden_size), "qa_outputs.bias": (2,)}
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
+                inputs_embeds=None, start_positions=None, end_positions=None, output_hidden_states=False,
+                output_attentions=False):
+        if (start_positions is None) != (end_positions is None):
+            raise ValueError("give both start_positions and end_positions, or neither")
+        targets = None if start_positions is None else (start_positions, end_positions)
+        return self.run(dict(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
+                             position_ids=position_ids, inputs_embeds=inputs_embeds),
+                        targets, output_hidden_states, output_attentions)
+
+    def head(self, states):
+        logits, cache = heads.classifier_forward(subtree(self.params, "qa_outputs"), states[-1], 0.0)  # (B, N, 2)
+        return {"start_logits": logits[..., 0], "end_logits": logits[..., 1]}, cache
+
+    def head_backward(self, d_output, cache):
+        xp = np
+        dlogits = xp.stack(d_output, axis=-1)  # (B, N, 2)
+        dlast, grads = heads.classifier_backward(subtree(self.params, "qa_outputs"), dlogits, cache)
+        return dlast, prefixed(grads, "qa_outputs")
+
+    def loss(self, fields, targets):
+        n = fields["start_logits"].shape[1]
+        caches, total = [], 0
+        for name, positions, logits in zip(("start_positions", "end_positions"), targets,
+                                           (fields["start_logits"], fields["end_logits"])):
+            positions = np.asarray(positions).reshape(-1)
+            if positions.shape[0] != logits.shape[0]:
+                raise ValueError(f"{name} has {positions.shape[0]} entries for a batch of {logits.shape[0]}")
+            if positions.dtype.kind not in "iu" or (positions.size and positions.min() < 0):
+                raise ValueError(f"{name} must be integer token positions >= 0, got {positions}")
+            loss, cache = losses.cross_entropy_forward(logits, np.where(positions < n, positions, -100))
+            total, caches = total + loss / 2, caches + [cache]
+        return total, caches
+
+    def loss_backward(self, caches):
+        return tuple(losses.cross_entropy_backward(0.5, cache) for cache in caches)
