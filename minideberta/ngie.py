@@ -53,8 +53,8 @@ def forward(p, embeddings, layer0_output, input_mask, config, rng=None):
     out *= mask
     out, drop_cache = dropout_forward(out, config.hidden_dropout_prob, rng)
     out, act_cache = activation_forward(config.conv_act, out)
-    out += layer0_output
-    y, ln_cache = layer_norm_forward(subtree(p, "LayerNorm"), out, config.layer_norm_eps)
+    # Not in place: some activations (tanh) keep their output as their cache.
+    y, ln_cache = layer_norm_forward(subtree(p, "LayerNorm"), out + layer0_output, config.layer_norm_eps)
     y *= mask
     return y, (config.conv_act, mask, conv_cache, drop_cache, act_cache, ln_cache)
 
