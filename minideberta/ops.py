@@ -37,7 +37,8 @@ def sum_to_shape(a, ndim):
 
 # ---- linear: y = x W^T + b, W stored (out, in) as in torch.nn.Linear ----
 def linear_forward(p, x):
-    y = x @ p["weight"].T  # (..., in) -> (..., out)
+    # One 2-D matrix product for all rows: faster than a batch of (N, in) products.
+    y = (x.reshape(-1, x.shape[-1]) @ p["weight"].T).reshape(*x.shape[:-1], -1)  # (..., in) -> (..., out)
     if "bias" in p:
         y += p["bias"]
     return y, x
@@ -49,7 +50,7 @@ def linear_backward(p, dy, cache):
     grads = {"weight": dy2.T @ x.reshape(-1, x.shape[-1])}  # (out, in)
     if "bias" in p:
         grads["bias"] = dy2.sum(axis=0)
-    return dy @ p["weight"], grads
+    return (dy2 @ p["weight"]).reshape(*dy.shape[:-1], -1), grads
 
 
 # ---- layer normalisation over the last axis (Ba et al. 2016), biased variance as torch ----
