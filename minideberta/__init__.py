@@ -6,11 +6,11 @@ Read the files in this order: ops -> embeddings -> relative_position -> attentio
 from .config import DebertaV2Config
 from .masked_lm import DebertaV2ForMaskedLM
 from .model import DebertaV2Model, DebertaV2PreTrainedModel, ModelOutput, no_grad
-from .tasks import (DebertaV2ForMultipleChoice, DebertaV2ForQuestionAnswering, DebertaV2ForSequenceClassification,
-                    DebertaV2ForTokenClassification)
+from .tasks import (DebertaV2ForMultipleChoice, DebertaV2ForQuestionAnswering, DebertaV2ForReplacedTokenDetection,
+                    DebertaV2ForSequenceClassification, DebertaV2ForTokenClassification)
 
 __all__ = [
     "DebertaV2Config", "DebertaV2Model", "DebertaV2PreTrainedModel", "DebertaV2ForMaskedLM",
     "DebertaV2ForSequenceClassification", "DebertaV2ForTokenClassification", "DebertaV2ForQuestionAnswering",
-    "DebertaV2ForMultipleChoice", "ModelOutput", "no_grad",
+    "DebertaV2ForMultipleChoice", "DebertaV2ForReplacedTokenDetection", "ModelOutput", "no_grad",
 ]

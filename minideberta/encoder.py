@@ -133,6 +133,8 @@ def backward(p, dhidden_states, cache):
     config, layer_caches, conv_cache, rel_ln_cache = cache
     grads, dtable = {}, None
     d = dhidden_states[-1]
+    if d is None:  # the loss used an earlier layer only (the Enhanced Mask Decoder reads layer L-1)
+        d = get_xp(dhidden_states[-2]).zeros_like(dhidden_states[-2])
     for i in reversed(range(config.num_hidden_layers)):
         d_conv_in = None
         if i == 0 and conv_cache is not None:

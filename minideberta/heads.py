@@ -8,6 +8,9 @@
   transformers' "legacy" head calls these ``cls.predictions.{transform.dense, transform.LayerNorm,
   bias}``; Microsoft's (and transformers' ``legacy=False``) ``lm_predictions.lm_head.{dense,
   LayerNorm, bias}``. The model renames one onto the other before calling this file.
+- ``rtd_head``: DeBERTa-v3's replaced-token-detection discriminator (``mask_predictions.*``,
+  Microsoft's LMMaskPredictionHead): each token's state plus the [CLS] state -> LayerNorm ->
+  dense -> activation -> one logit, "was this token replaced by the generator?".
 """
 from .backend import get_xp
 from .ops import (activation_backward, activation_forward, dropout_backward, dropout_forward,
@@ -65,3 +68,22 @@ def mlm_head_backward(p, dlogits, cache):
     grads.update(prefixed(g_ln, "LayerNorm"))
     grads.update(prefixed(g_dense, "dense"))
     return (dhidden, dword), grads
+
+
+def rtd_head_forward(p, hidden, config):
+    """p: ``mask_predictions.*``; hidden (B, N, D) -> logits (B, N)."""
+    h, ln_cache = layer_norm_forward(subtree(p, "LayerNorm"), hidden + hidden[:, :1], config.layer_norm_eps)
+    h, dense_cache = linear_forward(subtree(p, "dense"), h)
+    h, act_cache = activation_forward(config.hidden_act, h)
+    logits, cls_cache = linear_forward(subtree(p, "classifier"), h)  # (B, N, 1)
+    return logits[..., 0], (config.hidden_act, ln_cache, dense_cache, act_cache, cls_cache)
+
+
+def rtd_head_backward(p, dlogits, cache):
+    act, ln_cache, dense_cache, act_cache, cls_cache = cache
+    dh, g_cls = linear_backward(subtree(p, "classifier"), dlogits[..., None], cls_cache)
+    dh, g_dense = linear_backward(subtree(p, "dense"), activation_backward(act, dh, act_cache), dense_cache)
+    dsum, g_ln = layer_norm_backward(subtree(p, "LayerNorm"), dh, ln_cache)
+    dhidden = dsum.copy()
+    dhidden[:, 0] += dsum.sum(axis=1)  # the [CLS] state was added to every position
+    return dhidden, {**prefixed(g_cls, "classifier"), **prefixed(g_dense, "dense"), **prefixed(g_ln, "LayerNorm")}

@@ -7,7 +7,12 @@ Two heads with the same computation (``heads.mlm_head_*``) and different names e
   hold (transformers uses it with ``legacy=False``).
 ``from_pretrained`` picks the head the checkpoint holds. Both decode with the word-embedding
 table (tied weights), so that table gets gradient from the input lookup and from the decoder.
+
+With Microsoft's head the model also keeps Microsoft's absolute position table
+(``deberta.embeddings.position_embeddings.weight``, which transformers drops for v3 models)
+and decodes through the Enhanced Mask Decoder (``emd.py``) as the checkpoint was trained.
 """
+from . import emd as enhanced_mask_decoder
 from . import heads
 from .ops import add_grads, prefixed, subtree
 from .tasks import TaskModel, per_token_loss, per_token_loss_backward
@@ -18,8 +23,16 @@ MICROSOFT_NAMES = {"dense": "lm_predictions.lm_head.dense", "LayerNorm": "lm_pre
                    "bias": "lm_predictions.lm_head.bias"}
 
 
+POSITIONS = "deberta.embeddings.position_embeddings.weight"
+
+
 class DebertaV2ForMaskedLM(TaskModel):
-    """``logits`` (B, N, vocab_size); labels (B, N) with -100 on positions not to predict."""
+    """``logits`` (B, N, vocab_size); labels (B, N) with -100 on positions not to predict.
+
+    ``forward(..., emd=None)``: None decodes as the checkpoint was trained (the Enhanced Mask
+    Decoder with Microsoft's head and its position table, the plain last layer otherwise);
+    True/False force it.
+    """
 
     tied = {"cls.predictions.decoder.weight": "deberta.embeddings.word_embeddings.weight",
             "cls.predictions.decoder.bias": "cls.predictions.bias"}
@@ -40,6 +53,14 @@ class DebertaV2ForMaskedLM(TaskModel):
                 names["bias"]: (config.vocab_size,)}
 
     @classmethod
+    def optional_shapes(cls, config):
+        """Microsoft's checkpoints keep the absolute position table for EMD even when the input
+        does not use it; transformers' layout (and a fresh model) lacks it, and then EMD is off."""
+        if config.position_biased_input:
+            return {}
+        return {POSITIONS: (config.max_position_embeddings, config.embedding_size)}
+
+    @classmethod
     def adapt_config(cls, config, state):
         """Use the head the checkpoint holds: Microsoft's if it has ``lm_predictions.*`` arrays."""
         has_microsoft = any(k.startswith("lm_predictions.") for k in state)
@@ -55,18 +76,47 @@ class DebertaV2ForMaskedLM(TaskModel):
         p["bias"] = self.params[names["bias"]]
         return p
 
-    def head(self, states):
-        logits, cache = heads.mlm_head_forward(self.head_params(), states[-1],
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
+                inputs_embeds=None, labels=None, output_hidden_states=False, output_attentions=False, emd=None):
+        self.use_emd = self.resolve_emd(emd)
+        return super().forward(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, labels,
+                               output_hidden_states, output_attentions)
+
+    def resolve_emd(self, emd):
+        """Whether this forward decodes through the Enhanced Mask Decoder."""
+        if self.config.position_biased_input:
+            return False  # positions are in the input already: EMD is the plain last layer
+        available = POSITIONS in self.params
+        if emd is None:
+            return available and not self.config.legacy
+        if emd and not available:
+            raise ValueError(f"EMD needs the absolute position table {POSITIONS}, which this model does not hold "
+                             "(transformers drops it when it saves a v3 model); load Microsoft's checkpoint, "
+                             "or use emd=False")
+        return bool(emd)
+
+    def head(self, states, inputs):
+        emd_cache, decoded = None, states[-1]
+        if self.use_emd:
+            decoded, emd_cache = enhanced_mask_decoder.forward(subtree(self.params, "deberta"), states,
+                                                               inputs.attention_mask, inputs.position_ids,
+                                                               self.config, self.rng)
+        logits, cache = heads.mlm_head_forward(self.head_params(), decoded,
                                                self.params["deberta.embeddings.word_embeddings.weight"], self.config)
-        return {"logits": logits}, cache
+        return {"logits": logits}, (cache, emd_cache)
 
     def head_backward(self, dlogits, cache):
+        head_cache, emd_cache = cache
         names = self.head_names(self.config)
-        (dlast, dword), g = heads.mlm_head_backward(self.head_params(), dlogits, cache)
+        (ddecoded, dword), g = heads.mlm_head_backward(self.head_params(), dlogits, head_cache)
         grads = {**prefixed(subtree(g, "dense"), names["dense"]), **prefixed(subtree(g, "LayerNorm"), names["LayerNorm"]),
                  names["bias"]: g["bias"]}
         add_grads(grads, {"deberta.embeddings.word_embeddings.weight": dword})
-        return dlast, grads
+        if emd_cache is None:
+            return ddecoded, grads
+        dhidden, g_emd = enhanced_mask_decoder.backward(subtree(self.params, "deberta"), ddecoded, emd_cache)
+        add_grads(grads, prefixed(g_emd, "deberta"))
+        return [None] * (self.config.num_hidden_layers - 1) + [dhidden, None], grads
 
     def loss(self, fields, labels):
         return per_token_loss(fields["logits"], labels)

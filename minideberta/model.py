@@ -115,9 +115,14 @@ class DebertaV2PreTrainedModel:
     tied = {}  # name of a tied copy in checkpoints -> name of the parameter it copies
 
     def __init__(self, config, seed=0, dtype=np.float32, params=None):
+        """A model of ``config``: random weights initialised as transformers does (from ``seed``),
+        or ``params``, a dict holding every parameter (and any of ``optional_shapes``) by name."""
         self.config = config
         self.dtype = np.dtype(dtype)
-        self.params = init_params(self.param_shapes(config), config, seed, self.dtype) if params is None else params
+        if params is None:
+            params = init_params(self.param_shapes(config), config, seed, self.dtype)
+        self.check_params(params)
+        self.params = params
         self.unexpected = {}  # arrays a checkpoint held that this class does not use
         self.training, self.rng, self._cache = False, None, None
 
@@ -131,11 +136,28 @@ class DebertaV2PreTrainedModel:
         return {}
 
     @classmethod
+    def optional_shapes(cls, config):
+        """Parameters a model may hold beyond transformers' (kept when a checkpoint has them)."""
+        return {}
+
+    @classmethod
     def param_shapes(cls, config):
         """Name -> shape of every parameter this class has for ``config``."""
         shapes = {cls._name(k): v for k, v in backbone_shapes(config).items()}
         shapes.update(cls.head_shapes(config))
         return shapes
+
+    def check_params(self, params):
+        shapes, optional = self.param_shapes(self.config), self.optional_shapes(self.config)
+        missing = sorted(set(shapes) - set(params))
+        unknown = sorted(set(params) - set(shapes) - set(optional))
+        wrong = [f"{k}: expected {shape}, got {tuple(params[k].shape)}" for k, shape in {**shapes, **optional}.items()
+                 if k in params and tuple(params[k].shape) != tuple(shape)]
+        wrong += [f"{k}: dtype {params[k].dtype}, the model computes in {self.dtype}" for k in params
+                  if params[k].dtype != self.dtype and k not in unknown]
+        if missing or unknown or wrong:
+            raise ValueError("params do not fit this model: " + "; ".join(
+                ([f"missing {missing}"] if missing else []) + ([f"unknown {unknown}"] if unknown else []) + wrong))
 
     def num_parameters(self):
         return int(sum(a.size for a in self.params.values()))
@@ -167,7 +189,9 @@ class DebertaV2PreTrainedModel:
         """A model of ``config`` holding the arrays of ``state`` (name -> array), converted to ``dtype``."""
         config = cls.adapt_config(config, state)
         shapes = cls.param_shapes(config)
-        state = weights.to_hf_names(state, set(shapes) | set(cls.tied))
+        optional = cls.optional_shapes(config)
+        state = weights.to_hf_names(state, set(shapes) | set(optional) | set(cls.tied))
+        shapes.update({k: v for k, v in optional.items() if k in state})
         params, unexpected = weights.match_state_dict(shapes, state, cls.tied)
         model = cls(config, dtype=dtype, params={k: v.astype(dtype) for k, v in params.items()})
         model.unexpected = {k: state[k] for k in unexpected}
@@ -192,7 +216,8 @@ class DebertaV2PreTrainedModel:
     # ---- forward and backward of the backbone ----
     def encode(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
                inputs_embeds=None, output_attentions=False):
-        """Embeddings + encoder. Returns ``(hidden_states, attentions), cache``."""
+        """Embeddings + encoder. Returns ``(hidden_states, attentions, inputs), cache`` where
+        ``inputs`` holds the checked inputs with their defaults filled in (see ``inputs.py``)."""
         x = prepare_inputs(self.config, self.dtype, input_ids, attention_mask, token_type_ids,
                            position_ids, inputs_embeds)
         keep = _grad["enabled"]
@@ -203,7 +228,7 @@ class DebertaV2PreTrainedModel:
                                                           x.attention_mask, self.config, output_attentions,
                                                           keep_cache=keep, rng=self.rng)
         cache = (emb_cache, enc_cache, inputs_embeds is not None) if keep else None
-        return (states, attentions), cache
+        return (states, attentions, x), cache
 
     def encode_backward(self, dstates, cache):
         """dstates: gradient of each hidden state (L+1 entries, None for none) -> Gradients."""
@@ -251,8 +276,8 @@ class DebertaV2Model(DebertaV2PreTrainedModel):
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
                 inputs_embeds=None, output_hidden_states=False, output_attentions=False):
-        (states, attentions), cache = self.encode(input_ids, attention_mask, token_type_ids, position_ids,
-                                                  inputs_embeds, output_attentions)
+        (states, attentions, _), cache = self.encode(input_ids, attention_mask, token_type_ids, position_ids,
+                                                     inputs_embeds, output_attentions)
         self.remember((cache, len(states)))
         return self.outputs(states, attentions, output_hidden_states, output_attentions,
                             last_hidden_state=states[-1])

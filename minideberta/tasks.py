@@ -8,6 +8,7 @@ outputs whose derivative you pass (d_logits, or (d_start_logits, d_end_logits) f
 import numpy as np
 
 from . import heads, losses
+from .encoder import attention_masks
 from .ops import add_grads, prefixed, subtree
 from .model import DebertaV2PreTrainedModel
 
@@ -22,8 +23,8 @@ class TaskModel(DebertaV2PreTrainedModel):
                         labels, output_hidden_states, output_attentions)
 
     def run(self, inputs, targets, output_hidden_states, output_attentions):
-        (states, attentions), cache = self.encode(**inputs, output_attentions=output_attentions)
-        fields, head_cache = self.head(states)
+        (states, attentions, checked), cache = self.encode(**inputs, output_attentions=output_attentions)
+        fields, head_cache = self.head(states, checked)
         loss_cache = None
         if targets is not None:
             fields["loss"], loss_cache = self.loss(fields, targets)
@@ -38,8 +39,10 @@ class TaskModel(DebertaV2PreTrainedModel):
                 raise ValueError("backward() with no argument differentiates the loss: pass labels to the "
                                  "forward, or pass the gradient of the outputs to backward(d_output)")
             d_output = self.loss_backward(loss_cache)
-        dlast, head_grads = self.head_backward(d_output, head_cache)
-        grads = self.encode_backward([None] * (n_states - 1) + [dlast], cache)
+        dstates, head_grads = self.head_backward(d_output, head_cache)
+        if not isinstance(dstates, list):  # most heads read the last hidden state only
+            dstates = [None] * (n_states - 1) + [dstates]
+        grads = self.encode_backward(dstates, cache)
         return self.complete(add_grads(grads, head_grads))
 
 
@@ -112,7 +115,7 @@ class DebertaV2ForSequenceClassification(TaskModel):
         c = self.config
         return c.hidden_dropout_prob if c.cls_dropout is None else c.cls_dropout
 
-    def head(self, states):
+    def head(self, states, inputs):
         pooled, pool_cache = heads.pooler_forward(subtree(self.params, "pooler"), states[-1], self.config, self.rng)
         logits, cls_cache = heads.classifier_forward(subtree(self.params, "classifier"), pooled,
                                                      self.classifier_dropout(), self.rng)
@@ -154,8 +157,8 @@ class DebertaV2ForMultipleChoice(DebertaV2ForSequenceClassification):
                       inputs_embeds=flat(inputs_embeds))
         return self.run(inputs, labels, output_hidden_states, output_attentions)
 
-    def head(self, states):
-        fields, cache = super().head(states)
+    def head(self, states, inputs):
+        fields, cache = super().head(states, inputs)
         return {"logits": fields["logits"].reshape(-1, self.num_choices)}, cache  # (B*C, 1) -> (B, C)
 
     def head_backward(self, dlogits, cache):
@@ -176,7 +179,7 @@ class DebertaV2ForTokenClassification(TaskModel):
     def head_shapes(cls, config):
         return {"classifier.weight": (config.num_labels, config.hidden_size), "classifier.bias": (config.num_labels,)}
 
-    def head(self, states):
+    def head(self, states, inputs):
         logits, cache = heads.classifier_forward(subtree(self.params, "classifier"), states[-1],
                                                  self.config.hidden_dropout_prob, self.rng)
         return {"logits": logits}, cache
@@ -213,7 +216,7 @@ class DebertaV2ForQuestionAnswering(TaskModel):
                              position_ids=position_ids, inputs_embeds=inputs_embeds),
                         targets, output_hidden_states, output_attentions)
 
-    def head(self, states):
+    def head(self, states, inputs):
         logits, cache = heads.classifier_forward(subtree(self.params, "qa_outputs"), states[-1], 0.0)  # (B, N, 2)
         return {"start_logits": logits[..., 0], "end_logits": logits[..., 1]}, cache
 
@@ -239,3 +242,44 @@ class DebertaV2ForQuestionAnswering(TaskModel):
 
     def loss_backward(self, caches):
         return tuple(losses.cross_entropy_backward(0.5, cache) for cache in caches)
+
+
+class DebertaV2ForReplacedTokenDetection(TaskModel):
+    """DeBERTa-v3's discriminator (ELECTRA-style pre-training): ``logits`` (B, N), one per token,
+    positive when the token looks replaced. Labels (B, N): 1 replaced, 0 original; the loss is
+    the mean binary cross-entropy over real tokens (attention_mask), as Microsoft's
+    ReplacedTokenDetectionModel computes it. transformers has no such class."""
+
+    @classmethod
+    def head_shapes(cls, config):
+        d = config.hidden_size
+        return {"mask_predictions.dense.weight": (d, d), "mask_predictions.dense.bias": (d,),
+                "mask_predictions.LayerNorm.weight": (d,), "mask_predictions.LayerNorm.bias": (d,),
+                "mask_predictions.classifier.weight": (1, d), "mask_predictions.classifier.bias": (1,)}
+
+    def head(self, states, inputs):
+        logits, cache = heads.rtd_head_forward(subtree(self.params, "mask_predictions"), states[-1], self.config)
+        self.real_tokens = attention_masks(inputs.attention_mask)[1]
+        return {"logits": logits}, cache
+
+    def head_backward(self, dlogits, cache):
+        dlast, grads = heads.rtd_head_backward(subtree(self.params, "mask_predictions"), dlogits, cache)
+        return dlast, prefixed(grads, "mask_predictions")
+
+    def loss(self, fields, labels):
+        logits = fields["logits"]
+        labels = np.asarray(labels)
+        if labels.shape != logits.shape:
+            raise ValueError(f"labels have shape {labels.shape}; replaced-token detection needs one 0/1 label "
+                             f"per token, shape {logits.shape}")
+        if not np.isin(labels, (0, 1)).all():
+            raise ValueError("replaced-token labels must be 0 (original) or 1 (replaced)")
+        real = self.real_tokens
+        loss, cache = losses.bce_with_logits_forward(logits[real], labels[real].astype(logits.dtype))
+        return loss, (cache, real, logits.shape)
+
+    def loss_backward(self, cache):
+        bce_cache, real, shape = cache
+        dlogits = np.zeros(shape, dtype=bce_cache[0].dtype)
+        dlogits[real] = losses.bce_with_logits_backward(1.0, bce_cache)
+        return dlogits

@@ -1,0 +1,60 @@
+"""The Enhanced Mask Decoder (DeBERTa paper, section 3.2).
+
+Relative attention alone cannot tell "a new [store] opened beside the new mall" from the same
+words at other absolute positions, so DeBERTa adds absolute positions just before decoding
+masked tokens. With ``position_biased_input`` false (every official v2/v3 model):
+
+    H = output of the second-to-last encoder layer         (keys and values)
+    q = H + position_embeddings[position_ids]              (the raw table, no LayerNorm)
+    q = last_layer(H, queries=q); q = last_layer(H, queries=q)
+
+and the MLM head decodes q. The last layer is applied twice with its own weights, so those
+weights get gradient from the encoder and from both passes. With ``position_biased_input``
+true the positions are already in the input and the decoder is the plain last layer.
+This is Microsoft's ``EnhancedMaskDecoder`` (DeBERTa/apps/models/masked_language_model.py);
+transformers does not implement it.
+"""
+from .encoder import (attention_masks, layer_backward, layer_forward, relative_embeddings_backward,
+                      relative_embeddings_forward)
+from .ops import add_grads, embedding_backward, embedding_forward, prefixed, subtree
+
+PASSES = 2
+
+
+def forward(p, states, attention_mask, position_ids, config, rng=None):
+    """p: the backbone's arrays (``embeddings.*``, ``encoder.*``); states: the encoder's hidden
+    states [embeddings, layer 1, ..., layer L]; attention_mask (B, N) or (B, N, N);
+    position_ids (B, N). Returns the decoded states (B, N, D) for the MLM head."""
+    hidden = states[-2]
+    positions, pos_cache = embedding_forward(subtree(p, "embeddings.position_embeddings"), position_ids)
+    enc = subtree(p, "encoder")
+    last = subtree(enc, f"layer.{config.num_hidden_layers - 1}")
+    mask, _ = attention_masks(attention_mask)
+    table, rel_rows, rel_ln_cache = relative_embeddings_forward(enc, config, hidden.shape[1])
+    query, caches = positions + hidden, []
+    for _ in range(PASSES):
+        query, cache = layer_forward(last, hidden, mask, config, table, rel_rows, query_states=query, rng=rng)
+        caches.append(cache)
+    return query, (config, pos_cache, rel_ln_cache, caches)
+
+
+def backward(p, dquery, cache):
+    """Returns ``dhidden, grads``: the gradient of the second-to-last hidden state, and of the last
+    layer, the relative embeddings and the position table (names relative to the backbone)."""
+    config, pos_cache, rel_ln_cache, caches = cache
+    enc = subtree(p, "encoder")
+    last_name = f"layer.{config.num_hidden_layers - 1}"
+    last = subtree(enc, last_name)
+    grads, dhidden, dtable = {}, 0, None
+    for layer_cache in reversed(caches):
+        (dkeys, dquery, drel), g = layer_backward(last, dquery, layer_cache)
+        add_grads(grads, prefixed(g, f"encoder.{last_name}"))
+        dhidden = dhidden + dkeys
+        if drel is not None:
+            dtable = drel if dtable is None else dtable + drel
+    dhidden = dhidden + dquery  # the first query was H + positions
+    g_pos = embedding_backward(subtree(p, "embeddings.position_embeddings"), dquery, pos_cache)
+    grads["embeddings.position_embeddings.weight"] = g_pos["weight"]
+    if dtable is not None:
+        add_grads(grads, prefixed(relative_embeddings_backward(enc, config, dtable, rel_ln_cache), "encoder"))
+    return dhidden, grads
