@@ -1,0 +1,711 @@
+"""DeBERTa-v2/v3's tokenizer: sentencepiece, DeBERTa's special tokens, transformers' calling surface.
+
+Text becomes model input in four steps:
+
+1. **Split.** Special-token strings written in the text (``"[MASK]"``, ``"[SEP]"``, ...)
+   become single tokens; the plain text between them is encoded on its own. With
+   ``split_by_punct=True`` every punctuation character is cut out as well, as in
+   Microsoft's original tokenizer; with ``do_lower_case=True`` plain text is lowercased.
+2. **Encode.** Each plain chunk goes through sentencepiece exactly as Microsoft's code
+   calls it: the model's own ``nmt_nfkc`` normalization and byte fallback (transformers
+   5.x rebuilds the model with NFC and no byte fallback, and so differs on full-width
+   text, ligatures, "…" and rare characters). ``minideberta.unigram`` shows the same
+   algorithm written out in Python.
+3. **Cut.** Truncation keeps ``max_length`` tokens; with ``return_overflowing_tokens``
+   the rest is not dropped but returned as more rows, sliding windows that overlap by
+   ``stride`` tokens (long-context question answering).
+4. **Lay out.** ``[CLS] A [SEP]`` or ``[CLS] A [SEP] B [SEP]``, token types 0 for the
+   first part and 1 for the second, padding with ``[PAD]`` to a common length.
+
+Offsets (``return_offsets_mapping``) are character positions in the *original*
+string. Sentencepiece reports, for each character of the normalized text, the original
+character it came from; a piece spans the original characters of all its normalized
+characters. When one original character feeds several pieces ("…" -> "." "." ".", a
+ligature split across pieces, the UTF-8 bytes of a byte-fallback character), each of
+those pieces spans that whole character, so no piece gets an empty span. A ``"▁"``
+piece's span includes the space it stands for, as in transformers.
+
+``DebertaV2Tokenizer`` encodes one chunk at a time; ``DebertaV2TokenizerFast`` hands a
+whole batch to sentencepiece's C++ thread pool. Both give identical results.
+"""
+import json
+import os
+import re
+import unicodedata
+import warnings
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import sentencepiece
+
+PAD, CLS, SEP, UNK, MASK = "[PAD]", "[CLS]", "[SEP]", "[UNK]", "[MASK]"
+VOCAB_FILE = "spm.model"
+CONFIG_FILE = "tokenizer_config.json"
+SPACE = "▁"  # sentencepiece's stand-in for a space: a piece starting with it starts a word
+
+_TRUNCATION = {True: "longest_first", "longest_first": "longest_first", "only_first": "only_first",
+               "only_second": "only_second", False: None, "do_not_truncate": None}
+_PADDING = {True: "longest", "longest": "longest", "max_length": "max_length", False: None, "do_not_pad": None}
+
+
+def _option(value, table, name):
+    """Look ``value`` up in ``table``, with an error listing the accepted values."""
+    if isinstance(value, (bool, str)) and value in table:
+        return table[value]
+    raise ValueError(f"unknown {name}={value!r}; use one of {', '.join(repr(k) for k in table)}")
+
+
+def _non_negative_int(value, name):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    if value < 0:
+        raise ValueError(f"{name}={value} must be >= 0")
+    return int(value)
+
+
+def _as_texts(text, name):
+    """``(list of str, is_batch)`` for a str or a list/tuple of str; a clear error otherwise."""
+    if isinstance(text, str):
+        return [text], False
+    if isinstance(text, (list, tuple)):
+        for i, t in enumerate(text):
+            if not isinstance(t, str):
+                raise TypeError(
+                    f"{name}[{i}] is a {type(t).__name__}; {name} must be a str or a flat list of str "
+                    f"(for pairs, pass the first texts as text= and the second texts as text_pair=)")
+        return list(text), True
+    raise TypeError(f"{name} must be a str or a list of str, not {type(text).__name__}")
+
+
+def _pair_texts(text, text_pair):
+    """``(firsts, seconds or None, is_batch)``: both a str, or both lists of one length."""
+    firsts, is_batch = _as_texts(text, "text")
+    if text_pair is None:
+        return firsts, None, is_batch
+    seconds, pair_is_batch = _as_texts(text_pair, "text_pair")
+    if pair_is_batch != is_batch or len(seconds) != len(firsts):
+        raise ValueError(f"text and text_pair must both be a str or both be lists of the same length; "
+                         f"got {len(firsts)} text(s) and {len(seconds)} text_pair(s)")
+    return firsts, seconds, is_batch
+
+
+def _check_valid_unicode(texts):
+    """Name the first text that is not valid Unicode (sentencepiece's own error does not)."""
+    for i, text in enumerate(texts):
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as error:
+            raise ValueError(f"text {i} is not valid Unicode: {text[error.start]!r} at position {error.start} "
+                             f"is a lone surrogate (decode the input with errors='replace')") from None
+
+
+def _is_punctuation(char):
+    """BERT's rule, kept by DeBERTa: ASCII symbols and every Unicode "P*" character."""
+    cp = ord(char)
+    if 33 <= cp <= 47 or 58 <= cp <= 64 or 91 <= cp <= 96 or 123 <= cp <= 126:
+        return True
+    return unicodedata.category(char).startswith("P")
+
+
+def _slide(length, window, stride, overflowing, what):
+    """``(start, stop)`` of the first ``window`` tokens, or of every window when overflowing.
+
+    Windows start ``window - stride`` tokens apart, so neighbours share ``stride``
+    tokens, and the last one reaches the end of the sequence.
+    """
+    if not overflowing:
+        return [(0, window)]
+    if stride >= window:
+        raise ValueError(f"stride={stride} must be smaller than the {window} tokens of the {what} "
+                         f"that fit in each window; use a smaller stride or a larger max_length")
+    spans, start = [], 0
+    while True:
+        spans.append((start, min(start + window, length)))
+        if start + window >= length:
+            return spans
+        start += window - stride
+
+
+def _longest_first(len_a, len_b, budget):
+    """Tokens kept of each sequence: cut the longer one down to the shorter, then both alike.
+
+    The same split as transformers' fast tokenizers: when both must be cut, the longer
+    sequence (the second, on a tie) keeps the odd token.
+    """
+    shorter = min(len_a, len_b)
+    if 2 * shorter <= budget:
+        keep_short, keep_long = shorter, budget - shorter
+    else:
+        keep_short, keep_long = budget // 2, budget - budget // 2
+    return (keep_long, keep_short) if len_a > len_b else (keep_short, keep_long)
+
+
+class _Segment(NamedTuple):
+    """A stretch ``text[start:end]``: a special token written in the text, or plain text."""
+
+    start: int
+    end: int
+    special_id: int = None
+
+
+class _Tokens(NamedTuple):
+    """One text's tokens (no [CLS]/[SEP] added) and, if asked for, their character spans."""
+
+    ids: list
+    offsets: list = None
+
+
+class _Row(NamedTuple):
+    """One output row: a window ``[start, stop)`` over each of an example's sequences."""
+
+    sample: int
+    first: _Tokens
+    first_span: tuple
+    second: _Tokens = None
+    second_span: tuple = None
+
+
+class BatchEncoding(dict):
+    """The tokenizer's output: a dict of fields that also answers per-token questions.
+
+    Fields read as ``enc["input_ids"]`` or ``enc.input_ids``. For a batch (or with
+    ``return_tensors="np"``, or with overflowing windows) each field holds one row per
+    output sequence; for a single text without those, the row itself.
+    """
+
+    def __init__(self, data, rows, lengths, with_special_tokens, is_word_start):
+        super().__init__(data)
+        self._rows = rows
+        self._lengths = lengths  # of each row, padding included
+        self._with_special_tokens = with_special_tokens
+        self._is_word_start = is_word_start
+
+    def __getattr__(self, name):
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(f"BatchEncoding has no field {name!r}; it has {list(self)}") from None
+
+    def sequence_ids(self, batch_index=0):
+        """For each token of row ``batch_index``: 0 (first text), 1 (second text) or None."""
+        row = self._rows[batch_index]
+        special = [None] if self._with_special_tokens else []
+        out = special + [0] * (row.first_span[1] - row.first_span[0]) + special
+        if row.second is not None:
+            out += [1] * (row.second_span[1] - row.second_span[0]) + special
+        return out + [None] * (self._lengths[batch_index] - len(out))
+
+    def word_ids(self, batch_index=0):
+        """For each token of row ``batch_index``: the index of its word in its text, or None.
+
+        A word starts at every piece that begins with "▁" and at every special token
+        written in the text. Indices count from 0 in each text and, in overflowing
+        windows, keep counting from the start of the text.
+        """
+        row = self._rows[batch_index]
+        words = [iter(self._words(row.first, row.first_span))]
+        if row.second is not None:
+            words.append(iter(self._words(row.second, row.second_span)))
+        return [None if sequence is None else next(words[sequence])
+                for sequence in self.sequence_ids(batch_index)]
+
+    def _words(self, tokens, span):
+        words, word = [], -1
+        for token_id in tokens.ids[:span[1]]:
+            if word < 0 or self._is_word_start[token_id]:
+                word += 1
+            words.append(word)
+        return words[span[0]:]
+
+
+class DebertaV2Tokenizer:
+    """DeBERTa-v2/v3 tokenizer over a sentencepiece model, called like transformers' tokenizers.
+
+    ``tok = DebertaV2Tokenizer("spm.model")`` or ``DebertaV2Tokenizer.from_pretrained(dir)``;
+    ``tok("Hello world")``, ``tok(questions, contexts, truncation="only_second",
+    max_length=384, stride=128, return_overflowing_tokens=True, padding=True,
+    return_tensors="np")``.
+
+    Special tokens are those of the official vocabulary: ``[PAD]`` = 0, ``[CLS]`` = 1,
+    ``[SEP]`` = 2, ``[UNK]`` = 3 are sentencepiece pieces, and ``[MASK]`` is added after
+    the last piece (128000 for v3).
+    """
+
+    def __init__(self, vocab_file, do_lower_case=False, split_by_punct=False, model_max_length=None):
+        if not isinstance(vocab_file, (str, os.PathLike)):
+            raise TypeError(f"vocab_file must be a path to a sentencepiece .model file, "
+                            f"not {type(vocab_file).__name__}")
+        self.vocab_file = Path(vocab_file)
+        self.do_lower_case = bool(do_lower_case)
+        self.split_by_punct = bool(split_by_punct)
+        if model_max_length is not None:
+            model_max_length = _non_negative_int(model_max_length, "model_max_length")
+        self.model_max_length = model_max_length  # max_length when truncating without one
+        self._sp = self._load(self.vocab_file)
+        n_pieces = self._sp.get_piece_size()
+        ids = {token: self._sp.piece_to_id(token) for token in (PAD, CLS, SEP, UNK)}
+        for token, token_id in ids.items():
+            if self._sp.id_to_piece(token_id) != token:
+                raise ValueError(f"{self.vocab_file} has no {token} piece: not a DeBERTa-v2/v3 vocabulary")
+        ids[MASK] = n_pieces
+        (self.pad_token_id, self.cls_token_id, self.sep_token_id, self.unk_token_id,
+         self.mask_token_id) = ids.values()
+        self._special_tokens = ids
+        self._special_ids = {token_id: token for token, token_id in ids.items()}
+        self._special_pattern = re.compile("|".join(re.escape(token) for token in ids))
+        self._pieces = [self._sp.id_to_piece(i) for i in range(n_pieces)] + [MASK]
+        self._is_word_start = [p.startswith(SPACE) or i in self._special_ids for i, p in enumerate(self._pieces)]
+        self._byte_values = {i: int(self._pieces[i][3:5], 16) for i in range(n_pieces) if self._sp.is_byte(i)}
+
+    @staticmethod
+    def _load(path):
+        if not path.is_file():
+            raise FileNotFoundError(f"vocabulary file {path} not found (or not a file)")
+        processor = sentencepiece.SentencePieceProcessor()
+        try:
+            processor.LoadFromFile(str(path))
+        except (RuntimeError, OSError) as error:
+            raise ValueError(f"{path} is not a sentencepiece model ({error}); "
+                             f"DeBERTa-v2/v3 need their {VOCAB_FILE}") from None
+        return processor
+
+    # ------------------------------------------------------------------ files
+
+    @classmethod
+    def from_pretrained(cls, directory, **kwargs):
+        """Load ``directory/spm.model`` and the settings of ``directory/tokenizer_config.json``.
+
+        The config is optional; of its keys, ``do_lower_case``, ``split_by_punct`` and
+        ``model_max_length`` are used, and ``kwargs`` override them.
+        """
+        directory = Path(directory)
+        if not directory.is_dir():
+            raise FileNotFoundError(f"{directory} is not a directory holding {VOCAB_FILE}")
+        settings = {}
+        config_path = directory / CONFIG_FILE
+        if config_path.is_file():
+            config = json.loads(config_path.read_text(encoding="utf-8"))
+            if config.get("vocab_type", "spm") != "spm":
+                raise ValueError(f"{config_path} says vocab_type={config['vocab_type']!r}; "
+                                 f"DeBERTa-v2/v3 use a sentencepiece ('spm') vocabulary")
+            used = ("do_lower_case", "split_by_punct", "model_max_length")
+            settings = {key: config[key] for key in used if key in config}
+        settings.update(kwargs)
+        return cls(directory / VOCAB_FILE, **settings)
+
+    def save_vocabulary(self, save_directory, filename_prefix=None):
+        """Write the sentencepiece model to ``save_directory``; return ``(path,)``."""
+        name = f"{filename_prefix}-{VOCAB_FILE}" if filename_prefix else VOCAB_FILE
+        path = Path(save_directory) / name
+        path.write_bytes(self._sp.serialized_model_proto())
+        return (str(path),)
+
+    def save_pretrained(self, save_directory):
+        """Write ``spm.model`` and ``tokenizer_config.json``, readable by ``from_pretrained``."""
+        save_directory = Path(save_directory)
+        save_directory.mkdir(parents=True, exist_ok=True)
+        config = {"do_lower_case": self.do_lower_case, "split_by_punct": self.split_by_punct, "vocab_type": "spm"}
+        if self.model_max_length is not None:
+            config["model_max_length"] = self.model_max_length
+        config_path = save_directory / CONFIG_FILE
+        config_path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+        return self.save_vocabulary(save_directory) + (str(config_path),)
+
+    # ------------------------------------------------------------- vocabulary
+
+    @property
+    def vocab_size(self):
+        """Number of sentencepiece pieces (128000 for v3); ``len(tok)`` also counts ``[MASK]``."""
+        return self._sp.get_piece_size()
+
+    def __len__(self):
+        """Number of token ids: the pieces and ``[MASK]`` (128001 for v3)."""
+        return len(self._pieces)
+
+    def get_vocab(self):
+        """``{token: id}`` for every piece and ``[MASK]``."""
+        return {piece: i for i, piece in enumerate(self._pieces)}
+
+    @property
+    def all_special_tokens(self):
+        """``["[PAD]", "[CLS]", "[SEP]", "[UNK]", "[MASK]"]``."""
+        return list(self._special_tokens)
+
+    @property
+    def all_special_ids(self):
+        """The ids of ``all_special_tokens``, in the same order."""
+        return list(self._special_tokens.values())
+
+    pad_token, cls_token, sep_token, unk_token, mask_token = PAD, CLS, SEP, UNK, MASK
+
+    def _check_ids(self, ids):
+        """``ids`` as a list of ints, each a valid token id; a clear error otherwise."""
+        if isinstance(ids, np.ndarray):
+            if ids.ndim != 1 or not np.issubdtype(ids.dtype, np.integer):
+                raise TypeError(f"expected a 1-D array of integer ids, got shape {ids.shape} of {ids.dtype}")
+            ids = ids.tolist()
+        if not isinstance(ids, (list, tuple)):
+            raise TypeError(f"expected a list of token ids, not {type(ids).__name__}")
+        for token_id in ids:
+            if isinstance(token_id, bool) or not isinstance(token_id, (int, np.integer)):
+                raise TypeError(f"token ids must be ints, got {token_id!r}")
+            if not 0 <= token_id < len(self._pieces):
+                raise ValueError(f"token id {token_id} is not in the vocabulary of {len(self._pieces)} tokens")
+        return [int(i) for i in ids]
+
+    def convert_ids_to_tokens(self, ids, skip_special_tokens=False):
+        """Token strings of ``ids`` (one id gives one string): ``[5365, 447]`` -> ``["▁Hello", "▁world"]``."""
+        if isinstance(ids, (int, np.integer)) and not isinstance(ids, bool):
+            return self._pieces[self._check_ids([ids])[0]]
+        return [self._pieces[i] for i in self._check_ids(ids)
+                if not (skip_special_tokens and i in self._special_ids)]
+
+    def convert_tokens_to_ids(self, tokens):
+        """Ids of token strings (one string gives one id); unknown strings give ``[UNK]``'s id."""
+        if isinstance(tokens, str):
+            return self.mask_token_id if tokens == MASK else self._sp.piece_to_id(tokens)
+        return [self.convert_tokens_to_ids(t) for t in tokens]
+
+    # ------------------------------------------------------- special layout
+
+    def build_inputs_with_special_tokens(self, token_ids_0, token_ids_1=None):
+        """``[CLS] A [SEP]`` or ``[CLS] A [SEP] B [SEP]``."""
+        ids = [self.cls_token_id] + list(token_ids_0) + [self.sep_token_id]
+        if token_ids_1 is not None:
+            ids += list(token_ids_1) + [self.sep_token_id]
+        return ids
+
+    def get_special_tokens_mask(self, token_ids_0, token_ids_1=None, already_has_special_tokens=False):
+        """1 where ``build_inputs_with_special_tokens`` puts a special token, 0 elsewhere.
+
+        With ``already_has_special_tokens=True``, ``token_ids_0`` is a finished sequence
+        and every special token id in it is marked.
+        """
+        if already_has_special_tokens:
+            if token_ids_1 is not None:
+                raise ValueError("with already_has_special_tokens=True pass one finished sequence, not a pair")
+            return [int(i in self._special_ids) for i in token_ids_0]
+        mask = [1] + [0] * len(token_ids_0) + [1]
+        if token_ids_1 is not None:
+            mask += [0] * len(token_ids_1) + [1]
+        return mask
+
+    def create_token_type_ids_from_sequences(self, token_ids_0, token_ids_1=None):
+        """0 for ``[CLS] A [SEP]``, 1 for ``B [SEP]``."""
+        types = [0] * (len(token_ids_0) + 2)
+        if token_ids_1 is not None:
+            types += [1] * (len(token_ids_1) + 1)
+        return types
+
+    # ------------------------------------------------------- text to tokens
+
+    def _segments(self, text):
+        """Cut ``text`` into special tokens written in it and the plain stretches between."""
+        segments, position = [], 0
+        for match in self._special_pattern.finditer(text):
+            segments += self._plain_segments(text, position, match.start())
+            segments.append(_Segment(match.start(), match.end(), self._special_tokens[match.group()]))
+            position = match.end()
+        return segments + self._plain_segments(text, position, len(text))
+
+    def _plain_segments(self, text, start, end):
+        """Segments of the plain text ``text[start:end]``: one, or one per punctuation split."""
+        if start == end:
+            return []
+        if not self.split_by_punct:
+            return [_Segment(start, end)]
+        # As Microsoft's tokenizer does: each punctuation character is encoded alone, and
+        # so is each stretch between them, whitespace included.
+        segments = []
+        for i in range(start, end):
+            if segments and not _is_punctuation(text[i]) and not _is_punctuation(text[i - 1]):
+                segments[-1] = _Segment(segments[-1].start, i + 1)
+            else:
+                segments.append(_Segment(i, i + 1))
+        return segments
+
+    def _encode_chunks(self, chunks):
+        """Sentencepiece ids of each plain-text chunk, one chunk at a time."""
+        return [self._sp.encode(chunk) for chunk in chunks]
+
+    def _tokenize_texts(self, texts, with_offsets):
+        """``_Tokens`` of each text: ids without [CLS]/[SEP], and spans if ``with_offsets``."""
+        plans = [self._segments(text) for text in texts]
+        chunks = [text[s.start:s.end] for text, plan in zip(texts, plans) for s in plan if s.special_id is None]
+        if self.do_lower_case:
+            chunks = [chunk.lower() for chunk in chunks]
+        try:
+            encoded = iter(self._encode_chunks(chunks))
+        except (TypeError, RuntimeError):  # what sentencepiece raises on a lone surrogate
+            _check_valid_unicode(texts)
+            raise
+        out = []
+        for text, plan in zip(texts, plans):
+            if len(plan) == 1 and plan[0].special_id is None and not with_offsets:
+                out.append(_Tokens(next(encoded)))  # the common case, kept short for speed
+                continue
+            ids, offsets = [], []
+            for segment in plan:
+                if segment.special_id is not None:
+                    ids.append(segment.special_id)
+                    offsets.append((segment.start, segment.end))
+                    continue
+                chunk_ids = next(encoded)
+                ids += chunk_ids
+                if with_offsets:
+                    spans = self._chunk_offsets(text[segment.start:segment.end], chunk_ids)
+                    offsets += [(segment.start + s, segment.start + e) for s, e in spans]
+            out.append(_Tokens(ids, offsets if with_offsets else None))
+        return out
+
+    def _chunk_offsets(self, chunk, ids):
+        """``(start, end)`` in ``chunk`` of the original characters behind each piece of ``ids``."""
+        text = chunk.lower() if self.do_lower_case else chunk
+        normalized, origin = self._sp.normalize(text, with_offsets=True)
+        # origin[i]: the original character that normalized character i comes from;
+        # ends[i]: where the original character(s) behind it end. Characters that one
+        # original character expands into ("…" -> "...") share its start and end.
+        ends = origin[1:]
+        for i in range(len(normalized) - 2, -1, -1):
+            if origin[i + 1] == origin[i]:
+                ends[i] = ends[i + 1]
+        spans, position = [], 0  # position: in normalized characters
+        for k, piece_id in enumerate(ids):
+            byte = self._byte_values.get(piece_id)
+            if byte is not None:
+                # A byte-fallback piece is one UTF-8 byte of one character: a lead byte
+                # moves on to the next character, and every byte spans its character.
+                if byte & 0xC0 != 0x80:
+                    position += 1
+                first, last = position - 1, position - 1
+            elif piece_id == self.unk_token_id:
+                # An unknown run (in models without byte fallback) lasts until the
+                # next piece's text begins.
+                following = self._pieces[ids[k + 1]] if k + 1 < len(ids) else None
+                stop = normalized.index(following, position + 1) if following else len(normalized)
+                first, last, position = position, stop - 1, stop
+            else:
+                stop = position + len(self._pieces[piece_id])
+                first, last, position = position, stop - 1, stop
+            spans.append((origin[first], ends[last]))
+        if len(text) != len(chunk):
+            # Lowercasing changed the length ("İ" -> "i̇"): map back to the original.
+            starts, stops = [], []
+            for i, char in enumerate(chunk):
+                n = len(char.lower())
+                starts += [i] * n
+                stops += [i + 1] * n
+            spans = [(starts[s], stops[e - 1]) for s, e in spans]
+        return spans
+
+    def tokenize(self, text):
+        """Token strings of one text, without [CLS]/[SEP]: ``"Hi [MASK]"`` -> ``["▁Hi", "[MASK]"]``."""
+        texts, is_batch = _as_texts(text, "text")
+        if is_batch:
+            raise TypeError("tokenize takes one str; call it once per text")
+        return [self._pieces[i] for i in self._tokenize_texts(texts, with_offsets=False)[0].ids]
+
+    # ------------------------------------------------------------ the call
+
+    def __call__(self, text, text_pair=None, *, add_special_tokens=True, padding=False, truncation=None,
+                 max_length=None, stride=0, return_overflowing_tokens=False, return_tensors=None,
+                 return_attention_mask=True, return_token_type_ids=True, return_special_tokens_mask=False,
+                 return_offsets_mapping=False):
+        """Encode a text, a pair, or lists of them (a batch), as transformers' tokenizers do.
+
+        - ``padding``: False / "do_not_pad", True / "longest" (to the longest row), or
+          "max_length" (to ``max_length``).
+        - ``truncation``: True / "longest_first", "only_first", "only_second", or False /
+          "do_not_truncate". Given ``max_length`` without ``truncation`` (and without
+          ``padding="max_length"``), truncates "longest_first" with a warning.
+        - ``return_overflowing_tokens``: instead of dropping what truncation cuts,
+          return it as more rows, windows overlapping by ``stride`` tokens; the
+          untruncated sequence is repeated in each (the question, in QA), and
+          ``overflow_to_sample_mapping`` says which example each row came from.
+        - ``return_tensors="np"``: int64 arrays (rows of one length are then required);
+          ``None``: lists.
+        """
+        firsts, seconds, is_batch = _pair_texts(text, text_pair)
+        if return_tensors not in (None, "np"):
+            raise ValueError(f"return_tensors={return_tensors!r}: minideberta returns NumPy arrays "
+                             f"(return_tensors='np') or lists (None)")
+        n_special = (2 if seconds is None else 3) if add_special_tokens else 0
+        padding, truncation, max_length, budget = self._strategies(padding, truncation, max_length, n_special,
+                                                                   is_pair=seconds is not None)
+        stride = _non_negative_int(stride, "stride")
+
+        tokens_a = self._tokenize_texts(firsts, return_offsets_mapping)
+        tokens_b = [None] * len(firsts)
+        if seconds is not None:
+            tokens_b = self._tokenize_texts(seconds, return_offsets_mapping)
+        rows = []
+        for sample, (a, b) in enumerate(zip(tokens_a, tokens_b)):
+            for a_span, b_span in self._windows(a, b, truncation, budget, stride, return_overflowing_tokens):
+                rows.append(_Row(sample, a, a_span, b, b_span))
+
+        columns = self._columns(rows, add_special_tokens, return_offsets_mapping)
+        if padding is not None:
+            longest = max((len(ids) for ids in columns["input_ids"]), default=0)
+            self._pad(columns, longest if padding == "longest" else max_length)
+        wanted = {"input_ids": True, "token_type_ids": return_token_type_ids,
+                  "attention_mask": return_attention_mask, "special_tokens_mask": return_special_tokens_mask,
+                  "offset_mapping": return_offsets_mapping}
+        data = {name: columns[name] for name, keep in wanted.items() if keep}
+        if return_overflowing_tokens:
+            data["overflow_to_sample_mapping"] = [row.sample for row in rows]
+        if return_tensors == "np":
+            data = {name: self._to_array(name, value) for name, value in data.items()}
+        elif not is_batch and not return_overflowing_tokens:
+            data = {name: value[0] for name, value in data.items()}
+        return BatchEncoding(data, rows, [len(ids) for ids in columns["input_ids"]], add_special_tokens,
+                             self._is_word_start)
+
+    def _strategies(self, padding, truncation, max_length, n_special, is_pair):
+        """Checked ``(padding, truncation, max_length, budget)``, with transformers' defaults.
+
+        ``budget`` is how many tokens of text a row may hold (None: no limit).
+        """
+        padding = _option(padding, _PADDING, "padding")
+        if max_length is not None:
+            max_length = _non_negative_int(max_length, "max_length")
+        if truncation is None:
+            truncation = max_length is not None and padding != "max_length"
+            if truncation:
+                warnings.warn("max_length is given without truncation: truncating 'longest_first'; "
+                              "pass truncation=True (or another strategy) to silence this", stacklevel=3)
+        truncation = _option(truncation, _TRUNCATION, "truncation")
+        if max_length is None and (truncation or padding == "max_length"):
+            max_length = self.model_max_length
+        if padding == "max_length" and max_length is None:
+            raise ValueError("padding='max_length' needs max_length (or a model_max_length)")
+        if truncation == "only_second" and not is_pair:
+            raise ValueError("truncation='only_second' truncates the second text of a pair; pass text_pair, "
+                             "or use truncation=True for single texts")
+        if not truncation or max_length is None:
+            return padding, truncation, max_length, None
+        if max_length < n_special:
+            kind = "a pair" if is_pair else "a single text"
+            raise ValueError(f"max_length={max_length} cannot hold the {n_special} special tokens of {kind}; "
+                             f"use max_length >= {n_special}")
+        return padding, truncation, max_length, max_length - n_special
+
+    def _windows(self, a, b, truncation, budget, stride, overflowing):
+        """``(first_span, second_span)`` of each row that example ``(a, b)`` gives."""
+        len_a = len(a.ids)
+        len_b = 0 if b is None else len(b.ids)
+        whole = ((0, len_a), None if b is None else (0, len_b))
+        if budget is None or len_a + len_b <= budget:
+            return [whole]
+        if b is None:
+            return [(span, None) for span in _slide(len_a, budget, stride, overflowing, "text")]
+        if truncation == "longest_first":
+            if overflowing:
+                raise ValueError("return_overflowing_tokens with a pair needs truncation='only_first' or "
+                                 "'only_second' (which sequence to slide a window over); 'longest_first' "
+                                 "cuts both")
+            keep_a, keep_b = _longest_first(len_a, len_b, budget)
+            return [((0, keep_a), (0, keep_b))]
+        kept, cut = ("second", "first") if truncation == "only_first" else ("first", "second")
+        room = budget - (len_b if truncation == "only_first" else len_a)
+        if room < 1:
+            raise ValueError(f"truncation={truncation!r} cannot fit this pair in {budget} tokens "
+                             f"(max_length minus the special tokens): the {kept} text alone has "
+                             f"{budget - room} tokens; use truncation='longest_first' or a larger max_length")
+        if truncation == "only_first":
+            return [(span, whole[1]) for span in _slide(len_a, room, stride, overflowing, cut + " text")]
+        return [(whole[0], span) for span in _slide(len_b, room, stride, overflowing, cut + " text")]
+
+    def _columns(self, rows, add_special_tokens, with_offsets):
+        """Per-row lists of every output field, before padding."""
+        columns = {name: [] for name in ("input_ids", "token_type_ids", "attention_mask",
+                                         "special_tokens_mask", "offset_mapping")}
+        cls, sep = ([self.cls_token_id], [self.sep_token_id]) if add_special_tokens else ([], [])
+        edge = [1] if add_special_tokens else []
+        for row in rows:
+            a0, a1 = row.first_span
+            ids = cls + row.first.ids[a0:a1] + sep
+            special = edge + [0] * (a1 - a0) + edge
+            offsets = None
+            if with_offsets:
+                offsets = [(0, 0)] * len(cls) + row.first.offsets[a0:a1] + [(0, 0)] * len(sep)
+            n_first = len(ids)
+            if row.second is not None:
+                b0, b1 = row.second_span
+                ids += row.second.ids[b0:b1] + sep
+                special += [0] * (b1 - b0) + edge
+                if with_offsets:
+                    offsets += row.second.offsets[b0:b1] + [(0, 0)] * len(sep)
+            columns["input_ids"].append(ids)
+            columns["token_type_ids"].append([0] * n_first + [1] * (len(ids) - n_first))
+            columns["attention_mask"].append([1] * len(ids))
+            columns["special_tokens_mask"].append(special)
+            columns["offset_mapping"].append(offsets)
+        return columns
+
+    def _pad(self, columns, target):
+        """Pad every row to ``target`` tokens (rows already longer stay as they are)."""
+        fill = {"input_ids": self.pad_token_id, "token_type_ids": 0, "attention_mask": 0,
+                "special_tokens_mask": 1, "offset_mapping": (0, 0)}
+        for i, ids in enumerate(columns["input_ids"]):
+            missing = target - len(ids)
+            if missing > 0:
+                for name, value in fill.items():
+                    if columns[name][i] is not None:
+                        columns[name][i] = columns[name][i] + [value] * missing
+
+    @staticmethod
+    def _to_array(name, rows):
+        """One output field as an int64 array: (rows, tokens), or (rows, tokens, 2) for offsets."""
+        if name == "overflow_to_sample_mapping":
+            return np.array(rows, dtype=np.int64)
+        lengths = {len(row) for row in rows}
+        if len(lengths) > 1:
+            raise ValueError(f"return_tensors='np' needs rows of one length, got lengths from {min(lengths)} to "
+                             f"{max(lengths)}; pass padding=True (or padding='max_length' with max_length)")
+        shape = (len(rows), lengths.pop() if lengths else 0) + ((2,) if name == "offset_mapping" else ())
+        return np.array(rows, dtype=np.int64).reshape(shape)
+
+    def encode(self, text, text_pair=None, add_special_tokens=True, truncation=None, max_length=None):
+        """Token ids of one text (or one pair) as a list: ``"Hello world"`` -> ``[1, 5365, 447, 2]``."""
+        if not isinstance(text, str):
+            raise TypeError(f"encode takes one str (call the tokenizer itself for a batch), "
+                            f"not {type(text).__name__}")
+        return self(text, text_pair, add_special_tokens=add_special_tokens, truncation=truncation,
+                    max_length=max_length)["input_ids"]
+
+    # ------------------------------------------------------------ decoding
+
+    def decode(self, token_ids, skip_special_tokens=False):
+        """Text of ``token_ids``; special tokens are written as themselves, set off by spaces."""
+        parts, run = [], []
+        for token_id in self._check_ids(token_ids):
+            if token_id in self._special_ids:
+                parts.append(self._sp.decode(run))
+                run = []
+                if not skip_special_tokens:
+                    parts.append(self._special_ids[token_id])
+            else:
+                run.append(token_id)
+        parts.append(self._sp.decode(run))
+        return " ".join(part for part in parts if part)
+
+    def batch_decode(self, sequences, skip_special_tokens=False):
+        """``decode`` of each sequence (rows of a 2-D array or lists)."""
+        return [self.decode(ids, skip_special_tokens) for ids in sequences]
+
+
+class DebertaV2TokenizerFast(DebertaV2Tokenizer):
+    """The same tokenizer, encoding each batch in sentencepiece's C++ thread pool.
+
+    ``num_threads=-1`` uses every core. Results are identical to ``DebertaV2Tokenizer``.
+    """
+
+    def __init__(self, vocab_file, do_lower_case=False, split_by_punct=False, model_max_length=None,
+                 num_threads=-1):
+        super().__init__(vocab_file, do_lower_case, split_by_punct, model_max_length)
+        self.num_threads = num_threads
+
+    def _encode_chunks(self, chunks):
+        """Sentencepiece ids of all chunks at once; the GIL is released while threads work."""
+        return self._sp.encode(chunks, num_threads=self.num_threads)

@@ -1,0 +1,70 @@
+"""Shared fixtures. Tokenizer: the official DeBERTa-v3 vocabulary, sentencepiece, hard texts."""
+from pathlib import Path
+
+import pytest
+
+VOCAB_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "vocab"
+VOCAB_FILE = VOCAB_DIR / "deberta-v3-spm.model"
+
+# Texts where tokenizers go wrong: the cases where transformers 5.x differs from
+# sentencepiece (full-width, ligatures, "…", rare characters), CJK, emoji, byte
+# fallback, combining characters, odd whitespace, control characters, empty strings.
+HARD_TEXTS = [
+    "Hello world! DeBERTa improves BERT and RoBERTa.",
+    "The quick brown fox jumps over the lazy dog.",
+    "I was born in 92000, and this is falsé!",
+    " \tHeLLo!how  \n Are yoU?  ",
+    "Ｆｕｌｌｗｉｄｔｈ ｔｅｘｔ and ﬁ ligature, café, naïve… “quotes” — dash",
+    "ﬃ ﬄ ﬀ œuvre Æsop ™ ① x² ½ ℃ ㍻",
+    "Wait… what…… really…",
+    "北京是中国的首都。東京は日本の首都です。서울은 한국의 수도입니다.",
+    "谛 𝔘𝔫𝔦𝔠𝔬𝔡𝔢 𓀀 \U0010fffd \ue000",
+    "I ❤️ 🤗 👩‍👩‍👧‍👦 🇫🇷!",
+    "e\u0301 a\u0308 A\u030a ｶﾞ \u0301start",
+    "a\u00a0b\u2003c\u3000d\u200be\tf\r\ng\u2028h\u00adi",
+    "\u3000\u3000lead and trail  \u00a0",
+    "A\x00B\x07C\x7f",
+    "مرحبا بالعالم שלום नमस्ते สวัสดี",
+    "a▁b ▁ ▁▁",
+    "",
+    "   ",
+    "\n",
+]
+
+
+@pytest.fixture(scope="session")
+def vocab_file():
+    """Path of ../shared/vocab/deberta-v3-spm.model; skips the test when it is absent."""
+    if not VOCAB_FILE.is_file():
+        pytest.skip(f"../shared/vocab not found: {VOCAB_FILE} (the official DeBERTa-v3 spm.model "
+                    f"the tokenizer is checked against) is missing")
+    return VOCAB_FILE
+
+
+@pytest.fixture(scope="session")
+def sp(vocab_file):
+    """The reference: sentencepiece's own processor on the official vocabulary."""
+    import sentencepiece
+
+    return sentencepiece.SentencePieceProcessor(model_file=str(vocab_file))
+
+
+@pytest.fixture(scope="session")
+def hard_texts():
+    return list(HARD_TEXTS)
+
+
+@pytest.fixture(scope="session")
+def no_byte_fallback_vocab(vocab_file, tmp_path_factory):
+    """The official vocabulary without byte fallback: unknown characters become [UNK]."""
+    from sentencepiece import sentencepiece_model_pb2
+
+    model = sentencepiece_model_pb2.ModelProto()
+    model.ParseFromString(vocab_file.read_bytes())
+    model.trainer_spec.byte_fallback = False
+    for piece in model.pieces:
+        if piece.type == piece.BYTE:
+            piece.type = piece.UNUSED  # sentencepiece refuses byte pieces without byte fallback
+    path = tmp_path_factory.mktemp("vocab") / "spm.model"
+    path.write_bytes(model.SerializeToString())
+    return path
