@@ -100,13 +100,15 @@ def relative_embeddings_backward(p, config, dtable, ln_cache):
     return {"rel_embeddings.weight": dweight, **prefixed(g_ln, "LayerNorm")}
 
 
-def forward(p, x, attention_mask, config, output_attentions=False, keep_cache=True, rng=None):
+def forward(p, x, attention_mask, config, output_attentions=False, keep_cache=True, rng=None,
+            keep_states=True):
     """The stack: x (B, N, D) embeddings -> hidden states.
 
     Returns ``(hidden_states, attentions), cache``: hidden_states is the list [x, layer 1, ...,
     layer L] (L+1 arrays), attentions one (B, H, N, N) array per layer (empty unless asked).
     With keep_cache False the layers' caches are dropped as soon as each layer is done, which
-    is what inference needs; the returned cache is then None and there is no backward.
+    is what inference needs; the returned cache is then None and there is no backward. With
+    keep_states False only the last two hidden states are kept (the heads read no others).
     """
     mask, token_mask = attention_masks(attention_mask)
     table, rel_rows, rel_ln_cache = relative_embeddings_forward(p, config, x.shape[1])
@@ -120,7 +122,10 @@ def forward(p, x, attention_mask, config, output_attentions=False, keep_cache=Tr
             attentions.append(layer_attention_probabilities(layer_cache))
         if keep_cache:
             layer_caches.append(layer_cache)
+        del layer_cache  # without a backward to come, free it before the next layer runs
         hidden_states.append(y)
+        if not keep_states:
+            del hidden_states[:-2]
     cache = (config, layer_caches, conv_cache, rel_ln_cache) if keep_cache else None
     return (hidden_states, attentions), cache
 

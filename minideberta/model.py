@@ -215,7 +215,7 @@ class DebertaV2PreTrainedModel:
 
     # ---- forward and backward of the backbone ----
     def encode(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
-               inputs_embeds=None, output_attentions=False):
+               inputs_embeds=None, output_attentions=False, output_hidden_states=False):
         """Embeddings + encoder. Returns ``(hidden_states, attentions, inputs), cache`` where
         ``inputs`` holds the checked inputs with their defaults filled in (see ``inputs.py``)."""
         x = prepare_inputs(self.config, self.dtype, input_ids, attention_mask, token_type_ids,
@@ -226,7 +226,8 @@ class DebertaV2PreTrainedModel:
                                           self.config, x.inputs_embeds, self.rng)
         (states, attentions), enc_cache = encoder.forward(subtree(self.params, self._name("encoder")), e,
                                                           x.attention_mask, self.config, output_attentions,
-                                                          keep_cache=keep, rng=self.rng)
+                                                          keep_cache=keep, rng=self.rng,
+                                                          keep_states=keep or output_hidden_states)
         cache = (emb_cache, enc_cache, inputs_embeds is not None) if keep else None
         return (states, attentions, x), cache
 
@@ -277,7 +278,7 @@ class DebertaV2Model(DebertaV2PreTrainedModel):
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
                 inputs_embeds=None, output_hidden_states=False, output_attentions=False):
         (states, attentions, _), cache = self.encode(input_ids, attention_mask, token_type_ids, position_ids,
-                                                     inputs_embeds, output_attentions)
+                                                     inputs_embeds, output_attentions, output_hidden_states)
         self.remember((cache, len(states)))
         return self.outputs(states, attentions, output_hidden_states, output_attentions,
                             last_hidden_state=states[-1])

@@ -77,18 +77,30 @@ def layer_norm_backward(p, dy, cache):
 
 # ---- activations: y = f(x); the cache is what f' needs ----
 def gelu_forward(x):
-    """GELU(x) = x * Phi(x) = x/2 * (1 + erf(x / sqrt 2)), the exact form (Hendrycks & Gimpel 2016)."""
-    cdf = special(get_xp(x)).erf(x * (1 / math.sqrt(2)))
-    cdf += 1
-    cdf *= 0.5
-    return x * cdf, (x, cdf)
+    """GELU(x) = x * Phi(x) = x/2 * (1 + erf(x / sqrt 2)), the exact form (Hendrycks & Gimpel 2016).
+
+    The cache is x alone (as torch keeps): the backward recomputes Phi rather than holding a
+    second (B, N, intermediate_size) array per layer.
+    """
+    y = special(get_xp(x)).erf(x * (1 / math.sqrt(2)))
+    y += 1
+    y *= 0.5
+    y *= x
+    return y, x
 
 
 def gelu_backward(dy, cache):
+    """d GELU / dx = Phi(x) + x * phi(x)."""
     xp = get_xp(dy)
-    x, cdf = cache
-    pdf = xp.exp(-0.5 * x * x) * (1 / math.sqrt(2 * math.pi))
-    return dy * (cdf + x * pdf)
+    x = cache
+    cdf = special(xp).erf(x * (1 / math.sqrt(2)))
+    cdf += 1
+    cdf *= 0.5
+    pdf = xp.exp(-0.5 * x * x)
+    pdf *= x * (1 / math.sqrt(2 * math.pi))
+    pdf += cdf
+    pdf *= dy
+    return pdf
 
 
 def gelu_new_forward(x):

@@ -23,7 +23,8 @@ class TaskModel(DebertaV2PreTrainedModel):
                         labels, output_hidden_states, output_attentions)
 
     def run(self, inputs, targets, output_hidden_states, output_attentions):
-        (states, attentions, checked), cache = self.encode(**inputs, output_attentions=output_attentions)
+        (states, attentions, checked), cache = self.encode(**inputs, output_attentions=output_attentions,
+                                                           output_hidden_states=output_hidden_states)
         fields, head_cache = self.head(states, checked)
         loss_cache = None
         if targets is not None:
