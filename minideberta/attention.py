@@ -31,6 +31,23 @@ def merge_heads(x):
     return x.transpose(0, 2, 1, 3).reshape(batch, n, heads * d)  # (B, H, N, d) -> (B, N, H*d)
 
 
+def by_head(x, heads):
+    """(B, N, H*d) -> (H, B*N, d) view: one matrix per head holding every token of the batch."""
+    batch, n, _ = x.shape
+    return x.reshape(batch * n, heads, -1).transpose(1, 0, 2)
+
+
+def position_scores(x, pos, batch):
+    """Every token against every relative distance: (B, N, H*d) x (H, 2N-1, d) -> (B, H, N, 2N-1).
+
+    The position vectors are the same for the whole batch, so one matrix product per head over
+    all B*N tokens does the work of B*H small ones.
+    """
+    heads = pos.shape[0]
+    table = by_head(x, heads) @ pos.swapaxes(-1, -2)  # (H, B*N, 2N-1)
+    return table.reshape(heads, batch, -1, table.shape[-1]).transpose(1, 0, 2, 3)
+
+
 def position_projection_forward(p, table, rows, heads):
     """Project the relative-embedding rows one score table needs: (2k, D) -> (H, 2N-1, d).
 
@@ -69,20 +86,21 @@ def forward(p, hidden, mask, config, rel_embeddings=None, rel_rows=None, query_s
     """Attention of ``query_states`` (default: ``hidden``) over ``hidden``.
 
     p: this layer's ``attention.self.*`` arrays. hidden, query_states: (B, N, D).
-    mask: (B, 1, N, N) bool, True where query i may attend to key j. rel_embeddings: the
-    (2k, D) relative table after its LayerNorm; rel_rows: ``relative_index_tables(N, config)``.
-    rng: a NumPy Generator for dropout in training, None in evaluation. Returns (B, N, H*d).
+    mask: (B, 1, N, N) bool, True where query i may attend to key j, or None when every pair
+    may attend. rel_embeddings: the (2k, D) relative table after its LayerNorm; rel_rows:
+    ``relative_index_tables(N, config)``. rng: a NumPy Generator for dropout in training, None
+    in evaluation. Returns (B, N, H*d).
     """
-    heads = config.num_attention_heads
+    heads, batch = config.num_attention_heads, hidden.shape[0]
     terms = [t for t in ("c2p", "p2c") if t in config.pos_att_type] if config.relative_attention else []
     queries_in = hidden if query_states is None else query_states
-    q, q_cache = linear_forward(subtree(p, "query_proj"), queries_in)
+    q, q_cache = linear_forward(subtree(p, "query_proj"), queries_in)  # (B, N, H*d)
     k, k_cache = linear_forward(subtree(p, "key_proj"), hidden)
     v, v_cache = linear_forward(subtree(p, "value_proj"), hidden)
-    q, k, v = split_heads(q, heads), split_heads(k, heads), split_heads(v, heads)  # (B, H, N, d)
-    scale = 1 / math.sqrt(q.shape[-1] * (1 + len(config.pos_att_type)))
+    scale = 1 / math.sqrt(config.attention_head_size * (1 + len(config.pos_att_type)))
+    q *= scale  # every score holds one query (p2c: one position query), so scale those, not the scores
 
-    scores = q @ k.swapaxes(-1, -2)  # (B, H, N, N)
+    scores = split_heads(q, heads) @ split_heads(k, heads).swapaxes(-1, -2)  # (B, H, N, N)
     pos, pos_caches, table_cache = {}, {}, None
     if terms:
         table, table_cache = dropout_forward(rel_embeddings, config.hidden_dropout_prob, rng)
@@ -91,14 +109,14 @@ def forward(p, hidden, mask, config, rel_embeddings=None, rel_rows=None, query_s
                 pos[term], pos_caches[term] = position_projection_forward(
                     subtree(p, position_weights(config, term)), table, rows, heads)
         if "c2p" in terms:
-            scores += rel_to_abs(q @ pos["c2p"].swapaxes(-1, -2))  # (B, H, N, 2N-1) -> (B, H, N, N)
+            scores += rel_to_abs(position_scores(q, pos["c2p"], batch))  # (B, H, N, 2N-1) -> (B, H, N, N)
         if "p2c" in terms:
             # Scored from the key's side: row j of the table holds key j against every distance.
-            scores += rel_to_abs(k @ pos["p2c"].swapaxes(-1, -2)).swapaxes(-1, -2)
-    scores *= scale
+            pos["p2c"] = pos["p2c"] * scale
+            scores += rel_to_abs(position_scores(k, pos["p2c"], batch)).swapaxes(-1, -2)
     probs, softmax_cache = masked_softmax_forward(scores, mask)
     dropped, drop_cache = dropout_forward(probs, config.attention_probs_dropout_prob, rng)
-    context = merge_heads(dropped @ v)  # (B, N, H*d)
+    context = merge_heads(dropped @ split_heads(v, heads))  # (B, N, H*d)
     cache = dict(config=config, terms=terms, separate_queries=query_states is not None, scale=scale,
                  q=q, k=k, v=v, q_cache=q_cache, k_cache=k_cache, v_cache=v_cache, pos=pos,
                  pos_caches=pos_caches, table_cache=table_cache, softmax_cache=softmax_cache,
@@ -118,42 +136,43 @@ def backward(p, dcontext, cache):
     None without relative attention.
     """
     c = cache
-    config, q, k, pos = c["config"], c["q"], c["k"], c["pos"]
+    config, q, k, pos, scale = c["config"], c["q"], c["k"], c["pos"], c["scale"]
+    heads = config.num_attention_heads
     xp = get_xp(dcontext)
-    dctx = split_heads(dcontext, config.num_attention_heads)  # (B, H, N, d)
-    dv = c["dropped"].swapaxes(-1, -2) @ dctx
-    dprobs = dropout_backward(dctx @ c["v"].swapaxes(-1, -2), c["drop_cache"])  # (B, H, N, N)
+    dctx = split_heads(dcontext, heads)  # (B, H, N, d)
+    dv = merge_heads(c["dropped"].swapaxes(-1, -2) @ dctx)
+    dprobs = dropout_backward(dctx @ split_heads(c["v"], heads).swapaxes(-1, -2), c["drop_cache"])  # (B, H, N, N)
     dscores = masked_softmax_backward(dprobs, c["softmax_cache"])
-    dscores *= c["scale"]
-    dq = dscores @ k
-    dk = dscores.swapaxes(-1, -2) @ q
+    dq = merge_heads(dscores @ split_heads(k, heads))  # (B, N, H*d), gradient of the scaled queries
+    dk = merge_heads(dscores.swapaxes(-1, -2) @ split_heads(q, heads))
 
     grads, drel = {}, None
     if c["terms"]:
-        batch, heads, n, _ = q.shape
+        batch, n, _ = q.shape
         dtable = 0
         for term in c["terms"]:
             # Scatter the (N, N) gradient back onto the (N, 2N-1) table it was read from.
-            dtab = xp.zeros((batch, heads, n, 2 * n - 1), dtype=dscores.dtype)
-            if term == "c2p":
-                rel_to_abs(dtab)[...] = dscores
-                dq += dtab @ pos[term]
-                dpos = (dtab.swapaxes(-1, -2) @ q).sum(axis=0)  # (H, 2N-1, d)
-            else:
-                rel_to_abs(dtab)[...] = dscores.swapaxes(-1, -2)
-                dk += dtab @ pos[term]
-                dpos = (dtab.swapaxes(-1, -2) @ k).sum(axis=0)
+            dtab = xp.zeros((heads, batch, n, 2 * n - 1), dtype=dscores.dtype)
+            x, dx = (q, dq) if term == "c2p" else (k, dk)
+            rel_to_abs(dtab.transpose(1, 0, 2, 3))[...] = dscores if term == "c2p" else dscores.swapaxes(-1, -2)
+            dtab = dtab.reshape(heads, batch * n, 2 * n - 1)
+            dx_heads = by_head(dx, heads)
+            dx_heads += dtab @ pos[term]
+            dpos = dtab.swapaxes(-1, -2) @ by_head(x, heads)  # (H, 2N-1, d)
+            if term == "p2c":
+                dpos *= scale
             name = position_weights(config, term)
             dtab_rows, g = position_projection_backward(subtree(p, name), dpos, c["pos_caches"][term])
             dtable = dtable + dtab_rows
             add_grads(grads, prefixed(g, name))
         drel = dropout_backward(dtable, c["table_cache"])
 
-    dqueries_in, g = linear_backward(subtree(p, "query_proj"), merge_heads(dq), c["q_cache"])
+    dq *= scale
+    dqueries_in, g = linear_backward(subtree(p, "query_proj"), dq, c["q_cache"])
     add_grads(grads, prefixed(g, "query_proj"))
-    dhidden, g = linear_backward(subtree(p, "key_proj"), merge_heads(dk), c["k_cache"])
+    dhidden, g = linear_backward(subtree(p, "key_proj"), dk, c["k_cache"])
     add_grads(grads, prefixed(g, "key_proj"))
-    dvalues_in, g = linear_backward(subtree(p, "value_proj"), merge_heads(dv), c["v_cache"])
+    dvalues_in, g = linear_backward(subtree(p, "value_proj"), dv, c["v_cache"])
     add_grads(grads, prefixed(g, "value_proj"))
     dhidden += dvalues_in
     if c["separate_queries"]:

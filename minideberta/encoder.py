@@ -111,6 +111,8 @@ def forward(p, x, attention_mask, config, output_attentions=False, keep_cache=Tr
     keep_states False only the last two hidden states are kept (the heads read no others).
     """
     mask, token_mask = attention_masks(attention_mask)
+    if mask.all():
+        mask = None  # nothing to mask: the softmax skips its two masking passes
     table, rel_rows, rel_ln_cache = relative_embeddings_forward(p, config, x.shape[1])
     hidden_states, attentions, layer_caches, conv_cache = [x], [], [], None
     for i in range(config.num_hidden_layers):

@@ -169,14 +169,17 @@ def masked_softmax_forward(scores, mask):
 
     DeBERTa's XSoftmax: masked scores are pushed to the dtype's lowest value before the softmax
     and the masked probabilities are set to 0 after it, so a fully masked row (a padding query)
-    is all zeros instead of the uniform row a plain masked softmax gives. Overwrites ``scores``.
+    is all zeros instead of the uniform row a plain masked softmax gives. ``mask`` None means
+    nothing is masked. Overwrites ``scores``.
     """
     xp = get_xp(scores)
-    scores += xp.where(mask, 0, xp.finfo(scores.dtype).min).astype(scores.dtype)
+    if mask is not None:
+        scores += xp.where(mask, 0, xp.finfo(scores.dtype).min).astype(scores.dtype)
     scores -= scores.max(axis=-1, keepdims=True)
     probs = xp.exp(scores, out=scores)
     probs /= probs.sum(axis=-1, keepdims=True)
-    probs *= mask
+    if mask is not None:
+        probs *= mask
     return probs, probs
 
 
