@@ -1,0 +1,98 @@
+"""``python -m minideberta demo``: the whole library in one offline run, on a small random model.
+
+1. a DeBERTa-v3-shaped classifier (log-bucketed relative attention, shared position projections,
+   LayerNorm on the relative table) runs a padded batch;
+2. the hand-written backward of every parameter is checked against central differences;
+3. the model is saved as a checkpoint and read back, giving the same numbers;
+4. when torch and transformers are installed, ``verify`` compares that checkpoint with them.
+Exit code 0 when every check passes.
+"""
+import tempfile
+
+import numpy as np
+
+from .config import DebertaV2Config
+from .gradcheck import EXPECTED_ERROR, numerical_gradient, rel_error
+from .relative_position import make_log_bucket_position
+from .tasks import DebertaV2ForSequenceClassification
+
+CONFIG = dict(vocab_size=1000, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
+              max_position_embeddings=512, relative_attention=True, position_buckets=16, norm_rel_ebd="layer_norm",
+              share_att_key=True, pos_att_type="p2c|c2p", position_biased_input=False, layer_norm_eps=1e-7,
+              hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, num_labels=3,
+              # Wider than transformers' 0.02, so that every path (the position terms included)
+              # carries a gradient well above the round-off of the central differences.
+              initializer_range=0.3)
+
+
+def example(model, rng):
+    ids = rng.integers(4, model.config.vocab_size, (2, 40))
+    mask = np.ones_like(ids)
+    mask[1, 25:] = 0  # the second sequence is padding after 25 tokens
+    return ids, mask, rng.integers(0, 3, 2)
+
+
+def check_gradients(model, ids, mask, labels, rng, entries=3):
+    """Largest rel_error between backward() and central differences, over a few entries of every parameter."""
+    model(ids, attention_mask=mask, labels=labels)
+    grads = model.backward()
+
+    def loss():
+        return model(ids, attention_mask=mask, labels=labels).loss
+
+    worst, worst_name = 0.0, None
+    for name, array in model.params.items():
+        sample = rng.choice(array.size, min(entries, array.size), replace=False)
+        numeric = numerical_gradient(loss, array, indices=sample)
+        error = rel_error(grads[name].reshape(-1)[sample], numeric.reshape(-1)[sample],
+                          scale=float(np.abs(grads[name]).max()))
+        if error > worst:
+            worst, worst_name = error, name
+    return worst, worst_name, len(model.params)
+
+
+def main(report=print):
+    rng = np.random.default_rng(0)
+    config = DebertaV2Config(**CONFIG)
+    model = DebertaV2ForSequenceClassification(config, seed=0, dtype=np.float64)
+    ids, mask, labels = example(model, rng)
+    report(f"minideberta demo: a DeBERTa-v3-shaped classifier, hidden {config.hidden_size}, {config.num_hidden_layers} "
+           f"layers, {config.num_attention_heads} heads, {model.num_parameters():,} random parameters, float64")
+
+    out = model(ids, attention_mask=mask, labels=labels, output_hidden_states=True, output_attentions=True)
+    report(f"1. forward: input_ids {ids.shape} (second row padded) -> {len(out.hidden_states)} hidden states "
+           f"{out.hidden_states[-1].shape}, attentions {out.attentions[0].shape}, logits {out.logits.shape}, "
+           f"loss {float(out.loss):.4f}")
+    distances = np.arange(0, 40, 4)
+    report(f"   relative distances {distances.tolist()} -> buckets "
+           f"{make_log_bucket_position(distances, config.position_buckets, config.max_relative).tolist()} "
+           f"(exact up to {config.position_buckets // 2}, logarithmic beyond)")
+
+    worst, name, n = check_gradients(model, ids, mask, labels, rng)
+    grads_ok = worst < EXPECTED_ERROR
+    report(f"2. backward: {n} parameter arrays, hand-written gradient vs central differences: worst relative "
+           f"error {worst:.1e} ({name}); a correct backward stays below {EXPECTED_ERROR:g} "
+           f"{'PASS' if grads_ok else 'FAIL'}")
+
+    with tempfile.TemporaryDirectory() as folder:
+        model.save_pretrained(folder)
+        again = DebertaV2ForSequenceClassification.from_pretrained(folder, dtype=np.float64)
+        same = np.array_equal(again(ids, attention_mask=mask).logits, out.logits)
+        report(f"3. checkpoint: config.json + model.safetensors written and read back: logits "
+               f"{'identical PASS' if same else 'DIFFERENT FAIL'}")
+        verified = run_verify(folder, report)
+    ok = grads_ok and same and verified is not False
+    report("demo: OK" if ok else "demo: FAILED")
+    return 0 if ok else 1
+
+
+def run_verify(folder, report):
+    """The checkpoint against transformers, when it is installed (None when it is not)."""
+    from . import verify
+
+    if not verify.reference_installed():
+        report("4. reference: torch and transformers are not installed (pip install -r requirements-dev.txt), "
+               "so the comparison with them is skipped")
+        return None
+    report("4. reference: the checkpoint in minideberta and in transformers, layer by layer:")
+    return verify.main(folder, np.float64, report=lambda line: report("   " + line)) == 0
