@@ -163,7 +163,8 @@ class DebertaV2PreTrainedModel:
         return int(sum(a.size for a in self.params.values()))
 
     def train(self, seed=None):
-        """Training mode: dropout on, drawn from a generator seeded with ``seed``."""
+        """Training mode: dropout on, drawn from ``np.random.default_rng(seed)`` (a Generator passed
+        as ``seed`` is used as it is, so a saved dropout state can be resumed exactly)."""
         self.training, self.rng = True, np.random.default_rng(seed)
         return self
 
@@ -173,27 +174,44 @@ class DebertaV2PreTrainedModel:
 
     # ---- reading and writing checkpoints ----
     @classmethod
-    def from_pretrained(cls, path, dtype=np.float32, config=None):
+    def from_pretrained(cls, path, dtype=np.float32, config=None, new_head=False, seed=0):
         """Load ``config.json`` and the weights (safetensors or PyTorch .bin, HF or Microsoft names)
-        from a folder; arrays are converted to ``dtype`` (float16 checkpoints included)."""
+        from a folder; arrays are converted to ``dtype`` (float16 checkpoints included).
+
+        A parameter missing from the checkpoint is an error, unless ``new_head`` is True: then
+        the head of this class (everything outside the backbone) is initialised from ``seed``
+        where the checkpoint lacks it or holds it at another size (other labels), with a warning,
+        as transformers does when fine-tuning starts from a pre-trained encoder.
+        """
         path = Path(path)
         if not path.is_dir():
             raise FileNotFoundError(f"{path} is not a folder; from_pretrained needs a folder with config.json "
                                     "and model.safetensors or pytorch_model.bin")
         config = DebertaV2Config.from_pretrained(path) if config is None else config
         state = weights.load_state_dict(path)
-        return cls.from_state_dict(config, state, dtype)
+        return cls.from_state_dict(config, state, dtype, new_head, seed)
 
     @classmethod
-    def from_state_dict(cls, config, state, dtype=np.float32):
-        """A model of ``config`` holding the arrays of ``state`` (name -> array), converted to ``dtype``."""
+    def from_state_dict(cls, config, state, dtype=np.float32, new_head=False, seed=0):
+        """A model of ``config`` holding the arrays of ``state`` (name -> array), converted to
+        ``dtype``; ``new_head`` and ``seed`` as in ``from_pretrained``."""
         config = cls.adapt_config(config, state)
         shapes = cls.param_shapes(config)
         optional = cls.optional_shapes(config)
         state = weights.to_hf_names(state, set(shapes) | set(optional) | set(cls.tied))
         shapes.update({k: v for k, v in optional.items() if k in state})
+        fresh = {}
+        if new_head:
+            head = {k: v for k, v in shapes.items() if not k.startswith(cls._name(""))
+                    and (k not in state or tuple(state[k].shape) != tuple(v))}
+            fresh = init_params(head, config, seed, np.dtype(dtype))
+            shapes = {k: v for k, v in shapes.items() if k not in head}
+            state = {k: v for k, v in state.items() if k not in head}
+            if fresh:
+                warnings.warn(f"{cls.__name__}: initialised a new head, not found in the checkpoint at this size: "
+                              f"{', '.join(sorted(fresh))}; train it before use", stacklevel=3)
         params, unexpected = weights.match_state_dict(shapes, state, cls.tied)
-        model = cls(config, dtype=dtype, params={k: v.astype(dtype) for k, v in params.items()})
+        model = cls(config, dtype=dtype, params={**{k: v.astype(dtype) for k, v in params.items()}, **fresh})
         model.unexpected = {k: state[k] for k in unexpected}
         if unexpected:
             warnings.warn(f"{cls.__name__} does not use {len(unexpected)} arrays of the checkpoint "

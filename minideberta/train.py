@@ -456,23 +456,12 @@ def label_ids(rows, config):
 
 
 def load_classifier(model_dir, id2label, dtype, seed):
-    """A DebertaV2ForSequenceClassification with the weights of ``model_dir`` where they fit; the
-    head (pooler, classifier) is initialised fresh when the checkpoint has none of that size."""
+    """A DebertaV2ForSequenceClassification with the encoder of ``model_dir`` and, where the
+    checkpoint has none for these labels, a freshly initialised head."""
     config = DebertaV2Config.from_pretrained(model_dir)
     config = DebertaV2Config.from_dict({**config.to_dict(), "id2label": id2label})
-    model = DebertaV2ForSequenceClassification(config, seed=seed, dtype=dtype)
-    state = weights.to_hf_names(weights.load_state_dict(model_dir), set(model.params))
-    fresh = [name for name, p in model.params.items() if name not in state or state[name].shape != p.shape]
-    backbone = [name for name in fresh if not name.startswith(("pooler.", "classifier."))]
-    if backbone:
-        raise ValueError(f"{model_dir} does not hold a DeBERTa-v2/v3 backbone for its config: "
-                         f"{len(backbone)} parameters are missing or of another shape, e.g. {backbone[:3]}")
-    for name, p in model.params.items():
-        if name not in fresh:
-            p[...] = state[name]
-    if fresh:
-        print(f"initialised fresh (not in {model_dir} at this size): {', '.join(fresh)}")
-    return model
+    return DebertaV2ForSequenceClassification.from_pretrained(model_dir, dtype=dtype, config=config,
+                                                              new_head=True, seed=seed)
 
 
 def tokenize(tokenizer, rows, lookup, max_length):
