@@ -97,7 +97,8 @@ def forward(p, hidden, mask, config, rel_embeddings=None, rel_rows=None, query_s
     q, q_cache = linear_forward(subtree(p, "query_proj"), queries_in)  # (B, N, H*d)
     k, k_cache = linear_forward(subtree(p, "key_proj"), hidden)
     v, v_cache = linear_forward(subtree(p, "value_proj"), hidden)
-    scale = 1 / math.sqrt(config.attention_head_size * (1 + len(config.pos_att_type)))
+    # One factor per kind of position term: a repeated entry ("c2p|c2p") still means c2p once.
+    scale = 1 / math.sqrt(config.attention_head_size * (1 + len(set(config.pos_att_type))))
     q *= scale  # every score holds one query (p2c: one position query), so scale those, not the scores
 
     scores = split_heads(q, heads) @ split_heads(k, heads).swapaxes(-1, -2)  # (B, H, N, N)

@@ -131,6 +131,9 @@ class DebertaV2Config:
             raise ValueError(
                 f"num_attention_heads * attention_head_size = {self.all_head_size} must equal hidden_size "
                 f"({self.hidden_size}): the attention output layer maps hidden_size to hidden_size")
+        if self.pooler_hidden_size != self.hidden_size:
+            raise ValueError(f"pooler_hidden_size ({self.pooler_hidden_size}) must equal hidden_size ({self.hidden_size}): "
+                             "the pooler reads the [CLS] hidden state and maps it to a vector of the same size")
         for name in ("hidden_act", "pooler_hidden_act", "conv_act"):
             if getattr(self, name) not in ACTIVATIONS:
                 raise ValueError(f"{name}={getattr(self, name)!r} is not a known activation; use one of {ACTIVATIONS}")

@@ -73,6 +73,8 @@ def classification_loss(logits, labels, config):
         elif labels.ndim == 1 or labels.shape[-1] == 1:
             # transformers' default for DeBERTa counts only labels >= 0: negative labels are ignored.
             labels = losses.check_class_labels(labels.reshape(-1), config.num_labels, ignore_index="negative")
+            if not (labels >= 0).any():  # nothing to count: transformers defines the loss as 0
+                return xp.zeros((), dtype=logits.dtype), ("none", logits)
             loss, cache = losses.cross_entropy_forward(logits, xp.where(labels >= 0, labels, -100))
             return loss, ("ce", cache)
         else:
@@ -99,6 +101,8 @@ def classification_loss_backward(cache):
         return losses.soft_cross_entropy_backward(1.0, cache[1])
     if kind == "mse":
         return losses.mse_backward(1.0, cache[1]).reshape(cache[2])
+    if kind == "none":
+        return np.zeros_like(cache[1])
     return losses.bce_with_logits_backward(1.0, cache[1])
 
 
