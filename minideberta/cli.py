@@ -1,0 +1,351 @@
+"""``python -m minideberta COMMAND``: run a DeBERTa-v2/v3 checkpoint from the shell.
+
+    python -m minideberta fill-mask microsoft/deberta-v3-base "Paris is the [MASK] of France."
+    python -m minideberta classify ./nli-model "A man eats pizza." "Someone is eating."
+    python -m minideberta bench --sizes v3-xsmall --shapes 1x128
+
+MODEL is a local folder or a Hugging Face hub id (see ``hub.py``). Each task command prints a
+table for people, or with ``--json`` one JSON document for scripts (the dict the function of
+the same name in ``pipelines.py`` returns). A user's mistake (a missing file, a text without
+[MASK], a model without the needed head...) prints one ``error:`` message and exits with 2.
+"""
+import argparse
+import importlib
+import json
+import os
+import sys
+
+import numpy as np
+
+from . import hub, pipelines
+
+GPU_UNAVAILABLE = ("--device gpu is not available yet: GPU support (CuPy) arrives in a later release; "
+                   "use --device cpu")
+# command -> (head it needs, one-line help, example); the order is the order of `--help`.
+TASKS = {
+    "fill-mask": ("masked-lm", "predict the tokens behind [MASK]",
+                  'python -m minideberta fill-mask microsoft/deberta-v3-base "Paris is the [MASK] of France." '
+                  '--top-k 3'),
+    "rtd": ("replaced-token-detection", "how likely each token was replaced (DeBERTa-v3's discriminator)",
+            'python -m minideberta rtd microsoft/deberta-v3-base "Paris is the banana of France."'),
+    "classify": ("sequence-classification", "classify a text or a pair (NLI: premise and hypothesis)",
+                 'python -m minideberta classify MoritzLaurer/DeBERTa-v3-base-mnli "A man eats pizza." '
+                 '"Someone is eating."'),
+    "tokens": ("token-classification", "label every token and word (named entities, ...)",
+               'python -m minideberta tokens ./deberta-v3-ner "Ada Lovelace was born in London."'),
+    "qa": ("question-answering", "extract the answer to a question from a context",
+           'python -m minideberta qa ./deberta-v3-squad --question "Where was Ada born?" '
+           '--context "Ada Lovelace was born in London in 1815."'),
+    "choose": ("multiple-choice", "score the choices that may follow a prompt",
+               'python -m minideberta choose ./deberta-v3-swag "She opened the umbrella because" '
+               '"it was raining." "she was hungry."'),
+}
+SUGGEST = {head: command for command, (head, _, _) in TASKS.items()}
+FORWARDED = {"train": "fine-tune a sequence classifier"}  # parses its own options
+VERIFY_EXAMPLE = "python -m minideberta verify microsoft/deberta-v3-xsmall --dtype float64"
+
+
+class UserError(Exception):
+    """A mistake in the command line the user can fix; printed as one ``error:`` line."""
+
+
+# ---- text output ----
+def table(rows, header):
+    """Rows of strings as aligned columns (numbers right-aligned), under ``header``."""
+    rows = [header] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    numeric = [all(_is_number(row[i]) for row in rows[1:]) for i in range(len(header))]
+    return "\n".join("  ".join(c.rjust(w) if num else c.ljust(w) for c, w, num in zip(row, widths, numeric)).rstrip()
+                     for row in rows)
+
+
+def _is_number(text):
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def score(p):
+    """A probability for people: 4 decimals, or 2 significant digits when that would show 0.0000."""
+    return f"{p:.4f}" if p >= 1e-4 else f"{p:.1e}"
+
+
+def show_fill_mask(result, args):
+    decoder = "Enhanced Mask Decoder" if result["emd"] else "last layer"
+    for mask in result["masks"]:
+        print(f"[MASK] at characters {mask['start']}-{mask['end']} (decoded with the {decoder}):")
+        print(table([[score(p["score"]), p["token_str"], p["sequence"]] for p in mask["predictions"]],
+                    ["score", "token", "sequence"]))
+
+
+def _colour(p):
+    """ANSI background by probability of replacement: none, yellow, red."""
+    return "" if p < 0.25 else "\033[43;30m" if p < 0.5 else "\033[41;97m"
+
+
+def show_rtd(result, args):
+    colour = args.color == "always" or (args.color == "auto" and sys.stdout.isatty() and "NO_COLOR" not in os.environ)
+    if colour:
+        text, line, at = args.text, [], 0
+        for token in result:
+            start, end = pipelines.trim_span(text, token["start"], token["end"])
+            code = _colour(token["probability"])
+            line += [text[at:start], f"{code}{text[start:end]}\033[0m" if code else text[start:end]]
+            at = max(at, end)
+        print("".join(line + [text[at:]]))
+        print(f"({_colour(0.3)}p >= 0.25\033[0m, {_colour(0.9)}p >= 0.5\033[0m: probably replaced)\n")
+    print(table([[t["token"], f"{t['start']}-{t['end']}", score(t["probability"])] for t in result],
+                ["token", "chars", "p(replaced)"]))
+
+
+def show_classify(result, args):
+    if result["problem_type"] == "regression":
+        print(f"{result['label']}: {result['value']:.4f}")
+    else:
+        print(table([[entry["label"], score(entry["score"])] for entry in result["labels"]], ["label", "score"]))
+
+
+def show_tokens(result, args):
+    print(table([[w["text"], w["label"], score(w["score"])] for w in result["words"]], ["word", "label", "score"]))
+    if result["entities"] is not None:
+        rows = [[e["entity"], e["text"], f"{e['start']}-{e['end']}", score(e["score"])] for e in result["entities"]]
+        print("\nentities:\n" + (table(rows, ["entity", "text", "chars", "score"]) if rows else "(none)"))
+
+
+def show_qa(result, args):
+    print(f"answer: {result['answer']}")
+    print(f"characters {result['start']}-{result['end']} of the context, score {score(result['score'])}, "
+          f"window {result['window'] + 1} of {result['windows']}")
+
+
+def show_choose(result, args):
+    print(table([["*" if k == 0 else "", score(c["score"]), c["index"], c["choice"]] for k, c in enumerate(result)],
+                ["", "score", "#", "choice"]))
+
+
+SHOW = {"fill-mask": show_fill_mask, "rtd": show_rtd, "classify": show_classify, "tokens": show_tokens,
+        "qa": show_qa, "choose": show_choose}
+
+
+def predict(args, model, tokenizer):
+    """Call the ``pipelines`` function of the command with the command's arguments."""
+    if args.command == "fill-mask":
+        emd = {"auto": None, "on": True, "off": False}[args.emd]
+        return pipelines.fill_mask(model, tokenizer, args.text, args.top_k, emd)
+    if args.command == "rtd":
+        return pipelines.replaced_tokens(model, tokenizer, args.text)
+    if args.command == "classify":
+        return pipelines.classify(model, tokenizer, args.text, args.pair)
+    if args.command == "tokens":
+        return pipelines.tag_tokens(model, tokenizer, args.text)
+    if args.command == "qa":
+        context = args.context if args.context_file is None else _read_text(args.context_file)
+        return pipelines.answer(model, tokenizer, args.question, context, args.max_length, args.stride,
+                                args.max_answer_length)
+    return pipelines.choose(model, tokenizer, args.prompt, args.choices)
+
+
+def run_task(args):
+    """Load the model with the head the command needs, run the pipeline, print the result."""
+    head = TASKS[args.command][0]
+    try:
+        model, tokenizer = hub.load_model(args.model, head, np.dtype(args.dtype))
+    except hub.MissingHeadError as error:
+        hint = " or ".join(f'"{SUGGEST[h]}"' for h in error.held)
+        raise UserError(f"{error}." + (f" Use {hint}." if hint else "")) from None
+    result = predict(args, model, tokenizer)
+    if args.json:
+        print(json.dumps(result, indent=2, ensure_ascii=False))
+    else:
+        SHOW[args.command](result, args)
+    return 0
+
+
+def _read_text(path):
+    with open(path, encoding="utf-8") as f:
+        return f.read()
+
+
+def _optional_module(name):
+    """``minideberta.<name>``, imported when its command runs (it may be absent from an installation)."""
+    try:
+        return importlib.import_module(f"minideberta.{name}")
+    except ModuleNotFoundError as error:
+        if error.name != f"minideberta.{name}":
+            raise
+        raise UserError(f"`minideberta {name}` is not part of this installation "
+                        f"(minideberta/{name}.py is missing)") from None
+
+
+def run_verify(args):
+    """Compare the checkpoint with transformers; exit 0 agree, 1 differ, 2 no reference installed."""
+    verify = _optional_module("verify")
+    return verify.main(hub.resolve_model(args.model), np.dtype(args.dtype), as_json=args.json)
+
+
+def run_demo(args):
+    """The offline tour of ``demo.py``: forward, gradient check, checkpoint round trip, verify."""
+    from . import demo
+
+    return demo.main()
+
+
+# ---- bench ----
+def _shape(text):
+    try:
+        batch, length = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not BATCHxLENGTH, e.g. 8x128") from None
+    return batch, length
+
+
+def run_bench(args):
+    """``bench`` times the model forward (and backward); ``bench tokenizer`` the tokenizer."""
+    report = (lambda line: print(line, file=sys.stderr)) if args.json else print  # --json: stdout holds JSON only
+    if args.target == "tokenizer":
+        from . import bench_tokenizer
+
+        result = bench_tokenizer.run(n_sentences=args.sentences, batch_size=args.batch_size, repeats=args.repeats,
+                                     report=report)
+    else:
+        from . import bench
+
+        result = bench.run(sizes=args.sizes, shapes=args.shapes, backward=args.backward, repeats=args.repeats,
+                           reference=not args.no_reference, report=report)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    return 0
+
+
+# ---- the parser ----
+def _positive(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def build_parser():
+    formatter = argparse.RawDescriptionHelpFormatter
+    overview = "\n".join(f"  {example}" for _, _, example in TASKS.values())
+    parser = argparse.ArgumentParser(prog="minideberta", formatter_class=formatter,
+                                     description="DeBERTa-v2/v3 in NumPy: run a checkpoint's task head from the shell.",
+                                     epilog=f"examples:\n{overview}\n\n"
+                                            "`python -m minideberta COMMAND --help` for a command's options.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    device = argparse.ArgumentParser(add_help=False)
+    device.add_argument("--device", choices=("cpu", "gpu"), default="cpu", help="where to compute (default cpu)")
+    device.add_argument("--json", action="store_true", help="print one JSON document instead of a table")
+    common = argparse.ArgumentParser(add_help=False, parents=[device])
+    common.add_argument("model", metavar="MODEL", help="a model folder, or a Hugging Face hub id")
+
+    def dtype(sub, default):
+        sub.add_argument("--dtype", choices=("float32", "float64"), default=default,
+                         help=f"precision of the computation (default {default})")
+
+    def task(name, **kwargs):
+        head, text, example = TASKS[name]
+        sub = commands.add_parser(name, parents=[common], help=text, description=f"{text[0].upper()}{text[1:]}.",
+                                  epilog=f"example:\n  {example}", formatter_class=formatter, **kwargs)
+        sub.set_defaults(run=run_task)
+        dtype(sub, "float32")
+        return sub
+
+    sub = task("fill-mask")
+    sub.add_argument("text", help="text with one or more [MASK]")
+    sub.add_argument("--top-k", type=_positive, default=5, help="predictions per mask (default 5)")
+    sub.add_argument("--emd", choices=("auto", "on", "off"), default="auto",
+                     help="Enhanced Mask Decoder: auto uses it when the checkpoint has it (default)")
+    sub = task("rtd")
+    sub.add_argument("text")
+    sub.add_argument("--color", choices=("auto", "always", "never"), default="auto",
+                     help="highlight likely replacements (auto: when printing to a terminal)")
+    sub = task("classify")
+    sub.add_argument("text")
+    sub.add_argument("pair", nargs="?", help="second text of a pair (NLI: the hypothesis)")
+    sub = task("tokens")
+    sub.add_argument("text")
+    sub = task("qa")
+    sub.add_argument("--question", required=True)
+    context = sub.add_mutually_exclusive_group(required=True)
+    context.add_argument("--context", help="the text holding the answer")
+    context.add_argument("--context-file", help="read the context from this UTF-8 file")
+    sub.add_argument("--max-length", type=_positive, default=384, help="tokens per window (default 384)")
+    sub.add_argument("--stride", type=int, default=128, help="tokens shared by neighbouring windows (default 128)")
+    sub.add_argument("--max-answer-length", type=_positive, default=30, help="longest answer in tokens (default 30)")
+    sub = task("choose")
+    sub.add_argument("prompt")
+    sub.add_argument("choices", nargs="*", metavar="CHOICE")
+
+    sub = commands.add_parser("verify", parents=[common], formatter_class=formatter,
+                              help="show, tensor by tensor, that the checkpoint gives transformers' numbers",
+                              description="Run the checkpoint in minideberta and in transformers (the reference) "
+                                          "and compare every hidden state and head output. Exit status: 0 agree, "
+                                          "1 differ, 2 no reference installed.",
+                              epilog=f"example:\n  {VERIFY_EXAMPLE}")
+    sub.set_defaults(run=run_verify)
+    dtype(sub, "float64")
+    for name, text in FORWARDED.items():
+        commands.add_parser(name, help=f"{text} (`{name} --help` for its options)", add_help=False)
+    sub = commands.add_parser("demo", formatter_class=formatter,
+                              help="the library in one offline run, on a small random model",
+                              description="Build a small DeBERTa-v3-shaped model, run a padded batch, check every "
+                                          "hand-written gradient against central differences, save and reload the "
+                                          "checkpoint, and compare it with transformers when that is installed. "
+                                          "Needs no network and no downloaded weights.",
+                              epilog="example:\n  python -m minideberta demo")
+    sub.set_defaults(run=run_demo, device="cpu")
+
+    bench = commands.add_parser("bench", parents=[device], formatter_class=formatter,
+                                help="time minideberta against transformers (forward, backward, tokenizer)",
+                                description="Time the model forward (and backward) of minideberta and transformers, "
+                                            "each in a fresh process.",
+                                epilog="examples:\n  python -m minideberta bench --sizes v3-xsmall --shapes 1x128 8x128"
+                                       " --backward\n  python -m minideberta bench tokenizer --sentences 2000")
+    bench.set_defaults(run=run_bench, target="model")
+    bench.add_argument("--sizes", nargs="+", choices=("v3-xsmall", "v3-base"), default=["v3-xsmall", "v3-base"])
+    bench.add_argument("--shapes", nargs="+", type=_shape, default=[(1, 128), (8, 128), (1, 512)],
+                       metavar="BATCHxLENGTH", help="input shapes (default 1x128 8x128 1x512)")
+    bench.add_argument("--backward", action="store_true", help="also time forward + backward")
+    bench.add_argument("--repeats", type=_positive, default=5, help="timed passes; the median is reported (default 5)")
+    bench.add_argument("--no-reference", action="store_true", help="time minideberta alone, without transformers")
+    targets = bench.add_subparsers(dest="target", metavar="tokenizer")
+    tokens = targets.add_parser("tokenizer", parents=[device], formatter_class=formatter,
+                                help="time the tokenizer against transformers' instead",
+                                description="Tokenizer throughput of minideberta and transformers on real sentences.",
+                                epilog="example:\n  python -m minideberta bench tokenizer --sentences 2000 --repeats 3")
+    tokens.add_argument("--sentences", type=_positive, default=10000, help="sentences to encode (default 10000)")
+    tokens.add_argument("--batch-size", type=_positive, default=64)
+    tokens.add_argument("--repeats", type=_positive, default=5)
+    return parser
+
+
+def run_forwarded(name, argv):
+    """``train`` lives in its own module, which parses its own options; ``--device`` is checked here."""
+    device = argparse.ArgumentParser(add_help=False)
+    device.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
+    known, rest = device.parse_known_args(argv)
+    if known.device == "gpu":
+        raise UserError(GPU_UNAVAILABLE)
+    code = _optional_module(name).main(rest)
+    return 0 if code is None else code
+
+
+def main(argv=None):
+    """Run one command; return the exit status (0 success, 2 a user's mistake)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        try:
+            if argv and argv[0] in FORWARDED:
+                return run_forwarded(argv[0], argv[1:])
+            args = build_parser().parse_args(argv)
+        except SystemExit as exit:  # argparse: --help (0) or a bad option (2, message printed)
+            return exit.code if isinstance(exit.code, int) else 0 if exit.code is None else 2
+        if args.device == "gpu":
+            raise UserError(GPU_UNAVAILABLE)
+        return args.run(args)
+    except (UserError, ValueError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2

@@ -1,0 +1,255 @@
+"""Find a model and say what it holds: a local folder, or a Hugging Face hub id fetched into HF's cache.
+
+    folder = resolve_model("microsoft/deberta-v3-base")     # or a local folder, returned as is
+    checkpoint_heads(folder)       # {"masked-lm": "masked-LM", "replaced-token-detection": ...}
+    model, tokenizer = load_model(folder, "masked-lm")
+
+A model folder holds ``config.json``, the sentencepiece vocabulary ``spm.model`` (with an optional
+``tokenizer_config.json``) and the weights, ``model.safetensors`` or ``pytorch_model.bin``. Official
+Microsoft repositories ship only ``pytorch_model.bin`` + ``spm.model``; that is enough.
+
+Downloads go through ``huggingface_hub`` (an optional dependency) into its usual cache, with its
+progress bars. When the hub cannot be reached the files already in the cache are used; when they
+are not there either, the error names the files to fetch by hand and where to put them.
+"""
+import json
+import re
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from . import weights
+from .config import DebertaV2Config
+from .masked_lm import DebertaV2ForMaskedLM
+from .tasks import (DebertaV2ForMultipleChoice, DebertaV2ForQuestionAnswering, DebertaV2ForReplacedTokenDetection,
+                    DebertaV2ForSequenceClassification, DebertaV2ForTokenClassification)
+from .tokenizer import CONFIG_FILE, VOCAB_FILE, DebertaV2Tokenizer
+
+CONFIG = "config.json"
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+# The first of these a repository has is fetched (safetensors: smaller and safe to read), never two.
+CHECKPOINT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                    "pytorch_model.bin.index.json")
+HEAD_CLASSES = {
+    "masked-lm": DebertaV2ForMaskedLM,
+    "replaced-token-detection": DebertaV2ForReplacedTokenDetection,
+    "sequence-classification": DebertaV2ForSequenceClassification,
+    "token-classification": DebertaV2ForTokenClassification,
+    "question-answering": DebertaV2ForQuestionAnswering,
+    "multiple-choice": DebertaV2ForMultipleChoice,
+}
+HEAD_NAMES = {"masked-lm": "masked-LM", "replaced-token-detection": "replaced-token detection",
+              "sequence-classification": "sequence classification", "token-classification": "token classification",
+              "question-answering": "question answering", "multiple-choice": "multiple choice"}
+# owner/name or name, as the hub spells repository ids; anything else can only be a path.
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
+
+
+class MissingHeadError(ValueError):
+    """The checkpoint lacks the head a task needs; ``held`` maps the heads it has to their descriptions."""
+
+    def __init__(self, folder, wanted, held):
+        self.folder, self.wanted, self.held = folder, wanted, held
+        has = "; ".join(held.values()) if held else "no task head (a bare encoder)"
+        super().__init__(f"{folder} has no {HEAD_NAMES[wanted]} head; it holds: {has}")
+
+
+# ---- where the files are ----
+def resolve_model(name_or_path, progress=True):
+    """The folder holding the model: ``name_or_path`` itself if it is a path, else a hub id downloaded.
+
+    Raises FileNotFoundError, with what to do, for a folder that does not exist or lacks
+    ``config.json``, and for a hub model that can be neither downloaded nor found in the cache.
+    """
+    text = str(name_or_path)
+    path = Path(text).expanduser()
+    if path.exists() or not _HUB_ID.fullmatch(text):
+        return _local_folder(path)
+    return _download(text, progress)
+
+
+def _local_folder(path):
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist: pass a model folder (config.json, {VOCAB_FILE}, "
+                                f"{' or '.join(WEIGHT_FILES)}) or a Hugging Face hub id such as "
+                                "microsoft/deberta-v3-base")
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path} is a file; pass the folder that holds it with config.json and {VOCAB_FILE}")
+    if not (path / CONFIG).is_file():
+        raise FileNotFoundError(f"{path} has no {CONFIG}: a model folder holds {CONFIG}, {VOCAB_FILE} and "
+                                f"{' or '.join(WEIGHT_FILES)}")
+    return path
+
+
+def _download(repo_id, progress):
+    """Fetch config, vocabulary and one weights file of ``repo_id``; return the snapshot folder."""
+    try:
+        import huggingface_hub
+        from huggingface_hub import errors
+    except ImportError:
+        raise FileNotFoundError(f"{repo_id} is not a local folder, and downloading it from the Hugging Face hub "
+                                "needs huggingface_hub: pip install huggingface_hub (or pass a folder)") from None
+    # Connection problems are OSError (requests, offline mode) or, in huggingface_hub >= 1.0, httpx errors.
+    unreachable = (OSError, getattr(errors, "HTTPError", OSError))
+    silenced = progress is False and not huggingface_hub.utils.are_progress_bars_disabled()
+    if silenced:
+        huggingface_hub.utils.disable_progress_bars()
+    try:
+        return _fetch(huggingface_hub, repo_id)
+    except _NotACheckpoint as error:
+        raise FileNotFoundError(str(error)) from None
+    except errors.RepositoryNotFoundError:
+        raise FileNotFoundError(f"{repo_id} is neither a local folder nor a model on the Hugging Face hub "
+                                "(a private or gated one needs `hf auth login`)") from None
+    except unreachable as error:
+        cached = _from_cache(huggingface_hub, repo_id)
+        if cached is None:
+            raise FileNotFoundError(_offline_message(repo_id, error)) from None
+        return cached
+    finally:
+        if silenced:
+            huggingface_hub.utils.enable_progress_bars()
+
+
+class _NotACheckpoint(Exception):
+    """The repository lacks a file minideberta needs (kept apart from the network's OSErrors)."""
+
+
+def _fetch(huggingface_hub, repo_id):
+    listed = set(huggingface_hub.list_repo_files(repo_id))
+    paths = [huggingface_hub.hf_hub_download(repo_id, name) for name in _wanted_files(repo_id, listed)]
+    index = next((p for p in paths if p.endswith(".index.json")), None)
+    if index:  # a sharded checkpoint: its shards are named in the index
+        shards = dict.fromkeys(json.loads(Path(index).read_text())["weight_map"].values())
+        paths += [huggingface_hub.hf_hub_download(repo_id, name) for name in shards]
+    return Path(paths[0]).parent
+
+
+def _wanted_files(repo_id, listed):
+    """config, vocabulary, tokenizer_config if there is one, and one checkpoint (safetensors first)."""
+    weights_file = next((name for name in CHECKPOINT_FILES if name in listed), None)
+    missing = [name for name in (CONFIG, VOCAB_FILE) if name not in listed]
+    missing += [] if weights_file else [" or ".join(WEIGHT_FILES)]
+    if missing:
+        raise _NotACheckpoint(f"the hub repository {repo_id} has no {', '.join(missing)}: it is not a "
+                              "DeBERTa-v2/v3 checkpoint minideberta can read")
+    optional = [CONFIG_FILE] if CONFIG_FILE in listed else []
+    return [CONFIG, VOCAB_FILE, *optional, weights_file]
+
+
+def _from_cache(huggingface_hub, repo_id):
+    """The cached snapshot folder of ``repo_id`` if it holds config, vocabulary and weights, else None."""
+    def cached(name):
+        try:
+            return huggingface_hub.hf_hub_download(repo_id, name, local_files_only=True)
+        except (OSError, ValueError):
+            return None
+
+    if cached(CONFIG) is None or cached(VOCAB_FILE) is None:
+        return None
+    found = next((path for path in map(cached, WEIGHT_FILES) if path), None)
+    return None if found is None else Path(found).parent
+
+
+def _offline_message(repo_id, error):
+    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return (f"{repo_id} is not a local folder, and it can neither be downloaded from the Hugging Face hub "
+            f"nor found in its cache ({reason}).\n"
+            f"  Download these files from https://huggingface.co/{repo_id}/tree/main into one folder:\n"
+            f"    {CONFIG}, {VOCAB_FILE}, {CONFIG_FILE} (if the repository has it), and {WEIGHT_FILES[0]}\n"
+            f"    if it has one, otherwise {WEIGHT_FILES[1]};\n"
+            f"  then pass that folder in place of {repo_id}.")
+
+
+# ---- what a checkpoint holds ----
+def checkpoint_shapes(folder):
+    """``{name: shape}`` of the checkpoint in ``folder``. safetensors: only the header is read."""
+    folder = Path(folder)
+    single, index = folder / WEIGHT_FILES[0], folder / f"{WEIGHT_FILES[0]}.index.json"
+    if single.is_file():
+        return _safetensors_shapes(single)
+    if index.is_file():  # weights.load_state_dict's order: it comes before pytorch_model.bin
+        shards = dict.fromkeys(json.loads(index.read_text())["weight_map"].values())
+        return {k: v for shard in shards for k, v in _safetensors_shapes(folder / shard).items()}
+    return {name: array.shape for name, array in weights.load_state_dict(folder).items()}
+
+
+def _safetensors_shapes(path):
+    with open(path, "rb") as f:
+        try:
+            header = json.loads(f.read(int.from_bytes(f.read(8), "little")))
+        except (ValueError, MemoryError, OverflowError):
+            header = None
+    if not isinstance(header, dict):
+        raise ValueError(f"{path} is not a safetensors file (it does not start with a JSON header)")
+    return {name: tuple(info["shape"]) for name, info in header.items() if name != "__metadata__"}
+
+
+def heads_from_shapes(shapes, architectures=()):
+    """Heads present in a checkpoint of parameter ``shapes``: ``{head: description}``.
+
+    ``architectures`` (config.json's list) separates sequence classification from multiple
+    choice, whose parameters look alike when the classifier has one output.
+    """
+    has = lambda prefix: any(name.startswith(prefix) for name in shapes)  # noqa: E731
+    found = {}
+    if has("lm_predictions.") or has("cls.predictions."):
+        found["masked-lm"] = HEAD_NAMES["masked-lm"]
+    if has("mask_predictions."):
+        found["replaced-token-detection"] = HEAD_NAMES["replaced-token-detection"]
+    classifier = shapes.get("classifier.weight")
+    if classifier is not None and has("pooler."):
+        n, arch = classifier[0], " ".join(architectures or ())
+        if "MultipleChoice" not in arch:
+            outputs = "1 output: regression" if n == 1 else f"{n} labels"
+            found["sequence-classification"] = f"{HEAD_NAMES['sequence-classification']} ({outputs})"
+        if "MultipleChoice" in arch or (n == 1 and "SequenceClassification" not in arch):
+            found["multiple-choice"] = HEAD_NAMES["multiple-choice"]
+    elif classifier is not None:
+        found["token-classification"] = f"{HEAD_NAMES['token-classification']} ({classifier[0]} labels)"
+    if has("qa_outputs."):
+        found["question-answering"] = HEAD_NAMES["question-answering"]
+    return found
+
+
+def checkpoint_heads(folder):
+    """Heads the checkpoint in ``folder`` holds, from its parameter names and config.json's ``architectures``."""
+    folder = Path(folder)
+    return heads_from_shapes(checkpoint_shapes(folder), _read_config(folder).get("architectures"))
+
+
+def _read_config(folder):
+    try:
+        return json.loads((folder / CONFIG).read_text(encoding="utf-8"))
+    except ValueError as error:
+        raise ValueError(f"{folder / CONFIG} is not valid JSON ({error})") from None
+
+
+# ---- loading ----
+def load_model(name_or_path, head, dtype=np.float32, progress=True):
+    """``(model, tokenizer)`` for ``head`` (a key of HEAD_CLASSES), the checkpoint read once.
+
+    Raises MissingHeadError when the checkpoint lacks ``head``, before building anything.
+    """
+    folder = resolve_model(name_or_path, progress)
+    raw = _read_config(folder)
+    if not (folder / VOCAB_FILE).is_file():
+        raise FileNotFoundError(f"{folder} has no {VOCAB_FILE}, the sentencepiece vocabulary DeBERTa-v2/v3 "
+                                "models ship with; copy it from the model's hub repository")
+    tokenizer = DebertaV2Tokenizer.from_pretrained(folder)
+    state = weights.load_state_dict(folder)
+    held = heads_from_shapes({name: a.shape for name, a in state.items()}, raw.get("architectures"))
+    if head not in held:
+        raise MissingHeadError(name_or_path, head, held)
+    config = DebertaV2Config.from_dict(raw)
+    labels = len(state["classifier.weight"]) if head in ("sequence-classification", "token-classification") else None
+    if labels is not None and labels != config.num_labels:
+        # config.json without id2label: count the labels on the classifier, name them LABEL_i.
+        config = DebertaV2Config.from_dict({**config.to_dict(), "label2id": None,
+                                            "id2label": {i: f"LABEL_{i}" for i in range(labels)}})
+    with warnings.catch_warnings():
+        # Official checkpoints hold several heads (v3: masked LM and replaced-token detection); the others go unused.
+        warnings.filterwarnings("ignore", message=r".* does not use \d+ arrays of the checkpoint")
+        model = HEAD_CLASSES[head].from_state_dict(config, state, dtype)
+    return model, tokenizer

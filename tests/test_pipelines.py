@@ -1,0 +1,246 @@
+"""The task pipelines on small checkpoints in the official layout, and on stub models with planted answers.
+
+The checkpoints (``checkpoints`` fixture, shared with test_cli.py and test_hub.py) are laid out as
+Microsoft and the hub ship them: ``config.json``, ``spm.model`` (the real v3 vocabulary, so the
+embedding keeps its 128100 rows) and ``pytorch_model.bin`` in float16, with Microsoft's head names.
+Their weights are random, so the tests check structure and consistency; the stubs check that the
+pipelines find an answer the model points at.
+"""
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from minideberta import (DebertaV2Config, DebertaV2ForMaskedLM, DebertaV2ForMultipleChoice,
+                         DebertaV2ForQuestionAnswering, DebertaV2ForReplacedTokenDetection,
+                         DebertaV2ForSequenceClassification, DebertaV2ForTokenClassification, ModelOutput)
+from minideberta.hub import load_model
+from minideberta.masked_lm import POSITIONS
+from minideberta.pipelines import answer, choose, classify, fill_mask, replaced_tokens, tag_tokens
+from minideberta.tokenizer import DebertaV2Tokenizer
+
+VOCAB = Path(__file__).resolve().parents[1].parent / "shared" / "vocab" / "deberta-v3-spm.model"
+# microsoft/deberta-v3-xsmall's config.json, scaled down (8 buckets: distances past 4 are bucketed).
+CONFIG = {"model_type": "deberta-v2", "attention_probs_dropout_prob": 0.1, "hidden_act": "gelu",
+          "hidden_dropout_prob": 0.1, "hidden_size": 32, "initializer_range": 0.02, "intermediate_size": 64,
+          "max_position_embeddings": 512, "relative_attention": True, "position_buckets": 8,
+          "norm_rel_ebd": "layer_norm", "share_att_key": True, "pos_att_type": "p2c|c2p", "layer_norm_eps": 1e-7,
+          "max_relative_positions": -1, "position_biased_input": False, "num_attention_heads": 4,
+          "num_hidden_layers": 2, "type_vocab_size": 0, "vocab_size": 128100}
+NLI = {"0": "entailment", "1": "neutral", "2": "contradiction"}
+BIO = {str(i): label for i, label in enumerate(["O", "B-PER", "I-PER", "B-LOC", "I-LOC"])}
+# folder -> (class, what config.json adds, what the model is built with beyond it)
+LAYOUTS = {
+    "mlm": (DebertaV2ForMaskedLM, {}, {"legacy": False}),  # Microsoft's lm_predictions.lm_head.* names
+    "rtd": (DebertaV2ForReplacedTokenDetection, {}, {}),
+    "nli": (DebertaV2ForSequenceClassification,
+            {"id2label": NLI, "label2id": {v: int(k) for k, v in NLI.items()},
+             "architectures": ["DebertaV2ForSequenceClassification"]}, {}),
+    "ner": (DebertaV2ForTokenClassification, {"id2label": BIO}, {}),
+    "qa": (DebertaV2ForQuestionAnswering, {"architectures": ["DebertaV2ForQuestionAnswering"]}, {}),
+    "swag": (DebertaV2ForMultipleChoice, {"architectures": ["DebertaV2ForMultipleChoice"]}, {}),
+}
+
+
+_BUILT = {}  # the fixture is imported by other modules: build the folders once per session all the same
+
+
+def build_checkpoints(tmp_path_factory):
+    """One folder per head; built once per session whichever test module asks first."""
+    if _BUILT:
+        return _BUILT
+    torch = pytest.importorskip("torch", reason="the tests write pytorch_model.bin with torch.save")
+    root = tmp_path_factory.mktemp("checkpoints")
+    for seed, (name, (cls, written, built)) in enumerate(LAYOUTS.items()):
+        folder = root / name
+        folder.mkdir()
+        config = {**CONFIG, **written}
+        (folder / "config.json").write_text(json.dumps(config, indent=2))
+        shutil.copyfile(VOCAB, folder / "spm.model")
+        model = cls(DebertaV2Config(**{**config, **built}), seed=seed)
+        params = dict(model.params)
+        if name == "mlm":  # official MLM checkpoints keep the absolute position table, for EMD
+            params[POSITIONS] = np.random.default_rng(seed).normal(0, 0.02, (512, 32)).astype(np.float32)
+        torch.save({k: torch.from_numpy(v).half() for k, v in params.items()}, folder / "pytorch_model.bin")
+        _BUILT[name] = folder
+    return _BUILT
+
+
+@pytest.fixture(scope="session")
+def checkpoints(tmp_path_factory):
+    if not VOCAB.is_file():
+        pytest.skip(f"../shared/vocab not found: {VOCAB} (the official DeBERTa-v3 spm.model the checkpoints use)")
+    return build_checkpoints(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def loaded(checkpoints):
+    """head -> (model, tokenizer), each loaded once."""
+    heads = {"mlm": "masked-lm", "rtd": "replaced-token-detection", "nli": "sequence-classification",
+             "ner": "token-classification", "qa": "question-answering", "swag": "multiple-choice"}
+    return {name: load_model(checkpoints[name], head) for name, head in heads.items()}
+
+
+class Stub:
+    """A model whose forward returns ``outputs[k](input_ids)`` for each output field k."""
+
+    def __init__(self, config=None, **outputs):
+        self.config, self.outputs, self.use_emd = config, outputs, False
+
+    def __call__(self, input_ids, attention_mask=None, token_type_ids=None, emd=None):
+        return ModelOutput({k: f(np.asarray(input_ids)) for k, f in self.outputs.items()})
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    if not VOCAB.is_file():
+        pytest.skip(f"../shared/vocab not found: {VOCAB}")
+    return DebertaV2Tokenizer(VOCAB)
+
+
+# ---- fill-mask ----
+def test_fill_mask_every_mask_top_k_sorted_and_filled_in(loaded):
+    model, tok = loaded["mlm"]
+    text = "Paris is the [MASK] of [MASK]."
+    result = fill_mask(model, tok, text, top_k=4)
+    assert result["emd"] is True  # Microsoft's head and position table: EMD on by default
+    assert [text[m["start"]:m["end"]] for m in result["masks"]] == ["[MASK]", "[MASK]"]
+    for mask in result["masks"]:
+        scores = [p["score"] for p in mask["predictions"]]
+        assert len(scores) == 4 and scores == sorted(scores, reverse=True) and sum(scores) <= 1 + 1e-9
+        for p in mask["predictions"]:
+            assert p["sequence"] == text[:mask["start"]] + p["token_str"] + text[mask["end"]:]
+            assert p["token_id"] < len(tok) and p["token"] == tok.convert_ids_to_tokens([p["token_id"]])[0]
+    without = fill_mask(model, tok, text, top_k=4, emd=False)
+    assert without["emd"] is False and without["masks"][0]["predictions"] != result["masks"][0]["predictions"]
+
+
+def test_fill_mask_finds_the_planted_token(tokenizer):
+    capital = tokenizer.convert_tokens_to_ids(["▁capital"])[0]
+
+    def logits(ids):
+        out = np.zeros(ids.shape + (128100,), np.float32)
+        out[..., capital] = 5.0
+        out[..., 128050] = 9.0  # an embedding row past the vocabulary: never a candidate
+        return out
+
+    result = fill_mask(Stub(logits=logits), tokenizer, "Paris is the [MASK] of France.", top_k=2)
+    best = result["masks"][0]["predictions"][0]
+    assert best["token_str"] == "capital" and best["sequence"] == "Paris is the capital of France."
+    assert 0 < best["score"] < 1  # the padding row still takes its share of the softmax
+
+
+def test_fill_mask_needs_a_mask(loaded):
+    with pytest.raises(ValueError, match=r"no \[MASK\]"):
+        fill_mask(*loaded["mlm"], "Paris is the capital of France.")
+
+
+# ---- replaced-token detection ----
+def test_replaced_tokens_one_probability_per_text_token(loaded):
+    model, tok = loaded["rtd"]
+    text = "Paris is the banana of France."
+    result = replaced_tokens(model, tok, text)
+    assert [r["token"] for r in result] == tok.tokenize(text)
+    assert all(0 < r["probability"] < 1 for r in result)
+    assert "".join(text[r["start"]:r["end"]] for r in result) == text
+
+
+# ---- classification ----
+def test_classify_nli_labels_sorted_and_pairs_count(loaded):
+    model, tok = loaded["nli"]
+    single = classify(model, tok, "A man eats pizza.")
+    pair = classify(model, tok, "A man eats pizza.", "Someone is eating.")
+    for result in (single, pair):
+        scores = [entry["score"] for entry in result["labels"]]
+        assert {entry["label"] for entry in result["labels"]} == set(NLI.values())
+        assert scores == sorted(scores, reverse=True) and abs(sum(scores) - 1) < 1e-9
+    assert single != pair
+
+
+def test_classify_multi_label_and_regression(tokenizer):
+    logits = np.array([[2.0, -1.0, 0.0]])
+    multi = DebertaV2Config(**CONFIG, id2label={0: "a", 1: "b", 2: "c"}, problem_type="multi_label_classification")
+    result = classify(Stub(multi, logits=lambda ids: logits), tokenizer, "text")
+    assert [(e["label"], round(e["score"], 4)) for e in result["labels"]] == [("a", 0.8808), ("c", 0.5), ("b", 0.2689)]
+    regression = DebertaV2Config(**CONFIG, num_labels=1)
+    result = classify(Stub(regression, logits=lambda ids: np.array([[3.5]])), tokenizer, "text")
+    assert result == {"problem_type": "regression", "label": "LABEL_0", "value": 3.5}
+
+
+# ---- token classification ----
+def test_tag_tokens_words_and_entities(loaded):
+    model, tok = loaded["ner"]
+    text = "Ada Lovelace was born in London, England."
+    result = tag_tokens(model, tok, text)
+    assert [t["token"] for t in result["tokens"]] == tok.tokenize(text)
+    assert [w["text"] for w in result["words"]] == ["Ada", "Lovelace", "was", "born", "in", "London,", "England."]
+    for word in result["words"]:
+        first = next(t for t in result["tokens"] if t["word"] == word["word"])
+        assert (word["label"], word["score"]) == (first["label"], first["score"])
+    assert result["entities"] is not None
+    for entity in result["entities"]:
+        assert text[entity["start"]:entity["end"]] == entity["text"] and entity["entity"] in ("PER", "LOC")
+
+
+def test_tag_tokens_groups_bio_spans(tokenizer):
+    text = "Grace Hopperman met Babbage in London"
+    labels = {"▁Grace": 1, "▁Hopper": 2, "man": 0, "▁Babbage": 2, "▁London": 3}  # "man": a sub-token, ignored
+    config = DebertaV2Config(**CONFIG, id2label={int(k): v for k, v in BIO.items()})
+
+    def logits(ids):
+        out = np.zeros(ids.shape + (5,))
+        for i, token in enumerate(tokenizer.convert_ids_to_tokens(ids[0])):
+            out[0, i, labels.get(token, 0)] = 4.0
+        return out
+
+    result = tag_tokens(Stub(config, logits=logits), tokenizer, text)
+    assert [(e["entity"], e["text"]) for e in result["entities"]] == [
+        ("PER", "Grace Hopperman"), ("PER", "Babbage"), ("LOC", "London")]  # a lone I-PER starts an entity
+    plain = DebertaV2Config(**CONFIG, id2label={0: "NOUN", 1: "VERB"})
+    assert tag_tokens(Stub(plain, logits=lambda ids: np.zeros(ids.shape + (2,))), tokenizer, text)["entities"] is None
+
+
+# ---- question answering ----
+CONTEXT = "The river flows north. " * 40 + "Ships wait in Zanzibar harbour. " + "The river flows north. " * 3
+
+
+def test_answer_span_over_windows(loaded):
+    model, tok = loaded["qa"]
+    result = answer(model, tok, "Where do ships wait?", CONTEXT, max_length=48, stride=8)
+    assert result["windows"] > 5 and 0 <= result["window"] < result["windows"]
+    assert result["answer"] and CONTEXT[result["start"]:result["end"]] == result["answer"]
+    assert result["answer"] == result["answer"].strip() and 0 < result["score"] <= 1
+    assert len(tok.tokenize(result["answer"])) <= 30
+
+
+def test_answer_finds_the_planted_span_in_a_late_window(tokenizer):
+    start_id, end_id = tokenizer.convert_tokens_to_ids(["▁Zanzibar", "▁harbour"])
+    model = Stub(start_logits=lambda ids: 10.0 * (ids == start_id), end_logits=lambda ids: 10.0 * (ids == end_id))
+    result = answer(model, tokenizer, "Where?", CONTEXT, max_length=48, stride=8)
+    assert result["answer"] == "Zanzibar harbour" and result["windows"] > 5 and result["window"] >= 5
+    assert CONTEXT[result["start"]:result["end"]] == "Zanzibar harbour"
+    short = answer(model, tokenizer, "Where?", CONTEXT, max_length=48, stride=8, max_answer_length=1)
+    assert short["answer"] in ("Zanzibar", "harbour")  # the two-token span is now too long
+
+
+def test_answer_rejects_a_question_longer_than_the_window(loaded):
+    with pytest.raises(ValueError, match="question has .* tokens"):
+        answer(*loaded["qa"], "why " * 20, "Because.", max_length=16)
+    with pytest.raises(ValueError, match="context is empty"):
+        answer(*loaded["qa"], "Why?", "  ")
+
+
+# ---- multiple choice ----
+def test_choose_softmax_over_choices(loaded):
+    model, tok = loaded["swag"]
+    choices = ["it was raining.", "she was hungry.", "the sun set."]
+    result = choose(model, tok, "She opened the umbrella because", choices)
+    assert sorted(r["index"] for r in result) == [0, 1, 2]
+    assert all(choices[r["index"]] == r["choice"] for r in result)
+    scores = [r["score"] for r in result]
+    assert scores == sorted(scores, reverse=True) and abs(sum(scores) - 1) < 1e-9
+    assert choose(model, tok, "Prompt", ["only one"])[0]["score"] == 1.0
+    with pytest.raises(ValueError, match="no choices"):
+        choose(model, tok, "Prompt", [])
