@@ -1,4 +1,4 @@
-"""Shared fixtures. Tokenizer: the official DeBERTa-v3 vocabulary, sentencepiece, hard texts."""
+"""Shared fixtures: the official DeBERTa-v3 vocabulary, sentencepiece, hard texts, and small checkpoints."""
 from pathlib import Path
 
 import pytest
@@ -68,3 +68,11 @@ def no_byte_fallback_vocab(vocab_file, tmp_path_factory):
     path = tmp_path_factory.mktemp("vocab") / "spm.model"
     path.write_bytes(model.SerializeToString())
     return path
+
+
+@pytest.fixture(scope="session")
+def checkpoints(tmp_path_factory, vocab_file):
+    """{head: folder} of small official-layout checkpoints (see checkpoints.py), built once."""
+    from checkpoints import build_checkpoints
+
+    return build_checkpoints(tmp_path_factory.mktemp("checkpoints"))

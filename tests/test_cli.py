@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from minideberta.cli import main
-from test_pipelines import CONTEXT, NLI, checkpoints  # noqa: F401  (the session fixture)
+from checkpoints import CONTEXT, NLI
 
 
 def run(capsys, *argv):
@@ -35,7 +35,7 @@ def assert_user_error(capsys, argv, *phrases):
 
 
 # ---- each task, text and JSON ----
-def test_fill_mask(capsys, checkpoints):  # noqa: F811
+def test_fill_mask(capsys, checkpoints):
     text = "Paris is the [MASK] of France."
     result = run_json(capsys, "fill-mask", checkpoints["mlm"], text, "--top-k", 3)
     assert result["emd"] is True and len(result["masks"]) == 1
@@ -46,7 +46,7 @@ def test_fill_mask(capsys, checkpoints):  # noqa: F811
     assert out.count("Paris is the ") == 5  # one filled-in sentence per prediction, default --top-k 5
 
 
-def test_rtd_highlights_only_when_asked(capsys, checkpoints):  # noqa: F811
+def test_rtd_highlights_only_when_asked(capsys, checkpoints):
     text = "Paris is the banana of France."
     result = run_json(capsys, "rtd", checkpoints["rtd"], text)
     assert [text[t["start"]:t["end"]].strip() for t in result] == ["Paris", "is", "the", "banana", "of", "France", "."]
@@ -56,14 +56,14 @@ def test_rtd_highlights_only_when_asked(capsys, checkpoints):  # noqa: F811
     assert code == 0 and "\033[" in coloured
 
 
-def test_classify_a_pair(capsys, checkpoints):  # noqa: F811
+def test_classify_a_pair(capsys, checkpoints):
     result = run_json(capsys, "classify", checkpoints["nli"], "A man eats pizza.", "Someone is eating.")
     assert {e["label"] for e in result["labels"]} == set(NLI.values())
     code, out, _ = run(capsys, "classify", checkpoints["nli"], "A man eats pizza.")
     assert code == 0 and all(label in out for label in NLI.values())
 
 
-def test_tokens_words_and_entities(capsys, checkpoints):  # noqa: F811
+def test_tokens_words_and_entities(capsys, checkpoints):
     result = run_json(capsys, "tokens", checkpoints["ner"], "Grace Hopperman met Babbage in London.")
     assert [w["text"] for w in result["words"]] == ["Grace", "Hopperman", "met", "Babbage", "in", "London."]
     assert result["entities"] is not None
@@ -71,7 +71,7 @@ def test_tokens_words_and_entities(capsys, checkpoints):  # noqa: F811
     assert code == 0 and "Hopperman" in out and "entities:" in out
 
 
-def test_qa_over_several_windows(capsys, checkpoints, tmp_path):  # noqa: F811
+def test_qa_over_several_windows(capsys, checkpoints, tmp_path):
     context_file = tmp_path / "context.txt"
     context_file.write_text(CONTEXT, encoding="utf-8")
     result = run_json(capsys, "qa", checkpoints["qa"], "--question", "Where do ships wait?",
@@ -82,7 +82,7 @@ def test_qa_over_several_windows(capsys, checkpoints, tmp_path):  # noqa: F811
     assert code == 0 and out.startswith("answer: ") and "window 1 of 1" in out
 
 
-def test_choose(capsys, checkpoints):  # noqa: F811
+def test_choose(capsys, checkpoints):
     choices = ["it was raining.", "she was hungry.", "the sun set."]
     result = run_json(capsys, "choose", checkpoints["swag"], "She opened the umbrella because", *choices)
     assert sorted(r["choice"] for r in result) == sorted(choices) and abs(sum(r["score"] for r in result) - 1) < 1e-9
@@ -91,13 +91,13 @@ def test_choose(capsys, checkpoints):  # noqa: F811
 
 
 # ---- user mistakes: exit 2, one message, no traceback ----
-def test_gpu_is_not_available_yet(capsys, checkpoints):  # noqa: F811
+def test_gpu_is_not_available_yet(capsys, checkpoints):
     for argv in (["fill-mask", checkpoints["mlm"], "[MASK]"], ["verify", checkpoints["mlm"]], ["bench"],
                  ["bench", "tokenizer"], ["train", "folder"]):
         assert_user_error(capsys, argv + ["--device", "gpu"], "--device gpu is not available yet", "CuPy")
 
 
-def test_text_without_mask(capsys, checkpoints):  # noqa: F811
+def test_text_without_mask(capsys, checkpoints):
     assert_user_error(capsys, ["fill-mask", checkpoints["mlm"], "Paris is the capital."], "no [MASK]")
 
 
@@ -107,18 +107,18 @@ def test_text_without_mask(capsys, checkpoints):  # noqa: F811
     (["qa", "swag", "--question", "q", "--context", "c"], "multiple choice", 'Use "choose"'),
     (["rtd", "ner", "Paris"], "token classification (5 labels)", 'Use "tokens"'),
 ])
-def test_a_model_without_the_head(capsys, checkpoints, argv, has, hint):  # noqa: F811
+def test_a_model_without_the_head(capsys, checkpoints, argv, has, hint):
     argv = [argv[0], checkpoints[argv[1]], *argv[2:]]
     assert_user_error(capsys, argv, "head; it holds: " + has, hint)
 
 
-def test_question_longer_than_the_window_and_empty_choices(capsys, checkpoints):  # noqa: F811
+def test_question_longer_than_the_window_and_empty_choices(capsys, checkpoints):
     assert_user_error(capsys, ["qa", checkpoints["qa"], "--question", "why " * 30, "--context", "Because.",
                                "--max-length", 16], "leaves no room for the context")
     assert_user_error(capsys, ["choose", checkpoints["swag"], "She opened the umbrella because"], "no choices given")
 
 
-def test_unreadable_folders(capsys, tmp_path, checkpoints):  # noqa: F811
+def test_unreadable_folders(capsys, tmp_path, checkpoints):
     assert_user_error(capsys, ["classify", tmp_path / "missing", "text"], "does not exist")
     assert_user_error(capsys, ["classify", tmp_path, "text"], "has no config.json")
     (tmp_path / "config.json").write_text("{not json")
@@ -131,7 +131,7 @@ def test_unreadable_folders(capsys, tmp_path, checkpoints):  # noqa: F811
     assert_user_error(capsys, ["classify", broken, "text"], "pytorch_model.bin")
 
 
-def test_bad_options_are_argparse_errors(capsys, checkpoints):  # noqa: F811
+def test_bad_options_are_argparse_errors(capsys, checkpoints):
     code, out, err = run(capsys, "fill-mask", checkpoints["mlm"], "[MASK]", "--top-k", 0)
     assert code == 2 and "--top-k: must be at least 1" in err and "Traceback" not in err
     code, out, err = run(capsys, "bench", "--shapes", "8by128")
@@ -180,13 +180,13 @@ def test_train_help_is_train_s_own(capsys):
     assert code == 0 and out.startswith("usage: minideberta train") and "--data" in out
 
 
-def test_verify_end_to_end(capsys, checkpoints):  # noqa: F811
+def test_verify_end_to_end(capsys, checkpoints):
     pytest.importorskip("transformers", reason="verify compares with transformers")
     result = run_json(capsys, "verify", checkpoints["qa"])
     assert result["ok"] is True and any("start_logits" in row["output"] for row in result["rows"])
 
 
-def test_verify_is_called_with_the_folder_and_dtype(capsys, monkeypatch, checkpoints):  # noqa: F811
+def test_verify_is_called_with_the_folder_and_dtype(capsys, monkeypatch, checkpoints):
     seen = []
     fake = types.SimpleNamespace(main=lambda folder, dtype, as_json: seen.append((folder, dtype, as_json)) or 1)
     monkeypatch.setitem(sys.modules, "minideberta.verify", fake)

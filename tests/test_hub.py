@@ -10,7 +10,7 @@ import pytest
 from minideberta import DebertaV2Config, DebertaV2ForSequenceClassification
 from minideberta.hub import (MissingHeadError, checkpoint_heads, checkpoint_shapes, heads_from_shapes, load_model,
                              resolve_model)
-from test_pipelines import CONFIG, checkpoints  # noqa: F401  (the session fixture)
+from checkpoints import CONFIG
 
 huggingface_hub = pytest.importorskip("huggingface_hub")
 from huggingface_hub import constants, errors  # noqa: E402
@@ -25,7 +25,7 @@ def offline(monkeypatch, tmp_path):
 
 
 @pytest.fixture
-def fake_hub(monkeypatch, tmp_path, checkpoints):  # noqa: F811
+def fake_hub(monkeypatch, tmp_path, checkpoints):
     """A hub whose repo "owner/tiny" lists ``fake_hub.listed`` and serves the files of the qa checkpoint."""
     source = checkpoints["qa"]
     snapshot = tmp_path / "hub-snapshot"
@@ -48,7 +48,7 @@ def fake_hub(monkeypatch, tmp_path, checkpoints):  # noqa: F811
 
 
 # ---- local folders ----
-def test_a_local_folder_is_returned_as_is(checkpoints):  # noqa: F811
+def test_a_local_folder_is_returned_as_is(checkpoints):
     assert resolve_model(checkpoints["qa"]) == checkpoints["qa"]
     assert resolve_model(str(checkpoints["qa"])) == checkpoints["qa"]
 
@@ -111,7 +111,7 @@ def test_offline_says_which_files_to_fetch_and_where(monkeypatch, error):
         assert name in message
 
 
-def test_offline_uses_the_files_already_in_the_cache(tmp_path, checkpoints):  # noqa: F811
+def test_offline_uses_the_files_already_in_the_cache(tmp_path, checkpoints):
     """The real library in offline mode, on a cache laid out as huggingface_hub lays it out."""
     commit = "0123456789abcdef0123456789abcdef01234567"
     repo = tmp_path / "hf-cache" / "models--owner--cached"
@@ -138,7 +138,7 @@ def test_unknown_repository_and_missing_library(monkeypatch):
 
 
 # ---- heads ----
-def test_each_checkpoint_names_its_head(checkpoints):  # noqa: F811
+def test_each_checkpoint_names_its_head(checkpoints):
     assert {name: list(checkpoint_heads(folder)) for name, folder in checkpoints.items()} == {
         "mlm": ["masked-lm"], "rtd": ["replaced-token-detection"], "nli": ["sequence-classification"],
         "ner": ["token-classification"], "qa": ["question-answering"], "swag": ["multiple-choice"]}
@@ -165,13 +165,13 @@ def test_heads_of_official_pretraining_checkpoints():
     assert heads_from_shapes({"embeddings.word_embeddings.weight": (10, 4)}) == {}
 
 
-def test_a_missing_head_is_refused_before_loading(checkpoints):  # noqa: F811
+def test_a_missing_head_is_refused_before_loading(checkpoints):
     with pytest.raises(MissingHeadError, match="no masked-LM head; it holds: sequence classification") as raised:
         load_model(checkpoints["nli"], "masked-lm")
     assert list(raised.value.held) == ["sequence-classification"]
 
 
-def test_labels_are_counted_on_the_classifier_when_config_json_has_none(tmp_path, checkpoints):  # noqa: F811
+def test_labels_are_counted_on_the_classifier_when_config_json_has_none(tmp_path, checkpoints):
     shutil.copytree(checkpoints["nli"], tmp_path / "nli")
     config = json.loads((tmp_path / "nli" / "config.json").read_text())
     del config["id2label"], config["label2id"]

@@ -1,79 +1,18 @@
 """The task pipelines on small checkpoints in the official layout, and on stub models with planted answers.
 
-The checkpoints (``checkpoints`` fixture, shared with test_cli.py and test_hub.py) are laid out as
-Microsoft and the hub ship them: ``config.json``, ``spm.model`` (the real v3 vocabulary, so the
-embedding keeps its 128100 rows) and ``pytorch_model.bin`` in float16, with Microsoft's head names.
-Their weights are random, so the tests check structure and consistency; the stubs check that the
-pipelines find an answer the model points at.
+The checkpoints (the ``checkpoints`` fixture, see checkpoints.py) have random weights, so the tests
+check structure and consistency; the stubs check that the pipelines find an answer the model points at.
 """
-import json
-import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from minideberta import (DebertaV2Config, DebertaV2ForMaskedLM, DebertaV2ForMultipleChoice,
-                         DebertaV2ForQuestionAnswering, DebertaV2ForReplacedTokenDetection,
-                         DebertaV2ForSequenceClassification, DebertaV2ForTokenClassification, ModelOutput)
+from minideberta import (DebertaV2Config, ModelOutput)
 from minideberta.hub import load_model
-from minideberta.masked_lm import POSITIONS
 from minideberta.pipelines import answer, choose, classify, fill_mask, replaced_tokens, tag_tokens
 from minideberta.tokenizer import DebertaV2Tokenizer
 
-VOCAB = Path(__file__).resolve().parents[1].parent / "shared" / "vocab" / "deberta-v3-spm.model"
-# microsoft/deberta-v3-xsmall's config.json, scaled down (8 buckets: distances past 4 are bucketed).
-CONFIG = {"model_type": "deberta-v2", "attention_probs_dropout_prob": 0.1, "hidden_act": "gelu",
-          "hidden_dropout_prob": 0.1, "hidden_size": 32, "initializer_range": 0.02, "intermediate_size": 64,
-          "max_position_embeddings": 512, "relative_attention": True, "position_buckets": 8,
-          "norm_rel_ebd": "layer_norm", "share_att_key": True, "pos_att_type": "p2c|c2p", "layer_norm_eps": 1e-7,
-          "max_relative_positions": -1, "position_biased_input": False, "num_attention_heads": 4,
-          "num_hidden_layers": 2, "type_vocab_size": 0, "vocab_size": 128100}
-NLI = {"0": "entailment", "1": "neutral", "2": "contradiction"}
-BIO = {str(i): label for i, label in enumerate(["O", "B-PER", "I-PER", "B-LOC", "I-LOC"])}
-# folder -> (class, what config.json adds, what the model is built with beyond it)
-LAYOUTS = {
-    "mlm": (DebertaV2ForMaskedLM, {}, {"legacy": False}),  # Microsoft's lm_predictions.lm_head.* names
-    "rtd": (DebertaV2ForReplacedTokenDetection, {}, {}),
-    "nli": (DebertaV2ForSequenceClassification,
-            {"id2label": NLI, "label2id": {v: int(k) for k, v in NLI.items()},
-             "architectures": ["DebertaV2ForSequenceClassification"]}, {}),
-    "ner": (DebertaV2ForTokenClassification, {"id2label": BIO}, {}),
-    "qa": (DebertaV2ForQuestionAnswering, {"architectures": ["DebertaV2ForQuestionAnswering"]}, {}),
-    "swag": (DebertaV2ForMultipleChoice, {"architectures": ["DebertaV2ForMultipleChoice"]}, {}),
-}
-
-
-_BUILT = {}  # the fixture is imported by other modules: build the folders once per session all the same
-
-
-def build_checkpoints(tmp_path_factory):
-    """One folder per head; built once per session whichever test module asks first."""
-    if _BUILT:
-        return _BUILT
-    torch = pytest.importorskip("torch", reason="the tests write pytorch_model.bin with torch.save")
-    root = tmp_path_factory.mktemp("checkpoints")
-    for seed, (name, (cls, written, built)) in enumerate(LAYOUTS.items()):
-        folder = root / name
-        folder.mkdir()
-        config = {**CONFIG, **written}
-        (folder / "config.json").write_text(json.dumps(config, indent=2))
-        shutil.copyfile(VOCAB, folder / "spm.model")
-        model = cls(DebertaV2Config(**{**config, **built}), seed=seed)
-        params = dict(model.params)
-        if name == "mlm":  # official MLM checkpoints keep the absolute position table, for EMD
-            params[POSITIONS] = np.random.default_rng(seed).normal(0, 0.02, (512, 32)).astype(np.float32)
-        torch.save({k: torch.from_numpy(v).half() for k, v in params.items()}, folder / "pytorch_model.bin")
-        _BUILT[name] = folder
-    return _BUILT
-
-
-@pytest.fixture(scope="session")
-def checkpoints(tmp_path_factory):
-    if not VOCAB.is_file():
-        pytest.skip(f"../shared/vocab not found: {VOCAB} (the official DeBERTa-v3 spm.model the checkpoints use)")
-    return build_checkpoints(tmp_path_factory)
-
+from checkpoints import BIO, CONFIG, CONTEXT, NLI, VOCAB
 
 @pytest.fixture(scope="module")
 def loaded(checkpoints):
@@ -203,7 +142,6 @@ def test_tag_tokens_groups_bio_spans(tokenizer):
 
 
 # ---- question answering ----
-CONTEXT = "The river flows north. " * 40 + "Ships wait in Zanzibar harbour. " + "The river flows north. " * 3
 
 
 def test_answer_span_over_windows(loaded):
