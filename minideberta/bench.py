@@ -51,11 +51,15 @@ def measure(run, repeats):
     return float(np.median(times)), (rss_kib("VmHWM") - start) / 1024
 
 
+def random_ids(vocab_size, batch, length):
+    return np.random.default_rng(0).integers(0, min(vocab_size, 128000), (batch, length))
+
+
 def child_minideberta(size, batch, length, mode, repeats):
     from . import DebertaV2Model, DebertaV2Config, no_grad
 
     model = DebertaV2Model(DebertaV2Config(**SIZES[size], hidden_dropout_prob=0, attention_probs_dropout_prob=0))
-    ids = np.random.default_rng(0).integers(0, 128000, (batch, length))
+    ids = random_ids(model.config.vocab_size, batch, length)
     dout = np.random.default_rng(1).normal(size=(batch, length, model.config.hidden_size)).astype(np.float32)
 
     def forward():
@@ -75,7 +79,7 @@ def child_transformers(size, batch, length, mode, repeats):
 
     config = transformers.DebertaV2Config(**SIZES[size], hidden_dropout_prob=0, attention_probs_dropout_prob=0)
     model = transformers.DebertaV2Model(config).eval()
-    ids = torch.tensor(np.random.default_rng(0).integers(0, 128000, (batch, length)))
+    ids = torch.tensor(random_ids(config.vocab_size, batch, length))
     dout = torch.randn(batch, length, config.hidden_size)
 
     def forward():
