@@ -92,6 +92,14 @@ def layer_norm_backward(p, dy, cache):
 
 
 # ---- activations: y = f(x); the cache is what f' needs ----
+def normal_cdf(x, out):
+    """Phi(x) = (1 + erf(x / sqrt 2)) / 2, the standard normal's distribution function, into ``out``."""
+    erf(x * SQRT_HALF, out=out)
+    out += 1
+    out *= 0.5
+    return out
+
+
 def gelu_forward(x):
     """GELU(x) = x * Phi(x) = x/2 * (1 + erf(x / sqrt 2)), the exact form (Hendrycks & Gimpel 2016).
 
@@ -104,11 +112,8 @@ def gelu_forward(x):
     y = xp.empty_like(rows_in)
 
     def block(rows):
-        xb, yb = rows_in[rows], y[rows]
-        erf(xb * SQRT_HALF, out=yb)
-        yb += 1
-        yb *= 0.5
-        yb *= xb
+        normal_cdf(rows_in[rows], out=y[rows])
+        y[rows] *= rows_in[rows]
 
     for_row_blocks(block, rows_in.shape[0], rows_in[0].nbytes, xp)
     return y.reshape(x.shape), x
@@ -121,10 +126,7 @@ def gelu_backward(dy, cache):
     dx = xp.empty_like(rows_in)
 
     def block(rows):
-        xb, db = rows_in[rows], dx[rows]
-        erf(xb * SQRT_HALF, out=db)
-        db += 1
-        db *= 0.5
+        xb, db = rows_in[rows], normal_cdf(rows_in[rows], out=dx[rows])
         pdf = xb * xb
         pdf *= -0.5
         xp.exp(pdf, out=pdf)
