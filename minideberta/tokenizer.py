@@ -17,6 +17,8 @@ Text becomes model input in four steps:
 4. **Lay out.** ``[CLS] A [SEP]`` or ``[CLS] A [SEP] B [SEP]``, token types 0 for the
    first part and 1 for the second, padding with ``[PAD]`` to a common length.
 
+Steps 1 and 2 are this file; steps 3 and 4, from ids to model inputs, are ``encoding.py``.
+
 Offsets (``return_offsets_mapping``) are character positions in the *original*
 string. Sentencepiece reports, for each character of the normalized text, the original
 character it came from; a piece spans the original characters of all its normalized
@@ -32,62 +34,19 @@ import json
 import os
 import re
 import unicodedata
-import warnings
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 import sentencepiece
 
+from .encoding import (BatchEncoding, Row, Tokens, as_texts, columns, non_negative_int, pad, pair_texts,
+                       strategies, to_array, windows)
+
 PAD, CLS, SEP, UNK, MASK = "[PAD]", "[CLS]", "[SEP]", "[UNK]", "[MASK]"
 VOCAB_FILE = "spm.model"
 CONFIG_FILE = "tokenizer_config.json"
 SPACE = "▁"  # sentencepiece's stand-in for a space: a piece starting with it starts a word
-
-_TRUNCATION = {True: "longest_first", "longest_first": "longest_first", "only_first": "only_first",
-               "only_second": "only_second", False: None, "do_not_truncate": None}
-_PADDING = {True: "longest", "longest": "longest", "max_length": "max_length", False: None, "do_not_pad": None}
-
-
-def _option(value, table, name):
-    """Look ``value`` up in ``table``, with an error listing the accepted values."""
-    if isinstance(value, (bool, str)) and value in table:
-        return table[value]
-    raise ValueError(f"unknown {name}={value!r}; use one of {', '.join(repr(k) for k in table)}")
-
-
-def _non_negative_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
-    if value < 0:
-        raise ValueError(f"{name}={value} must be >= 0")
-    return int(value)
-
-
-def _as_texts(text, name):
-    """``(list of str, is_batch)`` for a str or a list/tuple of str; a clear error otherwise."""
-    if isinstance(text, str):
-        return [text], False
-    if isinstance(text, (list, tuple)):
-        for i, t in enumerate(text):
-            if not isinstance(t, str):
-                raise TypeError(
-                    f"{name}[{i}] is a {type(t).__name__}; {name} must be a str or a flat list of str "
-                    f"(for pairs, pass the first texts as text= and the second texts as text_pair=)")
-        return list(text), True
-    raise TypeError(f"{name} must be a str or a list of str, not {type(text).__name__}")
-
-
-def _pair_texts(text, text_pair):
-    """``(firsts, seconds or None, is_batch)``: both a str, or both lists of one length."""
-    firsts, is_batch = _as_texts(text, "text")
-    if text_pair is None:
-        return firsts, None, is_batch
-    seconds, pair_is_batch = _as_texts(text_pair, "text_pair")
-    if pair_is_batch != is_batch or len(seconds) != len(firsts):
-        raise ValueError(f"text and text_pair must both be a str or both be lists of the same length; "
-                         f"got {len(firsts)} text(s) and {len(seconds)} text_pair(s)")
-    return firsts, seconds, is_batch
 
 
 def _check_valid_unicode(texts):
@@ -108,115 +67,12 @@ def _is_punctuation(char):
     return unicodedata.category(char).startswith("P")
 
 
-def _slide(length, window, stride, overflowing, what):
-    """``(start, stop)`` of the first ``window`` tokens, or of every window when overflowing.
-
-    Windows start ``window - stride`` tokens apart, so neighbours share ``stride``
-    tokens, and the last one reaches the end of the sequence.
-    """
-    if not overflowing:
-        return [(0, window)]
-    if stride >= window:
-        raise ValueError(f"stride={stride} must be smaller than the {window} tokens of the {what} "
-                         f"that fit in each window; use a smaller stride or a larger max_length")
-    spans, start = [], 0
-    while True:
-        spans.append((start, min(start + window, length)))
-        if start + window >= length:
-            return spans
-        start += window - stride
-
-
-def _longest_first(len_a, len_b, budget):
-    """Tokens kept of each sequence: cut the longer one down to the shorter, then both alike.
-
-    The same split as transformers' fast tokenizers: when both must be cut, the longer
-    sequence (the second, on a tie) keeps the odd token.
-    """
-    shorter = min(len_a, len_b)
-    if 2 * shorter <= budget:
-        keep_short, keep_long = shorter, budget - shorter
-    else:
-        keep_short, keep_long = budget // 2, budget - budget // 2
-    return (keep_long, keep_short) if len_a > len_b else (keep_short, keep_long)
-
-
 class _Segment(NamedTuple):
     """A stretch ``text[start:end]``: a special token written in the text, or plain text."""
 
     start: int
     end: int
     special_id: int = None
-
-
-class _Tokens(NamedTuple):
-    """One text's tokens (no [CLS]/[SEP] added) and, if asked for, their character spans."""
-
-    ids: list
-    offsets: list = None
-
-
-class _Row(NamedTuple):
-    """One output row: a window ``[start, stop)`` over each of an example's sequences."""
-
-    sample: int
-    first: _Tokens
-    first_span: tuple
-    second: _Tokens = None
-    second_span: tuple = None
-
-
-class BatchEncoding(dict):
-    """The tokenizer's output: a dict of fields that also answers per-token questions.
-
-    Fields read as ``enc["input_ids"]`` or ``enc.input_ids``. For a batch (or with
-    ``return_tensors="np"``, or with overflowing windows) each field holds one row per
-    output sequence; for a single text without those, the row itself.
-    """
-
-    def __init__(self, data, rows, lengths, with_special_tokens, is_word_start):
-        super().__init__(data)
-        self._rows = rows
-        self._lengths = lengths  # of each row, padding included
-        self._with_special_tokens = with_special_tokens
-        self._is_word_start = is_word_start
-
-    def __getattr__(self, name):
-        try:
-            return self[name]
-        except KeyError:
-            raise AttributeError(f"BatchEncoding has no field {name!r}; it has {list(self)}") from None
-
-    def sequence_ids(self, batch_index=0):
-        """For each token of row ``batch_index``: 0 (first text), 1 (second text) or None."""
-        row = self._rows[batch_index]
-        special = [None] if self._with_special_tokens else []
-        out = special + [0] * (row.first_span[1] - row.first_span[0]) + special
-        if row.second is not None:
-            out += [1] * (row.second_span[1] - row.second_span[0]) + special
-        return out + [None] * (self._lengths[batch_index] - len(out))
-
-    def word_ids(self, batch_index=0):
-        """For each token of row ``batch_index``: the index of its word in its text, or None.
-
-        A word starts at every piece that begins with "▁" and at every special token
-        written in the text. Indices count from 0 in each text and, in overflowing
-        windows, keep counting from the start of the text.
-        """
-        row = self._rows[batch_index]
-        words = [iter(self._words(row.first, row.first_span))]
-        if row.second is not None:
-            words.append(iter(self._words(row.second, row.second_span)))
-        return [None if sequence is None else next(words[sequence])
-                for sequence in self.sequence_ids(batch_index)]
-
-    def _words(self, tokens, span):
-        words, word = [], -1
-        for token_id in tokens.ids[:span[1]]:
-            if word < 0 or self._is_word_start[token_id]:
-                word += 1
-            words.append(word)
-        return words[span[0]:]
 
 
 class DebertaV2Tokenizer:
@@ -240,7 +96,7 @@ class DebertaV2Tokenizer:
         self.do_lower_case = bool(do_lower_case)
         self.split_by_punct = bool(split_by_punct)
         if model_max_length is not None:
-            model_max_length = _non_negative_int(model_max_length, "model_max_length")
+            model_max_length = non_negative_int(model_max_length, "model_max_length")
         self.model_max_length = model_max_length  # max_length when truncating without one
         self._sp = self._load(self.vocab_file)
         n_pieces = self._sp.get_piece_size()
@@ -430,7 +286,7 @@ class DebertaV2Tokenizer:
         return [self._sp.encode(chunk) for chunk in chunks]
 
     def _tokenize_texts(self, texts, with_offsets):
-        """``_Tokens`` of each text: ids without [CLS]/[SEP], and spans if ``with_offsets``."""
+        """``Tokens`` of each text: ids without [CLS]/[SEP], and spans if ``with_offsets``."""
         plans = [self._segments(text) for text in texts]
         chunks = [text[s.start:s.end] for text, plan in zip(texts, plans) for s in plan if s.special_id is None]
         if self.do_lower_case:
@@ -443,7 +299,7 @@ class DebertaV2Tokenizer:
         out = []
         for text, plan in zip(texts, plans):
             if len(plan) == 1 and plan[0].special_id is None and not with_offsets:
-                out.append(_Tokens(next(encoded)))  # the common case, kept short for speed
+                out.append(Tokens(next(encoded)))  # the common case, kept short for speed
                 continue
             ids, offsets = [], []
             for segment in plan:
@@ -456,7 +312,7 @@ class DebertaV2Tokenizer:
                 if with_offsets:
                     spans = self._chunk_offsets(text[segment.start:segment.end], chunk_ids)
                     offsets += [(segment.start + s, segment.start + e) for s, e in spans]
-            out.append(_Tokens(ids, offsets if with_offsets else None))
+            out.append(Tokens(ids, offsets if with_offsets else None))
         return out
 
     def _chunk_offsets(self, chunk, ids):
@@ -501,7 +357,7 @@ class DebertaV2Tokenizer:
 
     def tokenize(self, text):
         """Token strings of one text, without [CLS]/[SEP]: ``"Hi [MASK]"`` -> ``["▁Hi", "[MASK]"]``."""
-        texts, is_batch = _as_texts(text, "text")
+        texts, is_batch = as_texts(text, "text")
         if is_batch:
             raise TypeError("tokenize takes one str; call it once per text")
         return [self._pieces[i] for i in self._tokenize_texts(texts, with_offsets=False)[0].ids]
@@ -526,14 +382,14 @@ class DebertaV2Tokenizer:
         - ``return_tensors="np"``: int64 arrays (rows of one length are then required);
           ``None``: lists.
         """
-        firsts, seconds, is_batch = _pair_texts(text, text_pair)
+        firsts, seconds, is_batch = pair_texts(text, text_pair)
         if return_tensors not in (None, "np"):
             raise ValueError(f"return_tensors={return_tensors!r}: minideberta returns NumPy arrays "
                              f"(return_tensors='np') or lists (None)")
         n_special = (2 if seconds is None else 3) if add_special_tokens else 0
-        padding, truncation, max_length, budget = self._strategies(padding, truncation, max_length, n_special,
-                                                                   is_pair=seconds is not None)
-        stride = _non_negative_int(stride, "stride")
+        padding, truncation, max_length, budget = strategies(padding, truncation, max_length, n_special,
+                                                             seconds is not None, self.model_max_length)
+        stride = non_negative_int(stride, "stride")
 
         tokens_a = self._tokenize_texts(firsts, return_offsets_mapping)
         tokens_b = [None] * len(firsts)
@@ -541,130 +397,25 @@ class DebertaV2Tokenizer:
             tokens_b = self._tokenize_texts(seconds, return_offsets_mapping)
         rows = []
         for sample, (a, b) in enumerate(zip(tokens_a, tokens_b)):
-            for a_span, b_span in self._windows(a, b, truncation, budget, stride, return_overflowing_tokens):
-                rows.append(_Row(sample, a, a_span, b, b_span))
+            for a_span, b_span in windows(a, b, truncation, budget, stride, return_overflowing_tokens):
+                rows.append(Row(sample, a, a_span, b, b_span))
 
-        columns = self._columns(rows, add_special_tokens, return_offsets_mapping)
+        fields = columns(rows, add_special_tokens, return_offsets_mapping, self.cls_token_id, self.sep_token_id)
         if padding is not None:
-            longest = max((len(ids) for ids in columns["input_ids"]), default=0)
-            self._pad(columns, longest if padding == "longest" else max_length)
+            longest = max((len(ids) for ids in fields["input_ids"]), default=0)
+            pad(fields, longest if padding == "longest" else max_length, self.pad_token_id)
         wanted = {"input_ids": True, "token_type_ids": return_token_type_ids,
                   "attention_mask": return_attention_mask, "special_tokens_mask": return_special_tokens_mask,
                   "offset_mapping": return_offsets_mapping}
-        data = {name: columns[name] for name, keep in wanted.items() if keep}
+        data = {name: fields[name] for name, keep in wanted.items() if keep}
         if return_overflowing_tokens:
             data["overflow_to_sample_mapping"] = [row.sample for row in rows]
         if return_tensors == "np":
-            data = {name: self._to_array(name, value) for name, value in data.items()}
+            data = {name: to_array(name, value) for name, value in data.items()}
         elif not is_batch and not return_overflowing_tokens:
             data = {name: value[0] for name, value in data.items()}
-        return BatchEncoding(data, rows, [len(ids) for ids in columns["input_ids"]], add_special_tokens,
+        return BatchEncoding(data, rows, [len(ids) for ids in fields["input_ids"]], add_special_tokens,
                              self._is_word_start)
-
-    def _strategies(self, padding, truncation, max_length, n_special, is_pair):
-        """Checked ``(padding, truncation, max_length, budget)``, with transformers' defaults.
-
-        ``budget`` is how many tokens of text a row may hold (None: no limit).
-        """
-        padding = _option(padding, _PADDING, "padding")
-        if max_length is not None:
-            max_length = _non_negative_int(max_length, "max_length")
-        if truncation is None:
-            truncation = max_length is not None and padding != "max_length"
-            if truncation:
-                warnings.warn("max_length is given without truncation: truncating 'longest_first'; "
-                              "pass truncation=True (or another strategy) to silence this", stacklevel=3)
-        truncation = _option(truncation, _TRUNCATION, "truncation")
-        if max_length is None and (truncation or padding == "max_length"):
-            max_length = self.model_max_length
-        if padding == "max_length" and max_length is None:
-            raise ValueError("padding='max_length' needs max_length (or a model_max_length)")
-        if truncation == "only_second" and not is_pair:
-            raise ValueError("truncation='only_second' truncates the second text of a pair; pass text_pair, "
-                             "or use truncation=True for single texts")
-        if not truncation or max_length is None:
-            return padding, truncation, max_length, None
-        if max_length < n_special:
-            kind = "a pair" if is_pair else "a single text"
-            raise ValueError(f"max_length={max_length} cannot hold the {n_special} special tokens of {kind}; "
-                             f"use max_length >= {n_special}")
-        return padding, truncation, max_length, max_length - n_special
-
-    def _windows(self, a, b, truncation, budget, stride, overflowing):
-        """``(first_span, second_span)`` of each row that example ``(a, b)`` gives."""
-        len_a = len(a.ids)
-        len_b = 0 if b is None else len(b.ids)
-        whole = ((0, len_a), None if b is None else (0, len_b))
-        if budget is None or len_a + len_b <= budget:
-            return [whole]
-        if b is None:
-            return [(span, None) for span in _slide(len_a, budget, stride, overflowing, "text")]
-        if truncation == "longest_first":
-            if overflowing:
-                raise ValueError("return_overflowing_tokens with a pair needs truncation='only_first' or "
-                                 "'only_second' (which sequence to slide a window over); 'longest_first' "
-                                 "cuts both")
-            keep_a, keep_b = _longest_first(len_a, len_b, budget)
-            return [((0, keep_a), (0, keep_b))]
-        kept, cut = ("second", "first") if truncation == "only_first" else ("first", "second")
-        room = budget - (len_b if truncation == "only_first" else len_a)
-        if room < 1:
-            raise ValueError(f"truncation={truncation!r} cannot fit this pair in {budget} tokens "
-                             f"(max_length minus the special tokens): the {kept} text alone has "
-                             f"{budget - room} tokens; use truncation='longest_first' or a larger max_length")
-        if truncation == "only_first":
-            return [(span, whole[1]) for span in _slide(len_a, room, stride, overflowing, cut + " text")]
-        return [(whole[0], span) for span in _slide(len_b, room, stride, overflowing, cut + " text")]
-
-    def _columns(self, rows, add_special_tokens, with_offsets):
-        """Per-row lists of every output field, before padding."""
-        columns = {name: [] for name in ("input_ids", "token_type_ids", "attention_mask",
-                                         "special_tokens_mask", "offset_mapping")}
-        cls, sep = ([self.cls_token_id], [self.sep_token_id]) if add_special_tokens else ([], [])
-        edge = [1] if add_special_tokens else []
-        for row in rows:
-            a0, a1 = row.first_span
-            ids = cls + row.first.ids[a0:a1] + sep
-            special = edge + [0] * (a1 - a0) + edge
-            offsets = None
-            if with_offsets:
-                offsets = [(0, 0)] * len(cls) + row.first.offsets[a0:a1] + [(0, 0)] * len(sep)
-            n_first = len(ids)
-            if row.second is not None:
-                b0, b1 = row.second_span
-                ids += row.second.ids[b0:b1] + sep
-                special += [0] * (b1 - b0) + edge
-                if with_offsets:
-                    offsets += row.second.offsets[b0:b1] + [(0, 0)] * len(sep)
-            columns["input_ids"].append(ids)
-            columns["token_type_ids"].append([0] * n_first + [1] * (len(ids) - n_first))
-            columns["attention_mask"].append([1] * len(ids))
-            columns["special_tokens_mask"].append(special)
-            columns["offset_mapping"].append(offsets)
-        return columns
-
-    def _pad(self, columns, target):
-        """Pad every row to ``target`` tokens (rows already longer stay as they are)."""
-        fill = {"input_ids": self.pad_token_id, "token_type_ids": 0, "attention_mask": 0,
-                "special_tokens_mask": 1, "offset_mapping": (0, 0)}
-        for i, ids in enumerate(columns["input_ids"]):
-            missing = target - len(ids)
-            if missing > 0:
-                for name, value in fill.items():
-                    if columns[name][i] is not None:
-                        columns[name][i] = columns[name][i] + [value] * missing
-
-    @staticmethod
-    def _to_array(name, rows):
-        """One output field as an int64 array: (rows, tokens), or (rows, tokens, 2) for offsets."""
-        if name == "overflow_to_sample_mapping":
-            return np.array(rows, dtype=np.int64)
-        lengths = {len(row) for row in rows}
-        if len(lengths) > 1:
-            raise ValueError(f"return_tensors='np' needs rows of one length, got lengths from {min(lengths)} to "
-                             f"{max(lengths)}; pass padding=True (or padding='max_length' with max_length)")
-        shape = (len(rows), lengths.pop() if lengths else 0) + ((2,) if name == "offset_mapping" else ())
-        return np.array(rows, dtype=np.int64).reshape(shape)
 
     def encode(self, text, text_pair=None, add_special_tokens=True, truncation=None, max_length=None):
         """Token ids of one text (or one pair) as a list: ``"Hello world"`` -> ``[1, 5365, 447, 2]``."""
