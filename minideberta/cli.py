@@ -10,7 +10,6 @@ the same name in ``pipelines.py`` returns). A user's mistake (a missing file, a 
 [MASK], a model without the needed head...) prints one ``error:`` message and exits with 2.
 """
 import argparse
-import importlib
 import json
 import os
 import sys
@@ -41,7 +40,7 @@ TASKS = {
                '"it was raining." "she was hungry."'),
 }
 SUGGEST = {head: command for command, (head, _, _) in TASKS.items()}
-FORWARDED = {"train": "fine-tune a sequence classifier"}  # parses its own options
+FORWARDED = {"train": "fine-tune a sequence classifier"}  # train_cli.py parses its own options
 VERIFY_EXAMPLE = "python -m minideberta verify microsoft/deberta-v3-xsmall --dtype float64"
 
 
@@ -168,20 +167,10 @@ def _read_text(path):
         return f.read()
 
 
-def _optional_module(name):
-    """``minideberta.<name>``, imported when its command runs (it may be absent from an installation)."""
-    try:
-        return importlib.import_module(f"minideberta.{name}")
-    except ModuleNotFoundError as error:
-        if error.name != f"minideberta.{name}":
-            raise
-        raise UserError(f"`minideberta {name}` is not part of this installation "
-                        f"(minideberta/{name}.py is missing)") from None
-
-
 def run_verify(args):
     """Compare the checkpoint with transformers; exit 0 agree, 1 differ, 2 no reference installed."""
-    verify = _optional_module("verify")
+    from . import verify
+
     return verify.main(hub.resolve_model(args.model), np.dtype(args.dtype), as_json=args.json)
 
 
@@ -323,13 +312,15 @@ def build_parser():
 
 
 def run_forwarded(name, argv):
-    """``train`` lives in its own module, which parses its own options; ``--device`` is checked here."""
+    """``train`` parses its own options (``train_cli.py``); ``--device`` is checked here."""
     device = argparse.ArgumentParser(add_help=False)
     device.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
     known, rest = device.parse_known_args(argv)
     if known.device == "gpu":
         raise UserError(GPU_UNAVAILABLE)
-    code = _optional_module(name).main(rest)
+    from . import train_cli
+
+    code = train_cli.main(rest)
     return 0 if code is None else code
 
 

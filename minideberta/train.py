@@ -3,7 +3,7 @@
     history = train(model, train_set, eval_set, steps=300, batch_size=16, lr=2e-5, warmup_steps=30)
     history.plot()                        # loss, metric, learning rate, gradient norm
 
-or from a shell: ``python -m minideberta train MODEL_DIR --data train.jsonl ...`` (see ``main``).
+or from a shell: ``python -m minideberta train MODEL_DIR --data train.jsonl ...`` (``train_cli.py``).
 
 Datasets
 --------
@@ -49,13 +49,10 @@ The data order needs no state of its own: it follows from the seed and the numbe
 ``train(..., resume_from=folder)`` puts all of it back into fresh objects, so a run that is
 stopped and resumed takes exactly the steps of a run that was not.
 """
-import argparse
-import csv
 import json
 import math
 import numbers
 import shutil
-import sys
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -64,11 +61,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from . import weights
-from .config import DebertaV2Config
 from .model import no_grad
 from .optim import AdamW, LinearWarmupSchedule, check_finite, clip_grad_norm, global_norm
-from .tasks import DebertaV2ForSequenceClassification
-from .tokenizer import DebertaV2Tokenizer
 
 INPUT_KEYS = ("input_ids", "attention_mask", "token_type_ids")
 STATE_FILE = "trainer_state.json"
@@ -408,122 +402,3 @@ def train(model, train_set, eval_set=None, *, steps=None, epochs=None, batch_siz
     bar.close()
     model.eval()
     return history
-
-
-# ---- the command line: python -m minideberta train ----
-EXAMPLE = """example:
-  minideberta train ./deberta-v3-xsmall --data train.jsonl --eval-data dev.jsonl \\
-      --output-dir ./out --steps 500 --batch-size 16 --lr 3e-5 --warmup-steps 50 --max-length 128
-
-data: .jsonl with one object per line, or .csv/.tsv with a header row; columns "text",
-"label" and optionally "text_pair". Labels are integers, or names (mapped to ids in sorted order
-unless the model's config.json lists them in id2label). MODEL_DIR holds config.json, the weights
-and spm.model; a missing classification head (a pre-trained checkpoint) is initialised fresh.
-The output folder gets checkpoint-<step>/ folders, then the final model, spm.model and history.json."""
-
-
-def read_examples(path):
-    """Rows of a .jsonl / .csv / .tsv file as dicts, with text, label and maybe text_pair."""
-    path = Path(path)
-    if path.suffix == ".jsonl":
-        with open(path, encoding="utf-8") as f:
-            rows = [json.loads(line) for line in f if line.strip()]
-    elif path.suffix in (".csv", ".tsv"):
-        with open(path, encoding="utf-8", newline="") as f:
-            rows = list(csv.DictReader(f, delimiter="\t" if path.suffix == ".tsv" else ","))
-    else:
-        raise ValueError(f"{path}: the data must be a .jsonl, .csv or .tsv file")
-    for i, row in enumerate(rows):
-        if "text" not in row or "label" not in row:
-            raise ValueError(f"{path}, example {i + 1}: it needs the columns 'text' and 'label', has {sorted(row)}")
-    if not rows:
-        raise ValueError(f"{path} holds no examples")
-    return rows
-
-
-def label_ids(rows, config):
-    """``(id2label, lookup)``: the label names by id, and the id of each label as written in the data
-    (as a string). The config's names if they cover the data; else integers stand for themselves;
-    else the names get ids in sorted order."""
-    labels = {str(row["label"]) for row in rows}
-    if labels <= set(config.label2id):
-        return dict(config.id2label), {str(name): i for name, i in config.label2id.items()}
-    if all(label.isdigit() for label in labels):
-        ids = range(max(int(label) for label in labels) + 1)
-        return {i: config.id2label.get(i, f"LABEL_{i}") for i in ids}, {str(i): i for i in ids}
-    names = sorted(labels)
-    return dict(enumerate(names)), {name: i for i, name in enumerate(names)}
-
-
-def load_classifier(model_dir, id2label, dtype, seed):
-    """A DebertaV2ForSequenceClassification with the encoder of ``model_dir`` and, where the
-    checkpoint has none for these labels, a freshly initialised head."""
-    config = DebertaV2Config.from_pretrained(model_dir)
-    config = DebertaV2Config.from_dict({**config.to_dict(), "id2label": id2label})
-    return DebertaV2ForSequenceClassification.from_pretrained(model_dir, dtype=dtype, config=config,
-                                                              new_head=True, seed=seed)
-
-
-def tokenize(tokenizer, rows, lookup, max_length):
-    """The dataset dict of ``rows``: the tokenizer's arrays plus the label ids."""
-    pairs = [row.get("text_pair") for row in rows]
-    encoded = tokenizer([row["text"] for row in rows], None if all(p is None for p in pairs) else pairs,
-                        padding=True, truncation=True, max_length=max_length, return_tensors="np")
-    unknown = sorted({str(row["label"]) for row in rows} - set(lookup))
-    if unknown:
-        raise ValueError(f"labels {unknown[:5]} do not occur in the training data (known: {sorted(lookup)})")
-    data = {k: encoded[k] for k in INPUT_KEYS if k in encoded}
-    data["labels"] = np.array([lookup[str(row["label"])] for row in rows], dtype=np.int64)
-    return data
-
-
-def main(argv=None):
-    """``minideberta train``: fine-tune a sequence classifier on a text file (``--help`` for an example)."""
-    parser = argparse.ArgumentParser(prog="minideberta train", epilog=EXAMPLE,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     description="Fine-tune DebertaV2ForSequenceClassification with AdamW.")
-    parser.add_argument("model_dir", help="folder with config.json, model weights and spm.model")
-    parser.add_argument("--data", required=True, help="training examples (.jsonl, .csv or .tsv)")
-    parser.add_argument("--eval-data", help="evaluation examples, same format")
-    parser.add_argument("--output-dir", required=True)
-    length = parser.add_mutually_exclusive_group(required=True)
-    length.add_argument("--steps", type=int)
-    length.add_argument("--epochs", type=float)
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--grad-accum-steps", type=int, default=1)
-    parser.add_argument("--lr", type=float, default=5e-5)
-    parser.add_argument("--warmup-steps", type=int, default=0)
-    parser.add_argument("--weight-decay", type=float, default=0.01)
-    parser.add_argument("--max-grad-norm", type=float, default=1.0)
-    parser.add_argument("--max-length", type=int, default=128)
-    parser.add_argument("--eval-every", type=int)
-    parser.add_argument("--save-every", type=int)
-    parser.add_argument("--resume-from", help="a checkpoint-<step> folder of an earlier run")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
-    parser.add_argument("--detect-anomalies", action="store_true", help="stop at the first NaN/inf")
-    parser.add_argument("--no-progress", action="store_true")
-    args = parser.parse_args(argv)
-
-    tokenizer = DebertaV2Tokenizer.from_pretrained(args.model_dir)
-    train_rows = read_examples(args.data)
-    eval_rows = read_examples(args.eval_data) if args.eval_data else None
-    id2label, lookup = label_ids(train_rows, DebertaV2Config.from_pretrained(args.model_dir))
-    model = load_classifier(args.model_dir, id2label, np.dtype(args.dtype), args.seed)
-    history = train(model, tokenize(tokenizer, train_rows, lookup, args.max_length),
-                    None if eval_rows is None else tokenize(tokenizer, eval_rows, lookup, args.max_length),
-                    steps=args.steps, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                    warmup_steps=args.warmup_steps, weight_decay=args.weight_decay, max_grad_norm=args.max_grad_norm,
-                    grad_accum_steps=args.grad_accum_steps, eval_every=args.eval_every,
-                    checkpoint_dir=args.output_dir, save_every=args.save_every, resume_from=args.resume_from,
-                    seed=args.seed, detect_anomalies=args.detect_anomalies, progress=not args.no_progress)
-    output = Path(args.output_dir)
-    model.save_pretrained(output)
-    tokenizer.save_pretrained(output)
-    (output / "history.json").write_text(json.dumps(history.to_dict(), indent=1) + "\n", encoding="utf-8")
-    print(f"{history}; model saved to {output}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

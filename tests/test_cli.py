@@ -170,7 +170,7 @@ def test_bench_passes_its_options_on(capsys, monkeypatch):
 def test_train_gets_the_rest_of_the_command_line(capsys, monkeypatch):
     seen = []
     fake = types.SimpleNamespace(main=lambda argv: seen.append(argv) or 0)
-    monkeypatch.setitem(sys.modules, "minideberta.train", fake)
+    monkeypatch.setitem(sys.modules, "minideberta.train_cli", fake)
     assert main(["train", "folder", "--data", "d.jsonl", "--device", "cpu", "--steps", "3"]) == 0
     assert seen == [["folder", "--data", "d.jsonl", "--steps", "3"]]
 
@@ -186,11 +186,9 @@ def test_verify_end_to_end(capsys, checkpoints):
     assert result["ok"] is True and any("start_logits" in row["output"] for row in result["rows"])
 
 
-def test_verify_is_called_with_the_folder_and_dtype(capsys, monkeypatch, checkpoints):
+def test_verify_is_called_with_the_folder_and_dtype(monkeypatch, checkpoints):
     seen = []
-    fake = types.SimpleNamespace(main=lambda folder, dtype, as_json: seen.append((folder, dtype, as_json)) or 1)
-    monkeypatch.setitem(sys.modules, "minideberta.verify", fake)
+    monkeypatch.setattr("minideberta.verify.main",
+                        lambda folder, dtype, as_json: seen.append((folder, dtype, as_json)) or 1)
     assert main(["verify", str(checkpoints["mlm"]), "--json"]) == 1  # verify's own status: 1 = mismatch
     assert seen == [(checkpoints["mlm"], np.dtype("float64"), True)]
-    monkeypatch.setitem(sys.modules, "minideberta.verify", None)  # an installation without verify.py
-    assert_user_error(capsys, ["verify", checkpoints["mlm"]], "minideberta/verify.py is missing")
