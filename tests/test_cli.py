@@ -3,7 +3,6 @@ test_pipelines.py: readable text, ``--json``, and one clear ``error:`` line for 
 import json
 import subprocess
 import sys
-import types
 from pathlib import Path
 
 import numpy as np
@@ -169,8 +168,7 @@ def test_bench_passes_its_options_on(capsys, monkeypatch):
 
 def test_train_gets_the_rest_of_the_command_line(capsys, monkeypatch):
     seen = []
-    fake = types.SimpleNamespace(main=lambda argv: seen.append(argv) or 0)
-    monkeypatch.setitem(sys.modules, "minideberta.train_cli", fake)
+    monkeypatch.setattr("minideberta.train_cli.main", lambda argv: seen.append(argv) or 0)
     assert main(["train", "folder", "--data", "d.jsonl", "--device", "cpu", "--steps", "3"]) == 0
     assert seen == [["folder", "--data", "d.jsonl", "--steps", "3"]]
 
