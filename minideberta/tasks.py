@@ -62,28 +62,40 @@ def per_token_loss_backward(cache):
     return losses.cross_entropy_backward(1.0, ce_cache).reshape(shape)
 
 
+def check_label_shape(labels, shapes, what):
+    if tuple(labels.shape) not in shapes:
+        raise ValueError(f"labels have shape {tuple(labels.shape)}; {what} needs labels of shape "
+                         + " or ".join(str(shape) for shape in shapes))
+    return labels
+
+
 def classification_loss(logits, labels, config):
     """transformers' DebertaV2ForSequenceClassification loss, chosen by problem_type and labels."""
     xp = np
     labels = xp.asarray(labels)
+    batch, n = logits.shape
     problem = config.problem_type
     if problem is None:
-        if config.num_labels == 1:
+        if n == 1:
             problem = "regression"
         elif labels.ndim == 1 or labels.shape[-1] == 1:
             # transformers' default for DeBERTa counts only labels >= 0: negative labels are ignored.
-            labels = losses.check_class_labels(labels.reshape(-1), config.num_labels, ignore_index="negative")
+            check_label_shape(labels, [(batch,), (batch, 1)], "classification (one class id per sequence)")
+            labels = losses.check_class_labels(labels.reshape(-1), n, ignore_index="negative")
             if not (labels >= 0).any():  # nothing to count: transformers defines the loss as 0
                 return xp.zeros((), dtype=logits.dtype), ("none", logits)
             loss, cache = losses.cross_entropy_forward(logits, xp.where(labels >= 0, labels, -100))
             return loss, ("ce", cache)
         else:
+            check_label_shape(labels, [(batch, n)], "classification with probability targets")
             loss, cache = losses.soft_cross_entropy_forward(logits, labels.astype(logits.dtype))
             return loss, ("soft", cache)
     if problem == "regression":
         if labels.dtype.kind != "f":
             raise ValueError(f"regression labels must be floating point, got dtype {labels.dtype}")
-        loss, cache = losses.mse_forward(logits.reshape(labels.shape) if config.num_labels == 1 else logits,
+        if n == 1:
+            check_label_shape(labels, [(batch,), (batch, 1)], "regression (one value per sequence)")
+        loss, cache = losses.mse_forward(logits.reshape(labels.shape) if n == 1 else logits,
                                          labels.astype(logits.dtype))
         return loss, ("mse", cache, logits.shape)
     if problem == "single_label_classification":
@@ -155,7 +167,7 @@ class DebertaV2ForMultipleChoice(DebertaV2ForSequenceClassification):
         if grouped is None or np.ndim(grouped) != (3 if input_ids is not None else 4):
             raise ValueError("multiple choice takes input_ids of shape (batch, num_choices, length) "
                              "(or inputs_embeds (batch, num_choices, length, dim))")
-        self.num_choices = np.shape(grouped)[1]
+        self.num_choices, self.embeds_shape = np.shape(grouped)[1], np.shape(inputs_embeds)
         flat = lambda a: None if a is None else np.reshape(a, (-1,) + np.shape(a)[2:])  # noqa: E731
         inputs = dict(input_ids=flat(input_ids), attention_mask=flat(attention_mask),
                       token_type_ids=flat(token_type_ids), position_ids=flat(position_ids),
@@ -164,10 +176,19 @@ class DebertaV2ForMultipleChoice(DebertaV2ForSequenceClassification):
 
     def head(self, states, inputs):
         fields, cache = super().head(states, inputs)
-        return {"logits": fields["logits"].reshape(-1, self.num_choices)}, cache  # (B*C, 1) -> (B, C)
+        logits = fields["logits"].reshape(-1, self.num_choices)  # (B*C, 1) -> (B, C)
+        return {"logits": logits}, (cache, self.embeds_shape)
 
     def head_backward(self, dlogits, cache):
-        return super().head_backward(dlogits.reshape(-1, 1), cache)
+        head_cache, self.embeds_shape = cache
+        return super().head_backward(dlogits.reshape(-1, 1), head_cache)
+
+    def backward(self, d_output=None):
+        """As every task model's; d/d(inputs_embeds) comes back grouped, (B, C, N, dim), as it went in."""
+        grads = super().backward(d_output)
+        if grads.inputs_embeds is not None:
+            grads.inputs_embeds = grads.inputs_embeds.reshape(self.embeds_shape)
+        return grads
 
     def loss(self, fields, labels):
         labels = np.asarray(labels).reshape(-1)
