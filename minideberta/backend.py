@@ -5,20 +5,12 @@ instead of importing NumPy directly, so the same forward and backward code runs 
 either. Nothing here converts an array behind the caller's back: moving data between
 host and device is always an explicit call.
 
-Two helpers exist for speed on the CPU, where NumPy runs each operation on one core as one
-full pass over memory: ``for_row_blocks`` runs a row-wise computation block by block (blocks
-that fit in a core's cache) on every core, and ``erf`` evaluates float32 erf with a rational
-approximation instead of SciPy's much slower float32 erf.
+``erf`` is here too: it picks SciPy's erf (NumPy, float64), CuPy's, or, for NumPy float32, a
+rational approximation several times faster than SciPy's float32 erf.
 """
 import math
-import os
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-
-BLOCK_BYTES = 1 << 19  # rows per block: about 512 KiB of one array, so a block's arrays stay in L2
-CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-_pool = []
 
 
 def get_xp(*arrays):
@@ -47,29 +39,6 @@ def special(xp):
     import cupyx.scipy.special
 
     return cupyx.scipy.special
-
-
-def for_row_blocks(work, n_rows, row_nbytes, xp):
-    """Call ``work(rows)`` for slices ``rows`` that together cover ``range(n_rows)``.
-
-    With NumPy the slices are blocks of about ``BLOCK_BYTES`` handed to a thread per core
-    (NumPy releases the GIL inside its loops, so they run in parallel); each block's
-    operations then run in cache instead of streaming whole arrays through memory once per
-    operation. ``work`` must write only its own rows. On a GPU there is one call for all rows.
-    """
-    if xp is not np:
-        work(slice(0, n_rows))
-        return
-    size = max(1, BLOCK_BYTES // max(row_nbytes, 1))
-    blocks = [slice(start, min(start + size, n_rows)) for start in range(0, n_rows, size)]
-    if len(blocks) == 1 or CORES == 1:
-        for rows in blocks:
-            work(rows)
-        return
-    if not _pool:
-        _pool.append(ThreadPoolExecutor(CORES, thread_name_prefix="minideberta"))
-    for _ in _pool[0].map(work, blocks):  # iterating re-raises a block's exception here
-        pass
 
 
 # Abramowitz & Stegun 7.1.26: erf(x) = 1 - t (a1 + t (a2 + ... + t a5)) exp(-x^2), t = 1 / (1 + p x), x >= 0.

@@ -1,12 +1,8 @@
-"""backend.py: the array module, the float32 erf and the row blocks spread over the cores."""
-import threading
-
+"""backend.py: the array module and the float32 erf."""
 import numpy as np
-import pytest
 import scipy.special
 
-from minideberta import backend
-from minideberta.backend import erf, for_row_blocks, get_xp, to_numpy
+from minideberta.backend import erf, get_xp, to_numpy
 
 
 def test_numpy_arrays_get_numpy():
@@ -36,35 +32,3 @@ def test_erf_writes_into_out_and_leaves_x_alone():
     before, out = x.copy(), np.empty_like(x)
     assert erf(x, out=out) is out
     assert np.array_equal(x, before) and np.array_equal(out, erf(x))
-
-
-@pytest.mark.parametrize("n_rows, row_nbytes", [(1, 8), (7, 8), (1000, 4096), (5000, 1 << 20)])
-def test_row_blocks_cover_every_row_exactly_once(n_rows, row_nbytes):
-    seen = np.zeros(n_rows, dtype=np.int64)
-    lock = threading.Lock()
-
-    def work(rows):
-        with lock:
-            seen[rows] += 1
-
-    for_row_blocks(work, n_rows, row_nbytes, np)
-    assert (seen == 1).all()
-
-
-def test_row_blocks_use_several_threads_for_large_arrays(monkeypatch):
-    monkeypatch.setattr(backend, "CORES", 2)
-    threads = set()
-    for_row_blocks(lambda rows: threads.add(threading.get_ident()), 64, backend.BLOCK_BYTES, np)
-    assert len(threads) >= 1  # how many the pool uses is the OS's choice; none may be lost
-    n_blocks = []
-    for_row_blocks(lambda rows: n_blocks.append(rows), 64, backend.BLOCK_BYTES // 4, np)
-    assert len(n_blocks) == 16  # 4 rows of BLOCK_BYTES/4 per block
-
-
-def test_an_error_in_a_block_reaches_the_caller():
-    def work(rows):
-        if rows.start > 0:
-            raise ValueError("block failed")
-
-    with pytest.raises(ValueError, match="block failed"):
-        for_row_blocks(work, 100, backend.BLOCK_BYTES // 2, np)
