@@ -51,27 +51,28 @@ def position_scores(x, pos, batch):
 def position_projection_forward(p, table, rows, heads):
     """Project the relative-embedding rows one score table needs: (2k, D) -> (H, 2N-1, d).
 
-    Distinct rows are projected once and then repeated: past the bucket range many distances
-    share a row. The projection depends on the weights only, never on the batch.
+    ``rows`` is monotone in the distance, so distances that share a row (beyond the bucket
+    range, or clipped at the table's edge) are neighbours: each distinct row is projected once
+    and repeated over its run. The projection depends on the weights only, never on the batch.
     """
     xp = get_xp(table)
-    unique, inverse = xp.unique(rows, return_inverse=True)
-    projected, linear_cache = linear_forward(p, table[unique])  # (R, H*d)
-    per_distance = projected[inverse.reshape(-1)]  # (2N-1, H*d)
+    starts = xp.flatnonzero(xp.concatenate([xp.ones(1, dtype=bool), rows[1:] != rows[:-1]]))  # each run's first
+    lengths = xp.diff(xp.concatenate([starts, xp.asarray([len(rows)])]))
+    projected, linear_cache = linear_forward(p, table[rows[starts]])  # (runs, H*d)
+    per_distance = xp.repeat(projected, lengths, axis=0)  # (2N-1, H*d)
     pos = per_distance.reshape(len(rows), heads, -1).transpose(1, 0, 2)  # (H, 2N-1, d)
-    return pos, (linear_cache, unique, inverse.reshape(-1), table.shape)
+    return pos, (linear_cache, rows[starts], starts, table.shape)
 
 
 def position_projection_backward(p, dpos, cache):
     xp = get_xp(dpos)
-    linear_cache, unique, inverse, table_shape = cache
+    linear_cache, run_rows, starts, table_shape = cache
     heads, m, d = dpos.shape
     dper_distance = dpos.transpose(1, 0, 2).reshape(m, heads * d)  # (2N-1, H*d)
-    dprojected = xp.zeros((len(unique), heads * d), dtype=dpos.dtype)
-    xp.add.at(dprojected, inverse, dper_distance)  # distances that shared a row add up
+    dprojected = xp.add.reduceat(dper_distance, starts, axis=0)  # a repeat's gradient: the sum of each run
     drows, grads = linear_backward(p, dprojected, linear_cache)
     dtable = xp.zeros(table_shape, dtype=dpos.dtype)
-    dtable[unique] = drows
+    dtable[run_rows] = drows  # monotone rows: each appears in one run only
     return dtable, grads
 
 

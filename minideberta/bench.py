@@ -1,10 +1,11 @@
 """``python -m minideberta bench``: time minideberta against transformers in the same run.
 
 Every measurement runs in a fresh child process, so one implementation's memory and threads
-never affect the other's: the child builds a randomly initialised model of an official v3
-shape, runs one warm-up pass, resets the kernel's peak-memory counter, then times ``repeats``
-passes and reports their median and the peak resident memory *above the loaded model*
-(activations, caches and temporaries; the weights are the same size in both).
+never affect the other's (in one process, torch's OpenMP threads and NumPy's OpenBLAS threads
+spin against each other): the child builds a randomly initialised model of an official v3
+shape, resets the kernel's peak-memory counter, runs one warm-up pass and ``repeats`` timed
+passes, and reports their median time and the peak resident memory *above the loaded model*
+(activations, caches, gradients and temporaries; the weights are the same size in both).
 
 The children run without ``OPENBLAS_CORETYPE`` / ``OPENBLAS_L2_SIZE`` (the report says so when
 they were set): those variables pin NumPy's BLAS to an older kernel, which torch does not use.
@@ -39,10 +40,14 @@ def reset_peak_memory():
 
 
 def measure(run, repeats):
-    """Median seconds of ``run()`` after one warm-up call, and the peak MiB above the start."""
-    run()
+    """Median seconds of ``run()`` after one warm-up call, and the peak MiB above the start.
+
+    The peak counts from before the warm-up: memory an allocator keeps after the first pass
+    would otherwise hide what the pass needed.
+    """
     reset_peak_memory()
     start = rss_kib("VmRSS")
+    run()
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()

@@ -153,6 +153,11 @@ class DebertaV2Config:
         unknown_norms = [t.strip() for t in self.norm_rel_ebd.lower().split("|") if t.strip() not in ("none", "layer_norm")]
         if unknown_norms:
             raise ValueError(f"norm_rel_ebd has unknown entries {unknown_norms}; use 'none' or 'layer_norm'")
+        if self.relative_attention and self.position_buckets > 0 and self.max_relative <= self.position_buckets // 2 + 1:
+            raise ValueError(
+                f"position_buckets={self.position_buckets} needs max_relative_positions (or max_position_embeddings "
+                f"when max_relative_positions < 1) above {self.position_buckets // 2 + 1}, got {self.max_relative}: "
+                "log buckets spread the distances from position_buckets/2 up to that maximum")
         if self.relative_attention and self.position_span < 1:
             raise ValueError("relative_attention needs position_buckets > 0 or max_relative_positions/"
                              "max_position_embeddings >= 1")

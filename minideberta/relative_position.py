@@ -45,6 +45,7 @@ def relative_index_tables(n, config, xp=np):
     for the distance delta = n-1-m. content->position looks up row clip(bucket(delta) + k);
     position->content, which measures the distance from the key's side, row clip(-bucket(delta) + k).
     k is ``config.position_span``; the table has 2k rows, so the clip keeps far distances on its edges.
+    Both are monotone in m (buckets grow with the distance), which the attention relies on.
     """
     delta = xp.arange(n - 1, -n, -1)  # (2n-1,)
     if config.position_buckets > 0:

@@ -151,6 +151,9 @@ INVALID = [
     ({"num_hidden_layers": 2.5}, "num_hidden_layers"),
     ({"intermediate_size": True}, "intermediate_size"),
     ({"max_position_embeddings": 0}, "max_position_embeddings"),
+    # log buckets need a maximum distance above position_buckets/2 + 1 (else they run backwards or divide by 0)
+    ({"relative_attention": True, "position_buckets": 16, "max_relative_positions": 6}, "position_buckets"),
+    ({"relative_attention": True, "position_buckets": 256, "max_position_embeddings": 129}, "position_buckets"),
 ]
 
 

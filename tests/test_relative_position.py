@@ -188,3 +188,15 @@ def test_rel_to_abs_any_strides():
 def test_rel_to_abs_rejects_wrong_width(shape):
     with pytest.raises(ValueError, match=r"2N-1|expected a \(\.\.\., \d+, \d+\) table"):
         rel_to_abs(np.zeros(shape))
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(n=st.integers(1, 700), buckets=st.sampled_from([-1, 4, 8, 16, 256]), max_relative=st.sampled_from([-1, 6, 64, 512]))
+def test_index_rows_are_monotone_in_the_distance(n, buckets, max_relative):
+    """attention.position_projection_* project each run of equal rows once: runs must be contiguous."""
+    effective = max_relative if max_relative >= 1 else 512  # max_position_embeddings
+    assume(buckets < 0 or effective > buckets // 2 + 1)  # otherwise the config is refused (test_config.py)
+    config = DebertaV2Config(hidden_size=8, num_attention_heads=2, relative_attention=True,
+                             position_buckets=buckets, max_relative_positions=max_relative)
+    c2p, p2c = relative_index_tables(n, config)
+    assert (np.diff(c2p) <= 0).all() and (np.diff(p2c) >= 0).all()
