@@ -6,7 +6,11 @@ three dot products, all scaled by 1/sqrt(d * (1 + number of position terms)):
 
     c2c  content of i . content of j          Q_i . K_j
     c2p  content of i . position i - j         Q_i . Kr[row(i - j)]     ("c2p" in pos_att_type)
-    p2c  position j - i . content of j         K_j . Qr[row'(i - j)]    ("p2c" in pos_att_type)
+    p2c  position . content of j               K_j . Qr[row(i - j)]     ("p2c" in pos_att_type)
+
+Note the p2c row: the paper writes delta(j, i), the distance seen from the key, but Microsoft's
+code (and transformers) index the key-against-key buckets with their sign flipped, which
+lands on row(i - j), the same row as c2p; that is what the checkpoints were trained with.
 
 Kr and Qr are the relative embeddings projected by the layer's key and query projections
 (``share_att_key``, v3) or by their own ``pos_key_proj`` / ``pos_query_proj`` (v2 without sharing).
