@@ -338,6 +338,28 @@ def test_embeddings(position_biased_input, type_vocab_size, embedding_size, use_
 
 
 # ---------------------------------------------------------------- attention
+def relative_case(component_forward, component_backward, config, n, batch, masked, separate_queries, rng, seed):
+    """``(forward, backward, inputs)`` for a component called like attention.forward: inputs are
+    x, the relative table and, as the EMD passes them, separate query states; the mask (or None),
+    the relative rows and the dropout generator are fixed, so every call computes the same function."""
+    mask = encoder.attention_masks(padding_mask(rng, batch, n))[0] if masked else None
+    rows = relative_index_tables(n, config)
+    d = config.hidden_size
+    inputs = [rng.normal(size=(batch, n, d)), rng.normal(size=(2 * config.position_span, d))]
+    if separate_queries:
+        inputs.append(rng.normal(size=(batch, n, d)))
+
+    def forward(p, x, table, *queries):
+        return component_forward(p, x, mask, config, table, rows, queries[0] if queries else None,
+                                 rng=np.random.default_rng(seed))
+
+    def backward(p, dy, cache):
+        (dx, dqueries, dtable), grads = component_backward(p, dy, cache)
+        return ((dx, dtable, dqueries) if separate_queries else (dx, dtable)), grads
+
+    return forward, backward, inputs
+
+
 @pytest.mark.parametrize("share_att_key", [True, False], ids=["share_att_key", "pos_proj"])
 @pytest.mark.parametrize("terms", TERMS)
 @gradcheck_settings(5)
@@ -348,21 +370,8 @@ def test_attention(terms, share_att_key, data, batch, masked, separate_queries, 
     config, n = data.draw(attention_configs(pos_att_type=TERMS[terms], share_att_key=share_att_key))
     rng = np.random.default_rng(seed)
     p = attention_params(config, rng)
-    mask = encoder.attention_masks(padding_mask(rng, batch, n))[0] if masked else None
-    rows = relative_index_tables(n, config)
-    d = config.hidden_size
-    inputs = [rng.normal(size=(batch, n, d)), rng.normal(size=(2 * config.position_span, d))]
-    if separate_queries:
-        inputs.append(rng.normal(size=(batch, n, d)))
-
-    def forward(p, hidden, table, *queries):
-        return attention.forward(p, hidden, mask, config, table, rows, queries[0] if queries else None,
-                                 rng=np.random.default_rng(seed))
-
-    def backward(p, dy, cache):
-        (dhidden, dqueries, dtable), grads = attention.backward(p, dy, cache)
-        return ((dhidden, dtable, dqueries) if separate_queries else (dhidden, dtable)), grads
-
+    forward, backward, inputs = relative_case(attention.forward, attention.backward, config, n, batch, masked,
+                                              separate_queries, rng, seed)
     assert_backward_correct(forward, backward, p, inputs, shift_invariant(config), seed=seed)
 
 
@@ -393,21 +402,8 @@ def test_encoder_layer(setup, hidden_act, batch, masked, separate_queries, seed)
     rng = np.random.default_rng(seed)
     shapes = {k: v for k, v in backbone_shapes(config).items() if k.startswith("encoder.layer.0.")}
     p = subtree(random_params(shapes, rng), "encoder.layer.0")
-    mask = encoder.attention_masks(padding_mask(rng, batch, n))[0] if masked else None
-    rows = relative_index_tables(n, config)
-    d = config.hidden_size
-    inputs = [rng.normal(size=(batch, n, d)), rng.normal(size=(2 * config.position_span, d))]
-    if separate_queries:
-        inputs.append(rng.normal(size=(batch, n, d)))
-
-    def forward(p, x, table, *queries):
-        return encoder.layer_forward(p, x, mask, config, table, rows, queries[0] if queries else None,
-                                     rng=np.random.default_rng(seed))
-
-    def backward(p, dy, cache):
-        (dx, dqueries, dtable), grads = encoder.layer_backward(p, dy, cache)
-        return ((dx, dtable, dqueries) if separate_queries else (dx, dtable)), grads
-
+    forward, backward, inputs = relative_case(encoder.layer_forward, encoder.layer_backward, config, n, batch,
+                                              masked, separate_queries, rng, seed)
     assert_backward_correct(forward, backward, p, inputs, shift_invariant(config, "attention.self."), seed=seed)
 
 
