@@ -18,6 +18,8 @@ import time
 
 import numpy as np
 
+from .verify import reference_installed
+
 # The official v3 shapes (config.json of microsoft/deberta-v3-xsmall and -base).
 V3 = dict(vocab_size=128100, max_position_embeddings=512, relative_attention=True, position_buckets=256,
           norm_rel_ebd="layer_norm", share_att_key=True, pos_att_type="p2c|c2p", layer_norm_eps=1e-7,
@@ -107,15 +109,6 @@ def run_child(impl, size, batch, length, mode, repeats):
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def have_transformers():
-    try:
-        import torch  # noqa: F401
-        import transformers  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def run(sizes=tuple(SIZES), shapes=SHAPES, backward=False, repeats=5, reference=True, report=print):
     """Time the forward (and with ``backward`` the forward+backward) of each size and shape.
 
@@ -125,7 +118,7 @@ def run(sizes=tuple(SIZES), shapes=SHAPES, backward=False, repeats=5, reference=
     if pinned:
         report(f"note: benchmark children run without {', '.join(pinned)} (set here), which would pin "
                "NumPy's OpenBLAS to an older CPU kernel")
-    reference = reference and have_transformers()
+    reference = reference and reference_installed()
     if not reference:
         report("note: torch/transformers not installed (or --no-reference): timing minideberta alone")
     modes = ["forward"] + (["forward_backward"] if backward else [])

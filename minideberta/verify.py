@@ -20,41 +20,15 @@ import numpy as np
 
 from . import weights
 from .config import DebertaV2Config
+from .hub import HEAD_CLASSES, HEAD_NAMES, heads_from_shapes
 from .masked_lm import POSITIONS, DebertaV2ForMaskedLM
 from .model import DebertaV2Model, no_grad
-from .tasks import (DebertaV2ForMultipleChoice, DebertaV2ForQuestionAnswering, DebertaV2ForReplacedTokenDetection,
-                    DebertaV2ForSequenceClassification, DebertaV2ForTokenClassification)
+from .tasks import DebertaV2ForReplacedTokenDetection
 
 SENTENCES = ["Paris is the capital and most populous city of France.",
              "The quick brown fox jumps over the lazy dog.",
              "DeBERTa improves BERT and RoBERTa using disentangled attention and an enhanced mask decoder."]
 TOLERANCE = {np.float64: 1e-9, np.float32: 1e-4}
-# head name -> (minideberta class, transformers class name, the names that reveal it)
-HEADS = {
-    "masked-LM": (DebertaV2ForMaskedLM, "DebertaV2ForMaskedLM", ("lm_predictions.", "cls.predictions.")),
-    "replaced-token detection": (DebertaV2ForReplacedTokenDetection, None, ("mask_predictions.",)),
-    "question answering": (DebertaV2ForQuestionAnswering, "DebertaV2ForQuestionAnswering", ("qa_outputs.",)),
-}
-
-
-def heads_in(state):
-    """The heads whose arrays a state dict holds (classification heads told apart by shape)."""
-    found = [name for name, (_, _, prefixes) in HEADS.items() if any(k.startswith(prefixes) for k in state)]
-    if "classifier.weight" in state:
-        if "pooler.dense.weight" not in state:
-            found.append("token classification")
-        elif state["classifier.weight"].shape[0] == 1:
-            found.append("multiple choice")
-        else:
-            found.append("sequence classification")
-    return found
-
-
-CLASSIFIERS = {"token classification": (DebertaV2ForTokenClassification, "DebertaV2ForTokenClassification"),
-               "multiple choice": (DebertaV2ForMultipleChoice, "DebertaV2ForMultipleChoice"),
-               "sequence classification": (DebertaV2ForSequenceClassification, "DebertaV2ForSequenceClassification")}
-
-
 def example_batch(folder, config):
     """A padded batch: the fixed sentences and one long text past the bucket threshold."""
     n_long = max(config.position_buckets, 64) + 8
@@ -157,7 +131,8 @@ def compare(folder, dtype=np.float64):
             torch.tensor(ids), attention_mask=torch.tensor(mask), output_hidden_states=True).hidden_states
         for i, (a, b) in enumerate(zip(ours, theirs)):
             rows.append(("embeddings" if i == 0 else f"layer {i}", "transformers", *difference(a, b.numpy(), real)))
-        for head in heads_in(state):
+        shapes = {name: array.shape for name, array in state.items()}
+        for head in heads_from_shapes(shapes, getattr(config, "architectures", None)):
             rows += compare_head(head, folder, config, state, dtype, tdtype, ids, mask, real)
     return rows, ids.shape
 
@@ -208,7 +183,7 @@ def compare_head(head, folder, config, state, dtype, tdtype, ids, mask, real):
     import transformers
 
     tids, tmask = torch.tensor(ids), torch.tensor(mask)
-    if head == "replaced-token detection":
+    if head == "replaced-token-detection":
         ours = DebertaV2ForReplacedTokenDetection.from_state_dict(config, state, dtype)(ids, attention_mask=mask).logits
         renamed = weights.to_hf_names(state, DebertaV2ForReplacedTokenDetection.param_shapes(config))
         params = {k[len("mask_predictions."):]: torch.tensor(v, dtype=tdtype) for k, v in renamed.items()
@@ -216,7 +191,7 @@ def compare_head(head, folder, config, state, dtype, tdtype, ids, mask, real):
         hf_base = transformers.DebertaV2Model.from_pretrained(folder, dtype=tdtype)
         theirs = rebuilt_rtd_logits(hf_base, params, tids, tmask, config)
         return [("RTD logits", "rebuilt original", *difference(ours, theirs.numpy(), real))]
-    if head == "masked-LM":
+    if head == "masked-lm":
         model = DebertaV2ForMaskedLM.from_state_dict(config, state, dtype)
         hf = transformers.DebertaV2ForMaskedLM.from_pretrained(folder, dtype=tdtype, legacy=model.config.legacy)
         rows = [("MLM logits (no EMD)", "transformers",
@@ -226,15 +201,17 @@ def compare_head(head, folder, config, state, dtype, tdtype, ids, mask, real):
             rows.append(("MLM logits (EMD)", "rebuilt original", *difference(
                 model(ids, attention_mask=mask, emd=True).logits, rebuilt_emd_logits(hf, table, tids, tmask).numpy(), real)))
         return rows
-    cls, hf_name = CLASSIFIERS.get(head) or HEADS[head][:2]
+    cls = HEAD_CLASSES[head]  # transformers' class of the same head has the same name
     ours_in, theirs_in, keep = (ids, tids, real)
-    if head == "multiple choice":  # each sequence of the batch as one choice of one question
+    if head == "multiple-choice":  # each sequence of the batch as one choice of one question
         ours_in, theirs_in, keep = ids[None], tids[None], np.ones((1, len(ids)), bool)
     model = cls.from_state_dict(config, state, dtype)
-    mask_in = mask[None] if head == "multiple choice" else mask
+    mask_in = mask[None] if head == "multiple-choice" else mask
     ours = model(ours_in, attention_mask=mask_in)
-    theirs = getattr(transformers, hf_name).from_pretrained(folder, dtype=tdtype)(theirs_in, attention_mask=torch.tensor(mask_in))
-    fields = ("start_logits", "end_logits") if head == "question answering" else ("logits",)
-    if head == "sequence classification":
+    theirs = getattr(transformers, cls.__name__).from_pretrained(folder, dtype=tdtype)(
+        theirs_in, attention_mask=torch.tensor(mask_in))
+    fields = ("start_logits", "end_logits") if head == "question-answering" else ("logits",)
+    if head == "sequence-classification":
         keep = np.ones(len(ids), bool)
-    return [(f"{head} {f}", "transformers", *difference(ours[f], getattr(theirs, f).numpy(), keep)) for f in fields]
+    return [(f"{HEAD_NAMES[head]} {f}", "transformers", *difference(ours[f], getattr(theirs, f).numpy(), keep))
+            for f in fields]

@@ -36,6 +36,6 @@ def test_report_and_rows_without_reference(monkeypatch):
 
 def test_ratio_with_reference(monkeypatch):
     monkeypatch.setattr(bench, "run_child", lambda impl, *args: (0.5, 10.0) if impl == "minideberta" else (1.0, 20.0))
-    monkeypatch.setattr(bench, "have_transformers", lambda: True)
+    monkeypatch.setattr(bench, "reference_installed", lambda: True)
     rows = bench.run(sizes=("v3-xsmall",), shapes=((1, 8),), report=lambda line: None)
     assert rows[0]["ratio"] == 0.5 and rows[0]["transformers_peak_mib"] == 20.0

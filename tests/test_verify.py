@@ -69,20 +69,3 @@ def test_without_the_reference_the_checkpoint_still_runs_but_is_unverified(check
     lines = []
     assert verify.main(checkpoints["nli"], np.float32, as_json=True, report=lines.append) == 2
     assert json.loads(lines[0])["verified"] is False
-
-
-def test_heads_are_recognised_by_their_arrays():
-    def state(*names, classifier_rows=3):
-        arrays = {name: np.zeros(1) for name in names}
-        if "classifier.weight" in names:
-            arrays["classifier.weight"] = np.zeros((classifier_rows, 4))
-        return arrays
-
-    assert verify.heads_in(state("lm_predictions.lm_head.bias", "mask_predictions.dense.weight")) == [
-        "masked-LM", "replaced-token detection"]
-    assert verify.heads_in(state("cls.predictions.bias")) == ["masked-LM"]
-    assert verify.heads_in(state("pooler.dense.weight", "classifier.weight")) == ["sequence classification"]
-    assert verify.heads_in(state("pooler.dense.weight", "classifier.weight", classifier_rows=1)) == ["multiple choice"]
-    assert verify.heads_in(state("classifier.weight")) == ["token classification"]
-    assert verify.heads_in(state("qa_outputs.weight")) == ["question answering"]
-    assert verify.heads_in(state("deberta.embeddings.word_embeddings.weight")) == []
