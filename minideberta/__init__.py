@@ -7,7 +7,7 @@ their own (README.md has the whole tour).
 from .config import DebertaV2Config
 from .masked_lm import DebertaV2ForMaskedLM
 from .model import DebertaV2Model, DebertaV2PreTrainedModel, ModelOutput, no_grad
-from .tokenizer import DebertaV2Tokenizer, DebertaV2TokenizerFast
+from .tokenizer.deberta_tokenizer import DebertaV2Tokenizer, DebertaV2TokenizerFast
 from .tasks import (DebertaV2ForMultipleChoice, DebertaV2ForQuestionAnswering, DebertaV2ForReplacedTokenDetection,
                     DebertaV2ForSequenceClassification, DebertaV2ForTokenClassification)
 

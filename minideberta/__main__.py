@@ -1,6 +1,6 @@
 """``python -m minideberta``: the command line of ``cli.py``."""
 import sys
 
-from .cli import main
+from .apps.cli import main
 
 sys.exit(main())

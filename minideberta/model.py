@@ -15,7 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import embeddings, encoder, weights
+from . import embeddings, encoder
+
+from .checkpoints import weights
 from .config import DebertaV2Config
 from .inputs import prepare_inputs
 from .ops import add_grads, prefixed, subtree

@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from minideberta import bench
+from minideberta.apps import bench
 
 TINY = dict(bench.V3, vocab_size=300, hidden_size=32, num_attention_heads=4, num_hidden_layers=2,
             intermediate_size=64, position_buckets=8)

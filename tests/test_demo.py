@@ -1,7 +1,11 @@
 """demo.py, README's first command: it must pass on a correct library and fail on a broken backward."""
 import numpy as np
 
-from minideberta import demo, ops, verify
+from minideberta import ops
+
+from minideberta.apps import demo
+
+from minideberta.apps import verify
 
 
 def test_demo_passes(monkeypatch):

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 import minideberta
 from minideberta.masked_lm import POSITIONS
-from minideberta.verify import rebuilt_emd_logits, rebuilt_rtd_logits
+from minideberta.apps.verify import rebuilt_emd_logits, rebuilt_rtd_logits
 from reference import (HEADS, head_inputs, hf_model, md_config, md_model_from_hf, numpy, official_path, scaled_config,
                        to_numpy_state)
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from minideberta import DebertaV2Config, DebertaV2ForSequenceClassification
-from minideberta.hub import (MissingHeadError, checkpoint_heads, checkpoint_shapes, heads_from_shapes, load_model,
+from minideberta.checkpoints.hub import (MissingHeadError, checkpoint_heads, checkpoint_shapes, heads_from_shapes, load_model,
                              resolve_model)
 from checkpoints import CONFIG
 

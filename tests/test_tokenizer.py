@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from minideberta.tokenizer import BatchEncoding, DebertaV2Tokenizer, DebertaV2TokenizerFast
+from minideberta.tokenizer.deberta_tokenizer import BatchEncoding, DebertaV2Tokenizer, DebertaV2TokenizerFast
 
 SPECIAL_STRINGS = ("[PAD]", "[CLS]", "[SEP]", "[UNK]", "[MASK]")
 CLS, SEP, PAD, UNK, MASK = 1, 2, 0, 3, 128000
@@ -64,7 +64,7 @@ def test_ids_equal_sentencepiece_on_generated_text(fast, sp, texts):
 
 
 def test_documented_examples(tok):
-    """The values of ../shared/vocab/tokenization_check.md."""
+    """The values of tests/fixtures/tokenization_check.md."""
     assert tok.encode("Hello world! DeBERTa improves BERT and RoBERTa.", add_special_tokens=False) == [
         5365, 447, 300, 2060, 67943, 452, 9251, 736, 40613, 263, 11288, 67943, 452, 260]
     assert tok.tokenize("Hello world! DeBERTa improves BERT and RoBERTa.") == [

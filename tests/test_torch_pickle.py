@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from minideberta.torch_pickle import bfloat16_to_float32, load_torch_bin
+from minideberta.checkpoints.torch_pickle import bfloat16_to_float32, load_torch_bin
 
 FORMATS = pytest.mark.parametrize("legacy", [False, True], ids=["zip", "legacy"])
 

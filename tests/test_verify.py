@@ -9,7 +9,9 @@ import json
 import numpy as np
 import pytest
 
-from minideberta import verify, weights
+from minideberta.apps import verify
+
+from minideberta.checkpoints import weights
 
 pytest.importorskip("transformers", reason="verify compares with transformers, a test-only dependency")
 

@@ -7,8 +7,8 @@ import torch
 from safetensors.torch import load_file as torch_load_safetensors
 from safetensors.torch import save_file as torch_save_safetensors
 
-from minideberta import weights
-from minideberta.weights import load_state_dict, match_state_dict, save_safetensors, to_hf_names
+from minideberta.checkpoints import weights
+from minideberta.checkpoints.weights import load_state_dict, match_state_dict, save_safetensors, to_hf_names
 
 TIED = {"cls.predictions.decoder.weight": "deberta.embeddings.word_embeddings.weight",
         "cls.predictions.decoder.bias": "cls.predictions.bias"}

@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import save_file
 
-from .backend import to_numpy
+from ..backend import to_numpy
 from .torch_pickle import bfloat16_to_float32, load_torch_bin
 
 _SAFETENSORS_DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "BF16": "<u2", "I64": "<i8",

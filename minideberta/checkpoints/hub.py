@@ -20,11 +20,11 @@ from pathlib import Path
 import numpy as np
 
 from . import weights
-from .config import DebertaV2Config
-from .masked_lm import DebertaV2ForMaskedLM
-from .tasks import (DebertaV2ForMultipleChoice, DebertaV2ForQuestionAnswering, DebertaV2ForReplacedTokenDetection,
+from ..config import DebertaV2Config
+from ..masked_lm import DebertaV2ForMaskedLM
+from ..tasks import (DebertaV2ForMultipleChoice, DebertaV2ForQuestionAnswering, DebertaV2ForReplacedTokenDetection,
                     DebertaV2ForSequenceClassification, DebertaV2ForTokenClassification)
-from .tokenizer import CONFIG_FILE, VOCAB_FILE, DebertaV2Tokenizer
+from ..tokenizer.deberta_tokenizer import CONFIG_FILE, VOCAB_FILE, DebertaV2Tokenizer
 
 CONFIG = "config.json"
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
@@ -42,6 +42,10 @@ HEAD_CLASSES = {
 HEAD_NAMES = {"masked-lm": "masked-LM", "replaced-token-detection": "replaced-token detection",
               "sequence-classification": "sequence classification", "token-classification": "token classification",
               "question-answering": "question answering", "multiple-choice": "multiple choice"}
+# The model folders committed in the repository (an editable install or a checkout sees them): the
+# official v3 vocabulary, and the models minideberta pre-trained itself. A bare name such as
+# ``deberta-v3-tokenizer`` that is not a path on disk is looked up here before the hub.
+EMBEDDED = Path(__file__).resolve().parents[2] / "weights"
 # owner/name or name, as the hub spells repository ids; anything else can only be a path.
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
 
@@ -66,7 +70,17 @@ def resolve_model(name_or_path, progress=True):
     path = Path(text).expanduser()
     if path.exists() or not _HUB_ID.fullmatch(text):
         return _local_folder(path)
+    if embedded_folder(text) is not None:
+        return embedded_folder(text)
     return _download(text, progress)
+
+
+def embedded_folder(name):
+    """The committed folder ``weights/<name>`` when ``name`` is a bare folder name found there, else None."""
+    if "/" in name or name in (".", ".."):
+        return None
+    folder = EMBEDDED / name
+    return folder if folder.is_dir() else None
 
 
 def _local_folder(path):

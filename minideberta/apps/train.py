@@ -60,9 +60,9 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import weights
-from .model import no_grad
-from .optim import AdamW, LinearWarmupSchedule, check_finite, clip_grad_norm, global_norm
+from ..checkpoints import weights
+from ..model import no_grad
+from ..optim import AdamW, LinearWarmupSchedule, check_finite, clip_grad_norm, global_norm
 
 INPUT_KEYS = ("input_ids", "attention_mask", "token_type_ids")
 STATE_FILE = "trainer_state.json"

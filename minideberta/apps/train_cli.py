@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import DebertaV2Config
-from .tasks import DebertaV2ForSequenceClassification
-from .tokenizer import DebertaV2Tokenizer
+from ..config import DebertaV2Config
+from ..tasks import DebertaV2ForSequenceClassification
+from ..tokenizer.deberta_tokenizer import DebertaV2Tokenizer
 from .train import INPUT_KEYS, train
 
 EXAMPLE = """example:

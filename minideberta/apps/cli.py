@@ -16,7 +16,9 @@ import sys
 
 import numpy as np
 
-from . import hub, pipelines
+from ..checkpoints import hub
+
+from . import pipelines
 
 GPU_UNAVAILABLE = ("--device gpu is not available yet: GPU support (CuPy) arrives in a later release; "
                    "use --device cpu")
@@ -197,7 +199,7 @@ def run_bench(args):
         from . import bench_tokenizer
 
         result = bench_tokenizer.run(n_sentences=args.sentences, batch_size=args.batch_size, repeats=args.repeats,
-                                     report=report)
+                                     vocab_file=args.vocab, report=report)
     else:
         from . import bench
 
@@ -307,6 +309,7 @@ def build_parser():
                                 epilog="example:\n  python -m minideberta bench tokenizer --sentences 2000 --repeats 3")
     tokens.add_argument("--sentences", type=_positive, default=10000, help="sentences to encode (default 10000)")
     tokens.add_argument("--batch-size", type=_positive, default=64)
+    tokens.add_argument("--vocab", default=None, help="the DeBERTa-v3 spm.model (default: the committed weights/deberta-v3-tokenizer/spm.model)")
     tokens.add_argument("--repeats", type=_positive, default=5)
     return parser
 

@@ -21,9 +21,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from .tokenizer import DebertaV2TokenizerFast
+from ..checkpoints.hub import embedded_folder
+from ..tokenizer.deberta_tokenizer import DebertaV2TokenizerFast
 
-DEFAULT_VOCAB = Path(__file__).resolve().parents[2] / "shared" / "vocab" / "deberta-v3-spm.model"
+VOCAB_FOLDER = "deberta-v3-tokenizer"  # weights/deberta-v3-tokenizer: Microsoft's official v3 spm.model
 SOURCE_PACKAGES = ("numpy", "scipy")
 
 _DOCSTRING = re.compile(r'"""(.*?)"""', re.S)
@@ -82,13 +83,22 @@ def _transformers_tokenizer(vocab_file, workdir):
     return DebertaV2Tokenizer.from_pretrained(workdir)
 
 
-def run(n_sentences=10000, batch_size=64, repeats=5, vocab_file=DEFAULT_VOCAB, report=print):
+def default_vocab():
+    """The committed ``weights/deberta-v3-tokenizer/spm.model``; a FileNotFoundError saying what to pass without it."""
+    folder = embedded_folder(VOCAB_FOLDER)
+    if folder is None or not (folder / "spm.model").is_file():
+        raise FileNotFoundError(f"the embedded vocabulary weights/{VOCAB_FOLDER}/spm.model is not here (an install "
+                                "outside the repository checkout); pass --vocab PATH/TO/spm.model (DeBERTa-v3's)")
+    return folder / "spm.model"
+
+
+def run(n_sentences=10000, batch_size=64, repeats=5, vocab_file=None, report=print):
     """Time both tokenizers on ``n_sentences`` real sentences; return the throughputs and ratio.
 
     Returns ``{"sentences", "batch_size", "minideberta_per_s", "transformers_per_s",
     "ratio"}``; the last two are None without transformers.
     """
-    vocab_file = Path(vocab_file)
+    vocab_file = default_vocab() if vocab_file is None else Path(vocab_file)
     if not vocab_file.is_file():
         raise FileNotFoundError(f"{vocab_file} not found; pass vocab_file= the DeBERTa-v3 spm.model")
     sentences = real_sentences(n_sentences)

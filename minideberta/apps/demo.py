@@ -11,10 +11,10 @@ import tempfile
 
 import numpy as np
 
-from .config import DebertaV2Config
-from .gradcheck import EXPECTED_ERROR, numerical_gradient, rel_error
-from .relative_position import make_log_bucket_position
-from .tasks import DebertaV2ForSequenceClassification
+from ..config import DebertaV2Config
+from ..gradcheck import EXPECTED_ERROR, numerical_gradient, rel_error
+from ..relative_position import make_log_bucket_position
+from ..tasks import DebertaV2ForSequenceClassification
 
 CONFIG = dict(vocab_size=1000, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
               max_position_embeddings=512, relative_attention=True, position_buckets=16, norm_rel_ebd="layer_norm",

@@ -11,9 +11,9 @@ data (dicts, lists, str, int, float), ready for ``json.dumps``. Character offset
 """
 import numpy as np
 
-from .backend import to_numpy
-from .model import no_grad
-from .tokenizer import MASK
+from ..backend import to_numpy
+from ..model import no_grad
+from ..tokenizer.deberta_tokenizer import MASK
 
 
 def softmax(x, axis=-1):
