@@ -16,7 +16,7 @@ from minideberta import (DebertaV2Config, DebertaV2ForMaskedLM, DebertaV2ForMult
                          DebertaV2ForSequenceClassification, DebertaV2ForTokenClassification)
 from minideberta.masked_lm import POSITIONS
 
-VOCAB = Path(__file__).resolve().parents[1].parent / "shared" / "vocab" / "deberta-v3-spm.model"
+VOCAB = Path(__file__).resolve().parents[1] / "weights" / "deberta-v3-tokenizer" / "spm.model"
 # microsoft/deberta-v3-xsmall's config.json, scaled down (8 buckets: distances past 4 are bucketed).
 CONFIG = {"model_type": "deberta-v2", "attention_probs_dropout_prob": 0.1, "hidden_act": "gelu",
           "hidden_dropout_prob": 0.1, "hidden_size": 32, "initializer_range": 0.02, "intermediate_size": 64,

@@ -1,6 +1,6 @@
 """Shared helpers for the tests that compare minideberta with Hugging Face transformers.
 
-- ``scaled_config``: an official ``config.json`` from ``../shared/configs/`` shrunk to test size.
+- ``scaled_config``: an official ``config.json`` from ``tests/fixtures/configs/`` shrunk to test size.
 - ``hf_model``: a transformers model with EVERY parameter randomised (LayerNorm weights around 1,
   biases and position tables included), so that no parameter can be read wrongly unnoticed.
 - ``md_model_from_hf``: the minideberta model of the same class holding the same arrays.
@@ -27,8 +27,7 @@ import minideberta
 # BLAS threads on a small shared machine they made the parity tests ~10x slower.
 torch.set_num_threads(1)
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-CONFIGS = SHARED / "configs"
+CONFIGS = Path(__file__).resolve().parent / "fixtures" / "configs"  # the official config.json files
 
 # The official architectures (pre-trained checkpoints) the parity tests cover.
 OFFICIAL = {
@@ -85,11 +84,8 @@ def transformers_float32_scale():
 
 # ---- configs ----
 def official_path(name):
-    """Path of ``../shared/configs/<file>``; skips the test when the shared folder is absent."""
-    path = CONFIGS / OFFICIAL.get(name, name)
-    if not path.is_file():
-        pytest.skip(f"shared config {path} not found: the official configs live in ../shared/configs/")
-    return path
+    """Path of ``tests/fixtures/configs/<file>``, an official config.json."""
+    return CONFIGS / OFFICIAL.get(name, name)
 
 
 def scaled_config(path, **overrides):
