@@ -40,9 +40,11 @@ def conv1d_backward(p, dy, cache):
     grads = {"weight": (dy_g.transpose(0, 2, 1) @ cols).reshape(p["weight"].shape),
              "bias": dy.sum(axis=(0, 1))}
     dcols = (dy_g @ w).transpose(1, 0, 2).reshape(batch, n, c_in, kernel)
+    # BEGIN EXERCISE ngie.conv1d_backward.col2im
     dpadded = xp.zeros((batch, n + kernel - 1, c_in), dtype=dy.dtype)
     for t in range(kernel):  # each tap read a shifted copy of the input
         dpadded[:, t:t + n] += dcols[..., t]
+    # END EXERCISE ngie.conv1d_backward.col2im
     return dpadded[:, pad:pad + n], grads
 
 

@@ -42,7 +42,8 @@ TASKS = {
                '"it was raining." "she was hungry."'),
 }
 SUGGEST = {head: command for command, (head, _, _) in TASKS.items()}
-FORWARDED = {"train": "fine-tune a sequence classifier"}  # train_cli.py parses its own options
+FORWARDED = {"train": "fine-tune a sequence classifier",  # train_cli.py parses its own options
+             "exercises": "classroom exercises: list, make a student copy, check"}  # exercises/cli.py
 VERIFY_EXAMPLE = "python -m minideberta verify microsoft/deberta-v3-xsmall --dtype float64"
 
 
@@ -316,6 +317,10 @@ def build_parser():
 
 def run_forwarded(name, argv):
     """``train`` parses its own options (``train_cli.py``); ``--device`` is checked here."""
+    if name == "exercises":
+        from .exercises.cli import run
+
+        return run(argv)
     device = argparse.ArgumentParser(add_help=False)
     device.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
     known, rest = device.parse_known_args(argv)

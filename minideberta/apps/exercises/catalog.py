@@ -1,0 +1,132 @@
+"""The exercises: id, statement, level, a rough time, hints, and the stages that check them.
+
+The id is the dotted name of the function the exercise removes, relative to the package; a
+partial exercise (``part``) removes only the region between ``# BEGIN EXERCISE ID`` and
+``# END EXERCISE ID`` in that function and adds the region's name to the id.
+"""
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from . import stages_misc, stages_model, stages_ops
+
+PACKAGE = Path(__file__).resolve().parents[2]  # the installed minideberta/
+LEVELS = ("first course", "intermediate", "advanced")
+
+
+@dataclass(frozen=True)
+class Exercise:
+    id: str
+    statement: str
+    level: str
+    minutes: int
+    hints: tuple
+    stages: Callable  # () -> [Stage]
+    function: str = None  # a partial exercise: the function holding the marked region
+
+    @property
+    def target(self):
+        """The dotted name of the function whose body (or part of it) is removed."""
+        return self.function or self.id
+
+    @property
+    def part(self):
+        return self.function is not None
+
+    @property
+    def module(self):
+        """The module's dotted name relative to the package, and the qualified name inside it."""
+        parts = self.target.split(".")
+        for cut in range(len(parts) - 1, 0, -1):
+            if PACKAGE.joinpath(*parts[:cut - 1], parts[cut - 1] + ".py").is_file():
+                return ".".join(parts[:cut]), ".".join(parts[cut:])
+        raise ValueError(f"exercise {self.id}: no module for {self.target}")
+
+    @property
+    def file(self):
+        return "minideberta/" + self.module[0].replace(".", "/") + ".py"
+
+
+EXERCISES = [
+    Exercise("ops.layer_norm_backward", "LayerNorm backward: dx, dweight, dbias", "first course", 30, (
+        "The cache holds xhat = (x - mean) * rstd and rstd. Start with dweight = sum(dy * xhat) and dbias = sum(dy) "
+        "over every axis but the last.",
+        "With g = dy * weight, dx is rstd times g with its mean removed and its component along xhat removed.",
+        "dx = rstd * (g - mean(g) - xhat * mean(g * xhat)), the means over the last axis.",
+    ), stages_ops.layer_norm_backward),
+    Exercise("ops.gelu_backward", "GELU backward (the exact erf form)", "first course", 15, (
+        "GELU(x) = x Phi(x): the product rule gives two terms.",
+        "Phi'(x) = phi(x) = exp(-x^2 / 2) / sqrt(2 pi), the standard normal density; normal_cdf gives Phi.",
+    ), stages_ops.gelu_backward),
+    Exercise("ops.masked_softmax_backward", "masked softmax (XSoftmax) backward", "first course", 30, (
+        "The cache is the probabilities P, with 0 at masked entries.",
+        "For one row, dS_i = P_i (dP_i - sum_j dP_j P_j).",
+        "Masked entries have P = 0, so the formula gives them no gradient by itself: nothing else is needed.",
+    ), stages_ops.masked_softmax_backward),
+    Exercise("losses.cross_entropy_backward", "cross-entropy backward, with ignored labels", "first course", 20, (
+        "The cache holds log softmax(logits), the labels (ignored ones replaced by 0), which rows count, the count.",
+        "d loss / d logits = (softmax - onehot(label)) / count on counted rows, times dloss.",
+        "Rows with label -100 are neither in the sum nor in the count: their gradient is 0.",
+    ), stages_ops.cross_entropy_backward),
+    Exercise("optim.AdamW.step", "one AdamW step, as torch.optim.AdamW", "first course", 30, (
+        "Read the module docstring of optim.py: it has the four update lines.",
+        "t counts the steps (first step t = 1); m and v are updated in place, as are the parameters.",
+        "Weight decay multiplies theta by 1 - lr * wd before the Adam update, only where self.decays[name].",
+    ), stages_misc.adamw_step),
+    Exercise("relative_position.make_log_bucket_position", "log buckets of relative distances", "intermediate",
+             30, (
+                 "Inside |d| <= bucket_size // 2 the bucket is d itself.",
+                 "Beyond: sign(d) * (mid + ceil(log(|d| / mid) / log((max_position - 1) / mid) * (mid - 1))), "
+                 "mid = bucket_size // 2, computed in float64.",
+                 "Keep log() finite: replace the small |d| by something harmless before the log, then overwrite.",
+             ), stages_misc.make_log_bucket_position),
+    Exercise("relative_position.rel_to_abs", "scores by distance -> scores by key, as a strided view",
+             "intermediate", 45, (
+                 "out[..., i, j] = table[..., i, j - i + N - 1]: row i is read along a diagonal band.",
+                 "Start the view at table[..., N - 1:]; stepping one row down and one column left is one row "
+                 "stride minus one column stride.",
+                 "numpy.lib.stride_tricks.as_strided with the table's own strides (it may be a transposed view).",
+             ), stages_misc.rel_to_abs),
+    Exercise("tokenizer.unigram.Unigram.segment", "the unigram Viterbi segmentation", "intermediate", 45, (
+        "best[end] is the best total score of any segmentation of text[:end]; back[end] the last piece of that path.",
+        "For every start, try every piece text[start:end] (self.vocab); _relax keeps a candidate if it is better.",
+        "A start with no single-character piece gets the unknown piece (self.unk_id, self.unk_score); "
+        "read the path back from the end.",
+    ), stages_misc.unigram_segment),
+    Exercise("ngie.conv1d_backward", "the nGiE Conv1d backward (im2col)", "intermediate", 60, (
+        "The forward made cols (G, B*N, C_in/G*K) and did one matmul per group: the weight gradient is a matmul too.",
+        "dcols = dy @ w per group; reshape it to (B, N, C_in, K).",
+        "col2im: tap t read padded[:, t:t + N]; add dcols[..., t] back there, then cut the padding off.",
+    ), stages_model.conv1d_backward),
+    Exercise("ngie.conv1d_backward.col2im", "col2im only: the taps' gradients back onto the input",
+             "intermediate", 20, (
+                 "dcols[..., t] is the gradient of what tap t read: padded[:, t:t + n].",
+                 "Several taps read the same input position: add, do not assign.",
+             ), stages_model.conv1d_backward, function="ngie.conv1d_backward"),
+    Exercise("heads.rtd_head_backward", "the replaced-token-detection head backward", "intermediate", 30, (
+        "Undo the forward line by line: classifier, activation, dense, LayerNorm.",
+        "The forward added hidden[:, :1] (the [CLS] state) to every position.",
+        "So the [CLS] position gets its own gradient plus the sum over the sequence.",
+    ), stages_model.rtd_head_backward),
+    Exercise("emd.forward", "the Enhanced Mask Decoder forward", "advanced", 45, (
+        "hidden = states[-2]; the queries start as hidden + position_embeddings[position_ids].",
+        "The last layer runs twice with keys and values from hidden, each time on the previous queries.",
+        "encoder.relative_embeddings_forward and attention_masks give the table, its rows and the mask.",
+    ), stages_model.emd_forward),
+    Exercise("emd.backward", "the Enhanced Mask Decoder backward", "advanced", 60, (
+        "Go through the two passes in reverse; each layer_backward gives (dkeys, dquery, drel).",
+        "The last layer's weights are used twice: add both passes' gradients (ops.add_grads).",
+        "hidden was used as keys in both passes and in the first query; the position table by the first query.",
+    ), stages_model.emd_backward),
+]
+
+BY_ID = {e.id: e for e in EXERCISES}
+
+
+def get(exercise_id):
+    if exercise_id not in BY_ID:
+        close = [e for e in BY_ID if exercise_id.split(".")[-1] in e]
+        raise ValueError(f"unknown exercise {exercise_id!r}"
+                         + (f"; did you mean {', '.join(close)}?" if close else "")
+                         + " (`python -m minideberta exercises list` lists them)")
+    return BY_ID[exercise_id]

@@ -1,0 +1,171 @@
+"""Run an exercise's stages on a student's copy, judge each output, and say what is probably wrong.
+
+Every output of every stage gets two numbers where it can: the relative error against the
+reference function (a correct answer differs only by round-off, below ``REFERENCE_TOL``) and,
+for gradients, against central differences of the reference forward (a correct backward is
+about as close as the reference's own backward, which is printed next to it). "Not
+implemented" (the stub's NotImplementedError) is kept apart from "wrong" and from a crash.
+"""
+import traceback
+
+import numpy as np
+
+from .cases import STUDENT_MARK
+from .diagnose import array_diagnoses, integer_diagnoses, shape_diagnosis
+
+REFERENCE_TOL = 1e-9  # float64, same formula in another order: round-off of 1e-15 .. 1e-12
+NUMERIC_TOL = 1e-7  # float64 central differences with h = 1e-5 (minideberta.gradcheck.EXPECTED_ERROR)
+FLOOR = 1e-3  # errors of an all-but-zero gradient are measured against the stage's largest gradient
+
+
+def _is_float_array(x):
+    return isinstance(x, np.ndarray) and x.dtype.kind == "f"
+
+
+def judge(out, stage_scale):
+    """A dict for one output: errors, the expected size of a correct one, PASS/FAIL and diagnoses."""
+    row = {"output": out.name, "status": "PASS", "diagnosis": []}
+    want, got = out.want, out.got
+    if got is None and want is not None:
+        return {**row, "status": "FAIL", "diagnosis": [f"{out.name} is missing from what the function returned"]}
+    if isinstance(want, np.ndarray) and want.dtype.kind in "iub":
+        got = np.asarray(got)
+        if got.shape != want.shape:
+            return {**row, "status": "FAIL", "diagnosis": [f"shape {got.shape}, expected {want.shape}: "
+                                                           + shape_diagnosis(got.shape, want.shape)]}
+        if got.dtype.kind not in "iub":
+            return {**row, "status": "FAIL", "diagnosis": [f"dtype {got.dtype}, expected integers ({want.dtype})"]}
+        found = integer_diagnoses(got, want, out.labels)
+        return {**row, "error": 0.0 if not found else 1.0, "expected": 0.0, "status": "FAIL" if found else "PASS",
+                "diagnosis": found}
+    if not _is_float_array(want):
+        if got == want:
+            return {**row, "error": 0.0, "expected": 0.0}
+        return {**row, "status": "FAIL", "error": 1.0, "expected": 0.0,
+                "diagnosis": [f"got {_short(got)}, expected {_short(want)}"]}
+    try:
+        got = np.asarray(got, dtype=np.float64)
+    except (TypeError, ValueError):
+        return {**row, "status": "FAIL", "diagnosis": [f"not an array of numbers: {_short(got)}"]}
+    if got.shape != want.shape:
+        return {**row, "status": "FAIL", "diagnosis": [f"shape {got.shape}, expected {want.shape}: "
+                                                       + shape_diagnosis(got.shape, want.shape)]}
+    scale = max(float(np.max(np.abs(want))) if want.size else 0.0, FLOOR * stage_scale, np.finfo(float).tiny)
+    error = float(np.max(np.abs(got - want))) / scale if want.size else 0.0
+    row.update(error=error, expected=REFERENCE_TOL)
+    passed = error <= REFERENCE_TOL
+    if out.numeric is not None:
+        picked, numeric = out.numeric
+        ref_numeric = float(np.max(np.abs(want.reshape(-1)[picked] - numeric))) / scale if len(picked) else 0.0
+        tol = max(NUMERIC_TOL, 10 * ref_numeric)
+        got_numeric = float(np.max(np.abs(got.reshape(-1)[picked] - numeric))) / scale if len(picked) else 0.0
+        row.update(numeric_error=got_numeric, numeric_expected=tol, numeric_reference=ref_numeric)
+        passed = passed and got_numeric <= tol
+    if not passed:
+        row["status"] = "FAIL"
+        row["diagnosis"] = array_diagnoses(got, want, max(REFERENCE_TOL, 1e-7 if out.numeric else 0), out.regions)
+    return row
+
+
+def _short(x, width=100):
+    text = repr(x)
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
+def _where(error):
+    """The innermost line of the package in a traceback: where to look."""
+    frames = [f for f in traceback.extract_tb(error.__traceback__) if "minideberta" in f.filename]
+    return f" ({frames[-1].filename}:{frames[-1].lineno})" if frames else ""
+
+
+def run_stage(stage, student, ref):
+    """One stage: a dict with its status ('pass', 'fail', 'not implemented', 'error') and its outputs."""
+    result = {"stage": stage.name, "adds": stage.adds, "outputs": []}
+    try:
+        outputs = stage.run(student, ref)
+    except NotImplementedError as error:
+        message = str(error)
+        if message.startswith(STUDENT_MARK):
+            missing = message[len(STUDENT_MARK):].split(":")[0]
+            return {**result, "status": "not implemented", "missing": missing,
+                    "message": f"{missing} is not implemented yet"}
+        return {**result, "status": "error", "message": f"NotImplementedError: {message}{_where(error)}"}
+    except Exception as error:  # a crash in the student's code: say what and where
+        return {**result, "status": "error",
+                "message": f"{type(error).__name__}: {error}{_where(error)}"}
+    floats = [float(np.max(np.abs(o.want))) for o in outputs if _is_float_array(o.want) and o.want.size]
+    stage_scale = max(floats, default=0.0)
+    result["outputs"] = [judge(o, stage_scale) for o in outputs]
+    result["status"] = "pass" if all(r["status"] == "PASS" for r in result["outputs"]) else "fail"
+    return result
+
+
+def check_exercise(exercise, student, ref):
+    """Every stage of ``exercise``; the report a teacher's script or the text printer reads."""
+    stages = []
+    for stage in exercise.stages():
+        if stages and stages[-1]["status"] in ("not implemented", "not run"):
+            stages.append({"stage": stage.name, "adds": stage.adds, "outputs": [], "status": "not run",
+                           "message": "not run: the stage before needs a function that is not implemented"})
+        else:
+            stages.append(run_stage(stage, student, ref))
+    statuses = [s["status"] for s in stages]
+    if all(s == "pass" for s in statuses):
+        status = "pass"
+    elif "not implemented" in statuses and not any(s in ("pass", "fail", "error") for s in statuses):
+        status = "not implemented"
+    else:
+        status = "fail"
+    report = {"id": exercise.id, "file": exercise.file, "statement": exercise.statement, "status": status,
+              "stages_passed": statuses.count("pass"), "stages": stages}
+    first = next((s for s in stages if s["status"] != "pass"), None)
+    if first is not None and status == "fail":
+        report["first_failing_stage"] = first["stage"]
+        if statuses.index(first["status"]) > 0 and first["status"] == "fail":
+            report["summary"] = (f"the stages before passed, so probably what this stage adds is wrong: "
+                                 f"{first['adds']}")
+    return report
+
+
+def _num(x):
+    return f"{x:.1e}"
+
+
+LEGEND = ("  (errors relative to the largest entry; ref: against the reference function, numeric: against "
+          "central differences; after '<': the bound a correct answer stays under)")
+
+
+def _row(row, width):
+    parts = [f"      {row['output']:<{width}}"]
+    if row.get("expected"):
+        parts.append(f"ref {_num(row['error'])} <{_num(row['expected'])}")
+    elif "error" in row:
+        parts.append(f"{'right' if row['status'] == 'PASS' else 'differs':<17}")
+    if "numeric_error" in row:
+        parts.append(f"numeric {_num(row['numeric_error'])} <{_num(row['numeric_expected'])}")
+    parts.append(row["status"])
+    return "  ".join(parts)
+
+
+def format_report(report):
+    """The report as text for a person."""
+    lines = [f"{report['id']}  ({report['file']})  {report['statement']}", LEGEND]
+    stages = report["stages"]
+    for i, stage in enumerate(stages, 1):
+        lines.append(f"  stage {i}/{len(stages)}: {stage['stage']}  -> {stage['status'].upper()}")
+        if stage["status"] in ("not implemented", "error"):
+            lines.append(f"      {stage['message']}")
+        if stage["status"] != "pass" and not stage["outputs"]:
+            continue
+        width = min(max((len(r["output"]) for r in stage["outputs"]), default=0), 40)
+        for row in stage["outputs"]:
+            lines.append(_row(row, width))
+            lines.extend(f"          {d}" for d in row["diagnosis"])
+    verdict = {"pass": "PASS: every stage passed", "not implemented": "NOT IMPLEMENTED yet",
+               "fail": f"FAIL ({report['stages_passed']} of {len(stages)} stages passed)"}[report["status"]]
+    lines.append(f"  result: {verdict}")
+    if "first_failing_stage" in report:
+        lines.append(f"  first failing stage: {report['first_failing_stage']}")
+    if "summary" in report:
+        lines.append(f"  {report['summary']}")
+    return "\n".join(lines)
