@@ -28,6 +28,11 @@ def describe_ratio(r):
     for ratio, meaning in RATIOS:
         if abs(r - ratio) < 1e-6 * abs(ratio):
             return f"every entry is {r:.6g} times the right one: probably {meaning}"
+    for k in range(3, 65):  # a sum where a mean was wanted, or the reverse
+        for value, word in ((k, "a missing division by a count (a sum where the mean is wanted)"),
+                            (1 / k, "an extra division by a count (a mean where the sum is wanted)")):
+            if abs(r - value) < 1e-6 * value:
+                return f"every entry is {r:.6g} times the right one: probably {word}"
     for k in range(2, 257):  # 1/sqrt(k) and sqrt(k): a forgotten or doubled attention scale
         for value, word in ((1 / math.sqrt(k), "applied twice"), (math.sqrt(k), "missing")):
             if abs(r - value) < 1e-6 * value:

@@ -3,7 +3,6 @@ import numpy as np
 
 from ...config import DebertaV2Config
 from ...model import backbone_shapes
-from ...ops import subtree
 from .cases import copies, gradient_stage, padding_mask, random_params, value_stage
 
 
@@ -132,5 +131,5 @@ def emd_backward():
             dhidden, grads = pkg.get("emd.backward")({k: v for k, v in a.items() if k != "hidden"}, dy, cache)
             return {"hidden": dhidden, **grads}
 
-        stages.append(gradient_stage(name, adds, forward, backward, arrays, forward_id="emd.forward", max_entries=6))
+        stages.append(gradient_stage(name, adds, forward, backward, arrays, max_entries=6))
     return stages

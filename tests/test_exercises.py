@@ -1,0 +1,226 @@
+"""Exercises: the reference passes every stage, a student copy imports and runs, stubs say "not implemented"."""
+import ast
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from minideberta.apps.cli import main
+from minideberta.apps.exercises import catalog
+from minideberta.apps.exercises.cases import load_student, reference
+from minideberta.apps.exercises.check import check_exercise
+from minideberta.apps.exercises.make import MANIFEST, make, remove
+
+REPO = Path(__file__).resolve().parents[1]
+WHOLE = [e for e in catalog.EXERCISES if not e.part]
+PARTIAL = [e for e in catalog.EXERCISES if e.part]
+
+
+@pytest.fixture(scope="session")
+def ref():
+    return reference()
+
+
+@pytest.fixture(scope="session")
+def whole_copy(tmp_path_factory):
+    """One student copy with every whole-function exercise removed, made once per session."""
+    folder = tmp_path_factory.mktemp("class") / "lab"
+    make(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def student(whole_copy):
+    return load_student(whole_copy)
+
+
+@pytest.mark.parametrize("exercise", catalog.EXERCISES, ids=lambda e: e.id)
+def test_the_reference_passes_every_stage(exercise, ref):
+    """The installed package checked as if it were a student's: every stage, every output PASS."""
+    report = check_exercise(exercise, ref, ref)
+    failed = [(s["stage"], s.get("message"), [r for r in s["outputs"] if r["status"] != "PASS"])
+              for s in report["stages"] if s["status"] != "pass"]
+    assert report["status"] == "pass", failed
+    assert len(report["stages"]) >= 3
+    rows = [r for s in report["stages"] for r in s["outputs"]]
+    assert rows and all(r["error"] <= 1e-9 for r in rows if "expected" in r)
+    assert all(r["numeric_error"] <= r["numeric_expected"] for r in rows if "numeric_error" in r)
+
+
+def test_every_gradient_exercise_is_checked_against_central_differences(ref):
+    for exercise in catalog.EXERCISES:
+        if exercise.id.endswith("backward") or ".conv1d_backward." in exercise.id:
+            report = check_exercise(exercise, ref, ref)
+            assert all("numeric_error" in r for s in report["stages"] for r in s["outputs"]), exercise.id
+
+
+@pytest.mark.parametrize("exercise", WHOLE, ids=lambda e: e.id)
+def test_a_removed_function_is_reported_not_implemented(exercise, student, ref):
+    report = check_exercise(exercise, student, ref)
+    assert report["status"] == "not implemented"
+    assert report["stages"][0]["status"] == "not implemented"
+    assert report["stages"][0]["missing"] == exercise.id
+    assert {s["status"] for s in report["stages"][1:]} <= {"not run"}
+
+
+def _functions(tree, prefix=""):
+    """{qualified name: node} of every function and method of a module."""
+    out = {}
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef):
+            out.update(_functions(node, f"{prefix}{node.name}."))
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            out[prefix + node.name] = node
+    return out
+
+
+def test_the_copy_keeps_everything_that_is_not_an_exercise(whole_copy):
+    """Byte for byte outside the removed bodies: every other function has the reference's AST,
+    every removed one keeps its signature and docstring and raises the stub."""
+    removed = {(e.file, e.module[1]): e.id for e in WHOLE}
+    package = REPO / "minideberta"
+    files = sorted(p.relative_to(REPO) for p in package.rglob("*.py"))
+    assert files == sorted(p.relative_to(whole_copy) for p in (whole_copy / "minideberta").rglob("*.py"))
+    for rel in files:
+        mine, theirs = (ast.parse((root / rel).read_text()) for root in (REPO, whole_copy))
+        mine_f, theirs_f = _functions(mine), _functions(theirs)
+        assert mine_f.keys() == theirs_f.keys(), rel
+        for name, node in mine_f.items():
+            copy = theirs_f[name]
+            if (str(rel), name) in removed:
+                assert ast.dump(copy.args) == ast.dump(node.args)
+                assert ast.get_docstring(copy) == ast.get_docstring(node)
+                stub = copy.body[-1]
+                assert isinstance(stub, ast.Raise) and f"exercise {removed[str(rel), name]}: " in ast.unparse(stub)
+            else:
+                assert ast.dump(copy) == ast.dump(node), f"{rel}:{name} changed"
+    manifest = json.loads((whole_copy / MANIFEST).read_text())
+    assert manifest["exercises"] == [e.id for e in WHOLE]
+    assert "python -m minideberta exercises check" in (whole_copy / "README.md").read_text()
+
+
+def test_what_is_not_removed_still_runs(tmp_path, ref):
+    """A copy without the GELU backward runs the model forward exactly as the reference does; its
+    backward stops at the stub, which names the exercise and the command that checks it."""
+    make(tmp_path / "lab", ["ops.gelu_backward"])
+    student = load_student(tmp_path / "lab")
+    ids = np.array([[1, 5, 3, 2, 6]])
+    outputs = []
+    for pkg in (ref, student):
+        config = pkg.get("config.DebertaV2Config")(vocab_size=9, hidden_size=8, num_hidden_layers=2,
+                                                   num_attention_heads=2, intermediate_size=12,
+                                                   max_position_embeddings=16, relative_attention=True,
+                                                   position_buckets=4, pos_att_type="c2p|p2c", share_att_key=True,
+                                                   norm_rel_ebd="layer_norm", position_biased_input=False)
+        model = pkg.get("tasks.DebertaV2ForSequenceClassification")(config, seed=0, dtype=np.float64)
+        outputs.append(model(ids, labels=np.array([1])))
+        if pkg is student:
+            with pytest.raises(NotImplementedError, match=r"exercise ops\.gelu_backward: .*check ops\.gelu_backward"):
+                model.backward()
+    np.testing.assert_array_equal(outputs[0].logits, outputs[1].logits)
+
+
+@pytest.mark.parametrize("exercise", PARTIAL, ids=lambda e: e.id)
+def test_a_partial_exercise_removes_only_its_region(exercise, tmp_path, ref):
+    make(tmp_path / "lab", [exercise.id])
+    source = (tmp_path / "lab" / exercise.file).read_text()
+    original = (REPO / exercise.file).read_text()
+    node = _functions(ast.parse(source))[exercise.module[1]]
+    body = ast.get_source_segment(source, node)
+    assert f"exercise {exercise.id}:" in body
+    assert f"BEGIN EXERCISE {exercise.id}" in original and f"BEGIN EXERCISE {exercise.id}" not in source
+    kept = [line for line in ast.get_source_segment(original, _functions(ast.parse(original))[exercise.module[1]])
+            .splitlines() if "EXERCISE" not in line]
+    assert len(body.splitlines()) < len(kept)
+    assert body.splitlines()[-1] == kept[-1]  # the lines after the region are still there
+    report = check_exercise(exercise, load_student(tmp_path / "lab"), ref)
+    assert report["status"] == "not implemented" and report["stages"][0]["missing"] == exercise.id
+
+
+def test_remove_keeps_indentation_comments_and_other_functions():
+    source = ('import math\n\n\nclass A:\n    def f(self, x):\n        """Doc."""\n        # the answer:\n'
+              '        return x  # here\n\n    def g(self):\n        return 1  # kept\n\n\n'
+              'def h(y):\n    w = y  # kept too\n    # BEGIN EXERCISE m.h.part\n    z = y * 2\n'
+              '    # END EXERCISE m.h.part\n    return z\n')
+    method = SimpleNamespace(id="m.A.f", statement="write f", part=False, module=("m", "A.f"))
+    part = SimpleNamespace(id="m.h.part", statement="double", part=True, module=("m", "h"))
+    out = remove(source, [method, part], "DIR", "m.py")
+    stub = "raise NotImplementedError('exercise {}: {}. Check with: python -m minideberta exercises check {} --path DIR')"
+    assert out == ('import math\n\n\nclass A:\n    def f(self, x):\n        """Doc."""\n'
+                   f'        {stub.format("m.A.f", "write f", "m.A.f")}\n\n    def g(self):\n        return 1  # kept\n\n\n'
+                   f'def h(y):\n    w = y  # kept too\n    {stub.format("m.h.part", "double", "m.h.part")}\n'
+                   '    return z\n')
+    with pytest.raises(ValueError, match="no '# BEGIN EXERCISE m.h.other'"):
+        remove(source, [SimpleNamespace(id="m.h.other", statement="", part=True, module=("m", "h"))], "D", "m.py")
+    with pytest.raises(ValueError, match="A.nope is not defined in m.py"):
+        remove(source, [SimpleNamespace(id="m.A.nope", statement="", part=False, module=("m", "A.nope"))], "D", "m.py")
+
+
+def test_make_refuses_a_folder_in_use(tmp_path, capsys):
+    (tmp_path / "lab").mkdir()
+    (tmp_path / "lab" / "work.py").write_text("x = 1\n")
+    assert main(["exercises", "make", str(tmp_path / "lab")]) == 2
+    assert capsys.readouterr().err.startswith("error: ") and (tmp_path / "lab" / "work.py").read_text() == "x = 1\n"
+    assert main(["exercises", "make", str(tmp_path / "new"), "--only", "ops.no_such"]) == 2
+    assert "unknown exercise 'ops.no_such'" in capsys.readouterr().err
+
+
+def test_list_names_every_exercise(capsys):
+    assert main(["exercises", "list"]) == 0
+    text = capsys.readouterr().out
+    assert all(e.id in text and e.file in text for e in catalog.EXERCISES)
+    assert main(["exercises", "list", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["id"] for r in rows] == [e.id for e in catalog.EXERCISES]
+    assert {r["level"] for r in rows} <= set(catalog.LEVELS)
+    assert main(["exercises", "--help"]) == 0
+    assert "exercises check" in capsys.readouterr().out
+
+
+def test_check_json_and_hints(whole_copy, capsys):
+    exit_code = main(["exercises", "check", "ops.gelu_backward", "losses.cross_entropy_backward", "--path",
+                      str(whole_copy), "--json"])
+    assert exit_code == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["passed"] is False
+    assert [e["status"] for e in report["exercises"]] == ["not implemented", "not implemented"]
+    exercise = catalog.get("ops.layer_norm_backward")
+    for shown in (1, 2, 3, 3):
+        assert main(["exercises", "check", exercise.id, "--path", str(whole_copy), "--hint"]) == 1
+        out = capsys.readouterr().out
+        assert f"hint {shown}/{len(exercise.hints)}: {exercise.hints[shown - 1]}" in out
+        assert f"hint {shown + 1}/" not in out
+    assert main(["exercises", "check", "--path", str(whole_copy), "--hint"]) == 2
+    assert "one exercise" in capsys.readouterr().err
+
+
+def test_check_of_the_reference_folder_exits_0(capsys):
+    assert main(["exercises", "check", "ops.gelu_backward", "relative_position.rel_to_abs", "--path", str(REPO)]) == 0
+    out = capsys.readouterr().out
+    assert "2 of 2 exercises pass" in out and "FAIL" not in out
+
+
+def test_check_from_inside_the_student_folder_uses_the_reference(whole_copy):
+    """`python -m minideberta` run inside DIR imports the student's copy first; it hands over to the
+    reference rather than judging the student against their own stubs."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["PYTHONPATH"] = str(REPO)
+    done = subprocess.run([sys.executable, "-m", "minideberta", "exercises", "check", "ops.gelu_backward"],
+                          cwd=whole_copy, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stderr
+    assert "NOT IMPLEMENTED" in done.stdout and "ops.gelu_backward is not implemented yet" in done.stdout
+
+
+def test_a_copy_that_does_not_import_is_an_error_not_a_crash(tmp_path, capsys):
+    make(tmp_path / "lab", ["ops.gelu_backward"])
+    ops = tmp_path / "lab" / "minideberta" / "ops.py"
+    ops.write_text(ops.read_text().replace("def gelu_backward(dy, cache):", "def gelu_backward(dy, cache)"))
+    assert main(["exercises", "check", "ops.gelu_backward", "--path", str(tmp_path / "lab")]) == 1
+    assert "does not import: SyntaxError" in capsys.readouterr().out
+    assert main(["exercises", "check", "ops.gelu_backward", "--path", str(tmp_path / "nothing")]) == 2
+    assert "exercises make" in capsys.readouterr().err

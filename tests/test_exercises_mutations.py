@@ -1,0 +1,165 @@
+"""Broken solutions, generated here from the reference, are caught, and diagnosed where a diagnosis exists.
+
+The "student" is the reference loaded as a student's copy (``load_student`` on the repository),
+with one function replaced: the reference's own result changed (scaled, sign flipped, axes
+swapped, zeroed) or the reference's source with one line edited (a missing term, a forgotten
+scale, an accumulation turned into an assignment).
+"""
+import inspect
+import math
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from minideberta.apps.exercises import catalog
+from minideberta.apps.exercises.cases import load_student, reference
+from minideberta.apps.exercises.check import check_exercise
+from minideberta.apps.exercises.diagnose import array_diagnoses
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def ref():
+    return reference()
+
+
+@pytest.fixture(scope="module")
+def student():
+    return load_student(REPO)
+
+
+def _map_floats(value, f):
+    if isinstance(value, np.ndarray) and value.dtype.kind == "f":
+        return f(value)
+    if isinstance(value, tuple):
+        return tuple(_map_floats(v, f) for v in value)
+    if isinstance(value, dict):
+        return {k: _map_floats(v, f) for k, v in value.items()}
+    return value
+
+
+def results(f):
+    """A mutation that calls the reference function and changes every float array it returns."""
+    def mutate(fn):
+        return lambda *args, **kwargs: _map_floats(fn(*args, **kwargs), f)
+    return mutate
+
+
+def edit(old, new):
+    """A mutation that recompiles the reference function's source with ``old`` replaced by ``new``."""
+    def mutate(fn, namespace):
+        source = textwrap.dedent(inspect.getsource(fn))
+        assert source.count(old) == 1, f"the reference no longer has {old!r}: update this mutation"
+        scope = {}
+        exec(compile(source.replace(old, new), f"<mutated {fn.__qualname__}>", "exec"), namespace, scope)
+        return scope[fn.__name__]
+    mutate.edits = True
+    return mutate
+
+
+def install(monkeypatch, student, ref, dotted, mutation):
+    """Replace ``dotted`` in the student's copy by the mutation of the reference's function."""
+    owner_name, _, attr = dotted.rpartition(".")
+    owner = student.get(owner_name)  # a module, or a class for a method
+    namespace = vars(sys.modules[owner.__module__]) if isinstance(owner, type) else vars(owner)
+    original = ref.get(dotted)
+    mutated = mutation(original, namespace) if getattr(mutation, "edits", False) else mutation(original)
+    if isinstance(inspect.getattr_static(owner, attr), staticmethod) and not isinstance(mutated, staticmethod):
+        mutated = staticmethod(mutated)
+    monkeypatch.setattr(owner, attr, mutated)
+
+
+def masked_only(fn):
+    """Right everywhere except the masked entries (where the right gradient is exactly 0)."""
+    def wrong(dprobs, cache):
+        ds = fn(dprobs, cache)
+        return ds + (ds == 0) * dprobs
+    return wrong
+
+
+def off_by_one_beyond(fn):
+    def wrong(relative_pos, bucket_size, max_position):
+        out = fn(relative_pos, bucket_size, max_position)
+        return out + np.sign(out) * (np.abs(relative_pos) > bucket_size // 2)
+    return wrong
+
+
+def no_position_gradient(fn):
+    def wrong(p, dquery, cache):
+        dhidden, grads = fn(p, dquery, cache)
+        return dhidden, {**grads, "embeddings.position_embeddings.weight":
+                         np.zeros_like(grads["embeddings.position_embeddings.weight"])}
+    return wrong
+
+
+# (exercise, function patched, mutation, first failing stage, words of the expected diagnosis or None)
+MUTATIONS = {
+    "scaled by 1.001": ("ops.layer_norm_backward", None, results(lambda a: a * 1.001), 0, "1.001 times"),
+    "sign flipped": ("ops.gelu_backward", None, results(lambda a: -a), 0, "a sign is flipped"),
+    "wrong at masked entries": ("ops.masked_softmax_backward", None, masked_only, 1, "wrong only on masked entries"),
+    "forgotten mean": ("losses.cross_entropy_backward", None, edit("(dloss / max(count, 1))", "dloss"), 0,
+                       "missing division by a count"),
+    "ignored rows counted": ("losses.cross_entropy_backward", None,
+                             edit("counted[:, None] * (dloss", "(dloss"), 1, "wrong only on ignored rows"),
+    "transposed axes": ("relative_position.rel_to_abs", None, results(lambda a: a.swapaxes(-1, -2)), 0,
+                        "agrees with the right answer with axes 0 and 1 swapped"),
+    "log buckets off by one": ("relative_position.make_log_bucket_position", None, off_by_one_beyond, 1,
+                               "entries wrong; input -23: got"),
+    "missing [CLS] term": ("heads.rtd_head_backward", None, edit("dhidden[:, 0] += dsum.sum(axis=1)", "pass"), 0,
+                           "wrong only on position 0 ([CLS])"),
+    "col2im without accumulation": ("ngie.conv1d_backward.col2im", "ngie.conv1d_backward",
+                                    edit("dpadded[:, t:t + n] += dcols", "dpadded[:, t:t + n] = dcols"), 1, None),
+    "position gradient never added": ("emd.backward", None, no_position_gradient, 0, "all zeros"),
+    "one decoder pass": ("emd.forward", None, edit("range(PASSES)", "range(1)"), 0, None),
+    "no bias correction": ("optim.AdamW.step", None, edit("step_size = lr / (1 - beta1 ** self.t)",
+                                                          "step_size = lr"), 0, None),
+    "decay on every parameter": ("optim.AdamW.step", None, edit("if self.decays[name] and", "if"), 1, None),
+    "ties broken the other way": ("tokenizer.unigram.Unigram.segment", "tokenizer.unigram.Unigram._relax",
+                                  edit("candidate > best[end]", "candidate >= best[end]"), 3, None),
+}
+
+
+def diagnoses(report):
+    return [d for s in report["stages"] for r in s["outputs"] for d in r["diagnosis"]]
+
+
+@pytest.mark.parametrize("name", MUTATIONS)
+def test_a_broken_solution_is_caught_and_diagnosed(name, student, ref, monkeypatch):
+    exercise_id, patched, mutation, first_failing, words = MUTATIONS[name]
+    install(monkeypatch, student, ref, patched or exercise_id, mutation)
+    exercise = catalog.get(exercise_id)
+    report = check_exercise(exercise, student, ref)
+    statuses = [s["status"] for s in report["stages"]]
+    assert report["status"] == "fail", statuses
+    assert statuses.index("fail") == first_failing, statuses
+    assert all(s == "pass" for s in statuses[:first_failing])
+    assert report["first_failing_stage"] == exercise.stages()[first_failing].name
+    if words is not None:
+        assert any(words in d for d in diagnoses(report)), diagnoses(report)
+        guesses = [d for d in diagnoses(report) if words in d and "entries wrong;" not in d]  # the rest are facts
+        assert all("probably" in d for d in guesses)
+
+
+def test_the_diagnoses_on_plain_arrays():
+    rng = np.random.default_rng(0)
+    want = rng.normal(size=(2, 4, 4))
+    assert "3 times the right one: probably a missing division by a count" in array_diagnoses(want * 3, want, 1e-9)[0]
+    (ratio,) = array_diagnoses(want / math.sqrt(3), want, 1e-9)
+    assert "0.57735 times" in ratio and "scale" in ratio and "applied twice" in ratio
+    assert "sqrt(8)" in array_diagnoses(want * math.sqrt(8), want, 1e-9)[0]
+    assert "axes 1 and 2 swapped" in array_diagnoses(want.swapaxes(1, 2), want, 1e-9)[0]
+    partly = want.copy()
+    partly[0, 1] = 0
+    assert "missing accumulation" in array_diagnoses(partly, want, 1e-9)[0]
+    assert "all zeros" in array_diagnoses(np.zeros_like(want), want, 1e-9)[0]
+    shared = np.zeros(want.shape, bool)
+    shared[:, 0] = True
+    noisy = want + shared * 0.1
+    (only,) = array_diagnoses(noisy, want, 1e-9, {"rows shared": (shared, "the sum over a run is missing")})
+    assert only == "wrong only on rows shared, right elsewhere: probably the sum over a run is missing"
+    assert "no pattern" in array_diagnoses(want + rng.normal(size=want.shape), want, 1e-9)[0]
+    assert array_diagnoses(want + 1e-12, want, 1e-9) == []
