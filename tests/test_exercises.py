@@ -199,6 +199,17 @@ def test_check_json_and_hints(whole_copy, capsys):
     assert "one exercise" in capsys.readouterr().err
 
 
+def test_grading_a_class(whole_copy, tmp_path, capsys):
+    """Several folders at once: one JSON document, one entry per submission, in the order given."""
+    folders = [str(REPO), str(whole_copy), str(tmp_path / "empty")]
+    assert main(["exercises", "check", "ops.gelu_backward", "--path", *folders, "--json"]) == 1
+    grades = json.loads(capsys.readouterr().out)["submissions"]
+    assert [g["path"] for g in grades] == folders
+    assert [g["exercises"][0]["status"] for g in grades] == ["pass", "not implemented", "error"]
+    assert [g["exercises_passed"] for g in grades] == [1, 0, 0]
+    assert "holds no minideberta/ package" in grades[2]["exercises"][0]["message"]
+
+
 def test_check_of_the_reference_folder_exits_0(capsys):
     assert main(["exercises", "check", "ops.gelu_backward", "relative_position.rel_to_abs", "--path", str(REPO)]) == 0
     out = capsys.readouterr().out

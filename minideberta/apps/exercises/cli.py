@@ -14,7 +14,7 @@ EXAMPLES = """examples:
   python -m minideberta exercises make lab1 --only ops.layer_norm_backward ops.masked_softmax_backward
   python -m minideberta exercises check ops.layer_norm_backward --path lab1
   python -m minideberta exercises check ops.layer_norm_backward --path lab1 --hint
-  python -m minideberta exercises check --path submissions/ada --json > ada.json   # grade every exercise"""
+  python -m minideberta exercises check --path submissions/* --json > grades.json  # a class's folders"""
 
 
 def build_parser():
@@ -38,7 +38,8 @@ def build_parser():
                               epilog="examples:\n  python -m minideberta exercises check ops.gelu_backward --path lab1"
                                      "\n  python -m minideberta exercises check --path lab1 --json")
     sub.add_argument("ids", nargs="*", metavar="ID", help="exercises to check (default: those of DIR's assignment)")
-    sub.add_argument("--path", default=".", metavar="DIR", help="the student's folder (default: here)")
+    sub.add_argument("--path", nargs="+", default=["."], metavar="DIR",
+                     help="the student's folder (default: here); several to grade a class")
     sub.add_argument("--hint", action="store_true", help="also show the next hint (one exercise only)")
     sub.add_argument("--json", action="store_true", help="one JSON document, for grading scripts")
     return parser
@@ -59,7 +60,8 @@ def _rerun_with_reference(args, manifest):
                          f"run the command from outside the folder")
     argv = ["exercises", args.action]
     if args.action == "check":
-        argv += [*args.ids, "--path", str(Path(args.path).resolve())] + ["--hint"] * args.hint + ["--json"] * args.json
+        argv += [*args.ids, "--path", *(str(Path(p).resolve()) for p in args.path)]
+        argv += ["--hint"] * args.hint + ["--json"] * args.json
     elif args.action == "make":
         argv += [str(Path(args.folder).resolve())] + (["--only", *args.only] if args.only else [])
     else:
@@ -99,23 +101,27 @@ def next_hints(folder, exercise):
     return list(exercise.hints[:shown])
 
 
-def run_check(args):
+def check_folder(folder, ids, hint=False, strict=True):
+    """The JSON-ready result of checking one student's folder. ``strict``: a folder without a
+    copy is the user's mistake (an error), else (grading a class) a result saying so."""
     from .cases import load_student, reference
-    from .check import check_exercise, format_report
+    from .check import check_exercise
 
-    folder = Path(args.path)
-    if args.ids:
-        exercises = [catalog.get(i) for i in args.ids]
+    folder = Path(folder)
+    if ids:
+        exercises = [catalog.get(i) for i in ids]
     else:
         path = folder / MANIFEST
         ids = json.loads(path.read_text(encoding="utf-8"))["exercises"] if path.is_file() else None
         exercises = [catalog.get(i) for i in ids] if ids else [e for e in catalog.EXERCISES if not e.part]
-    if args.hint and len(exercises) != 1:
+    if hint and len(exercises) != 1:
         raise ValueError("--hint shows the next hint of one exercise: name exactly one ID")
     try:
         student, problem = load_student(folder), None
-    except FileNotFoundError:
-        raise
+    except FileNotFoundError as error:
+        if strict:
+            raise
+        student, problem = None, str(error)
     except Exception as error:  # the student's copy does not import: every exercise reports it
         student, problem = None, f"your copy does not import: {type(error).__name__}: {error}"
     ref = reference()
@@ -126,19 +132,35 @@ def run_check(args):
                             "status": "error", "message": problem, "stages": []})
         else:
             reports.append(check_exercise(exercise, student, ref))
-    if args.hint:
+    if hint:
         reports[0]["hints"] = next_hints(folder, exercises[0])
-    passed = all(r["status"] == "pass" for r in reports)
+        reports[0]["hints_total"] = len(exercises[0].hints)
+    return {"path": str(folder), "passed": all(r["status"] == "pass" for r in reports),
+            "exercises_passed": sum(r["status"] == "pass" for r in reports), "exercises": reports}
+
+
+def run_check(args):
+    from .check import format_report
+
+    if args.hint and len(args.path) != 1:
+        raise ValueError("--hint works on one folder")
+    results = [check_folder(folder, args.ids, args.hint, len(args.path) == 1) for folder in args.path]
     if args.json:
-        print(json.dumps({"path": str(folder), "passed": passed, "exercises": reports}, indent=1))
-    else:
+        print(json.dumps(results[0] if len(results) == 1 else {"submissions": results}, indent=1))
+    for result in results if not args.json else []:
+        reports = result["exercises"]
+        if len(results) > 1:
+            print(f"== {result['path']}")
         for report in reports:
             print(format_report(report) if report["stages"] else f"{report['id']}: ERROR: {report['message']}")
             for i, hint in enumerate(report.get("hints", []), 1):
-                print(f"  hint {i}/{len(exercises[0].hints)}: {hint}")
+                print(f"  hint {i}/{report['hints_total']}: {hint}")
         if len(reports) > 1:
-            print(f"{sum(r['status'] == 'pass' for r in reports)} of {len(reports)} exercises pass")
-    return 0 if passed else 1
+            print(f"{result['exercises_passed']} of {len(reports)} exercises pass")
+    if len(results) > 1 and not args.json:
+        print("\n".join(f"{r['path']}: {r['exercises_passed']} of {len(r['exercises'])} exercises pass"
+                        for r in results))
+    return 0 if all(r["passed"] for r in results) else 1
 
 
 def run(argv):
