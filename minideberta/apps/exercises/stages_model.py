@@ -2,6 +2,7 @@
 import numpy as np
 
 from ...config import DebertaV2Config
+from ...encoder import attention_masks
 from ...model import backbone_shapes
 from .cases import copies, gradient_stage, padding_mask, random_params, value_stage
 
@@ -102,7 +103,7 @@ def _emd_case(setup, seed=0):
     p = random_params({k: s for k, s in shapes.items() if k.startswith("encoder.") and ".layer.0." not in k}, rng)
     p["embeddings.position_embeddings.weight"] = 0.4 * rng.normal(size=(config.max_position_embeddings, 8))
     hidden = rng.normal(size=(batch, n, 8))
-    mask = padding_mask(batch, n, lengths)
+    mask = attention_masks(padding_mask(batch, n, lengths)).pair  # (B, 1, N, N) or None
     position_ids = np.broadcast_to(np.arange(n), (batch, n)).copy()
     dropout = config.hidden_dropout_prob > 0
 
