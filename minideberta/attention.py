@@ -226,8 +226,10 @@ def backward(p, dcontext, cache):
                 dq_term, dpos = c2p_scores_backward(dterm, c.q, c.pos["c2p"])
                 dq += dq_term
             else:
+                # BEGIN EXERCISE attention.backward.p2c
                 dk_term, dpos = p2c_scores_backward(dterm, c.k, c.pos["p2c"])
                 dk += dk_term
+                # END EXERCISE attention.backward.p2c
             name = position_weights(c.config, term)
             drel_term, g = position_projection_backward(subtree(p, name), dpos, c.projections[term])
             drel_table = drel_table + drel_term

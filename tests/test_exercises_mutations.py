@@ -49,13 +49,15 @@ def results(f):
     return mutate
 
 
-def edit(old, new):
-    """A mutation that recompiles the reference function's source with ``old`` replaced by ``new``."""
+def edit(old, new, **names):
+    """A mutation that recompiles the reference function's source with ``old`` replaced by ``new``
+    (in the student module's namespace, plus ``names``)."""
     def mutate(fn, namespace):
         source = textwrap.dedent(inspect.getsource(fn))
         assert source.count(old) == 1, f"the reference no longer has {old!r}: update this mutation"
         scope = {}
-        exec(compile(source.replace(old, new), f"<mutated {fn.__qualname__}>", "exec"), namespace, scope)
+        exec(compile(source.replace(old, new), f"<mutated {fn.__qualname__}>", "exec"),
+             {**namespace, **names} if names else namespace, scope)
         return scope[fn.__name__]
     mutate.edits = True
     return mutate
@@ -96,13 +98,28 @@ def no_position_gradient(fn):
     return wrong
 
 
+def leak_at_padding(fn):
+    """dhidden is exactly 0 at padded tokens; this one is not."""
+    def wrong(p, dcontext, cache):
+        (dhidden, dqueries, drel), grads = fn(p, dcontext, cache)
+        return (dhidden + (dhidden == 0) * 1.0, dqueries, drel), grads
+    return wrong
+
+
+def scatter_assign_rows(n_rows, rows, values):
+    """A gather's gradient written with an assignment: a row read several times keeps one gradient."""
+    out = np.zeros((n_rows, values.shape[-1]))
+    out[rows] = values
+    return out
+
+
 # (exercise, function patched, mutation, first failing stage, words of the expected diagnosis or None)
 MUTATIONS = {
     "scaled by 1.001": ("ops.layer_norm_backward", None, results(lambda a: a * 1.001), 0, "1.001 times"),
     "sign flipped": ("ops.gelu_backward", None, results(lambda a: -a), 0, "a sign is flipped"),
     "wrong at masked entries": ("ops.masked_softmax_backward", None, masked_only, 1, "wrong only on masked entries"),
     "forgotten mean": ("losses.cross_entropy_backward", None, edit("(dloss / max(count, 1))", "dloss"), 0,
-                       "missing division by a count"),
+                       "a missing division by 4"),
     "ignored rows counted": ("losses.cross_entropy_backward", None,
                              edit("counted[:, None] * (dloss", "(dloss"), 1, "wrong only on ignored rows"),
     "transposed axes": ("relative_position.rel_to_abs", None, results(lambda a: a.swapaxes(-1, -2)), 0,
@@ -118,6 +135,23 @@ MUTATIONS = {
     "no bias correction": ("optim.AdamW.step", None, edit("step_size = lr / (1 - beta1 ** self.t)",
                                                           "step_size = lr"), 0, None),
     "decay on every parameter": ("optim.AdamW.step", None, edit("if self.decays[name] and", "if"), 1, None),
+    "attention scaled by 1.001": ("attention.backward", None, results(lambda a: a * 1.001), 0, "1.001 times"),
+    "attention scale forgotten": ("attention.backward", None, edit("dterm = dscores * c.scale", "dterm = dscores"),
+                                  0, "a factor 1/sqrt(5) missing"),
+    "attention scale without 1 + terms": ("attention.backward", None,
+                                          edit("dterm = dscores * c.scale",
+                                               "dterm = dscores / math.sqrt(c.config.attention_head_size)"),
+                                          2, "a factor 1/sqrt(2) missing"),
+    "p2c term missing": ("attention.backward", None, edit("dk += dk_term", "pass"), 3, None),
+    "gradient at padded positions": ("attention.backward", None, leak_at_padding, 1,
+                                     "wrong only on padded positions"),
+    "c2p sign flipped": ("attention.c2p_scores", None, results(lambda a: -a), 0, "a sign is flipped"),
+    "p2c not transposed": ("attention.p2c_scores", None, results(lambda a: a.swapaxes(-1, -2)), 0,
+                           "axes 2 and 3 swapped: probably the axes are exchanged (query and key, or c2p and p2c)"),
+    "shared rows assigned": ("attention.position_projection_backward", None,
+                             edit("scatter_add_rows(", "scatter_assign_rows(", scatter_assign_rows=scatter_assign_rows),
+                             1, "wrong only on rows shared by several distances"),
+    "partial p2c missing": ("attention.backward.p2c", "attention.backward", edit("dk += dk_term", "pass"), 3, None),
     "ties broken the other way": ("tokenizer.unigram.Unigram.segment", "tokenizer.unigram.Unigram._relax",
                                   edit("candidate > best[end]", "candidate >= best[end]"), 3, None),
 }
@@ -138,6 +172,8 @@ def test_a_broken_solution_is_caught_and_diagnosed(name, student, ref, monkeypat
     assert statuses.index("fail") == first_failing, statuses
     assert all(s == "pass" for s in statuses[:first_failing])
     assert report["first_failing_stage"] == exercise.stages()[first_failing].name
+    if first_failing > 0:
+        assert report["summary"].endswith(exercise.stages()[first_failing].adds)
     if words is not None:
         assert any(words in d for d in diagnoses(report)), diagnoses(report)
         guesses = [d for d in diagnoses(report) if words in d and "entries wrong;" not in d]  # the rest are facts
@@ -147,9 +183,9 @@ def test_a_broken_solution_is_caught_and_diagnosed(name, student, ref, monkeypat
 def test_the_diagnoses_on_plain_arrays():
     rng = np.random.default_rng(0)
     want = rng.normal(size=(2, 4, 4))
-    assert "3 times the right one: probably a missing division by a count" in array_diagnoses(want * 3, want, 1e-9)[0]
+    assert "3 times the right one: probably a missing division by 3" in array_diagnoses(want * 3, want, 1e-9)[0]
     (ratio,) = array_diagnoses(want / math.sqrt(3), want, 1e-9)
-    assert "0.57735 times" in ratio and "scale" in ratio and "applied twice" in ratio
+    assert "0.57735 times" in ratio and "1/sqrt(3) too many" in ratio and "scale" in ratio and "applied twice" in ratio
     assert "sqrt(8)" in array_diagnoses(want * math.sqrt(8), want, 1e-9)[0]
     assert "axes 1 and 2 swapped" in array_diagnoses(want.swapaxes(1, 2), want, 1e-9)[0]
     partly = want.copy()

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from . import stages_misc, stages_model, stages_ops
+from . import stages_attention, stages_misc, stages_model, stages_ops
 
 PACKAGE = Path(__file__).resolve().parents[2]  # the installed minideberta/
 LEVELS = ("first course", "intermediate", "advanced")
@@ -108,6 +108,31 @@ EXERCISES = [
         "The forward added hidden[:, :1] (the [CLS] state) to every position.",
         "So the [CLS] position gets its own gradient plus the sum over the sequence.",
     ), stages_model.rtd_head_backward),
+    Exercise("attention.c2p_scores", "the content-to-position scores Q_i . Kr[row(i - j)]", "advanced", 30, (
+        "Score every token against every one of the 2N-1 distances first: position_scores gives (B, H, N, 2N-1).",
+        "Column m of that table is the distance N-1-m; relative_position.rel_to_abs reads it as (B, H, N, N).",
+    ), stages_attention.c2p_scores),
+    Exercise("attention.p2c_scores", "the position-to-content scores K_j . Qr[row(i - j)]", "advanced", 30, (
+        "The same table as c2p, but of the keys against the position queries.",
+        "Row j of the (N, N) view holds key j: the [i, j] score is its transpose.",
+    ), stages_attention.p2c_scores),
+    Exercise("attention.position_projection_backward", "the gradient of the projected, gathered relative table",
+             "advanced", 40, (
+                 "In the forward: per_distance = (table W^T + b)[rows], reshaped to (H, 2N-1, d).",
+                 "Undo the reshape, then the gather: a gather's gradient is a scatter-add (ops.scatter_add_rows).",
+                 "Distances that share a row add their gradients; then linear_backward gives dtable and grads.",
+             ), stages_attention.position_projection_backward),
+    Exercise("attention.backward", "the disentangled attention backward", "advanced", 120, (
+        "Undo the forward from its last line: context = dropped @ V, the dropout, the masked softmax.",
+        "scores = (c2c + c2p + p2c) * scale: each term's gradient is dscores * scale.",
+        "c2p_scores_backward and p2c_scores_backward give the gradients of q (or k) and of the position vectors; "
+        "position_projection_backward takes those back to the table and the projection weights.",
+        "With share_att_key the key and query projections also made the position vectors: add both gradients.",
+    ), stages_attention.attention_backward),
+    Exercise("attention.backward.p2c", "the position-to-content term of the attention backward", "advanced", 30, (
+        "In the forward: p2c = p2c_scores(k, pos['p2c']), one of three terms multiplied by the scale.",
+        "p2c_scores_backward gives dk's share and dpos; add the share to dk.",
+    ), stages_attention.attention_backward, function="attention.backward"),
     Exercise("emd.forward", "the Enhanced Mask Decoder forward", "advanced", 45, (
         "hidden = states[-2]; the queries start as hidden + position_embeddings[position_ids].",
         "The last layer runs twice with keys and values from hidden, each time on the previous queries.",

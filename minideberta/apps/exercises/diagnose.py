@@ -9,36 +9,38 @@ import math
 
 import numpy as np
 
-RATIOS = [  # (ratio got/want, what it probably means)
-    (-1.0, "a sign is flipped"),
-    (2.0, "a term is counted twice"),
-    (0.5, "a factor 1/2 too many, or one of two equal terms is missing"),
-    (1 / math.sqrt(3), "the scale 1/sqrt(d (1 + terms)) is probably applied twice here (or 1 + terms is wrong)"),
-    (math.sqrt(3), "the scale 1/sqrt(d (1 + terms)) is probably missing its (1 + terms) here"),
-    (1 / math.sqrt(2), "a scale 1/sqrt(2) too many (the scale applied twice, or 1 + terms is wrong)"),
-    (math.sqrt(2), "a scale 1/sqrt(2) missing"),
-]
+SIGN = (-1.0, "a sign is flipped")
+SCALE = "the attention's scale 1/sqrt(d (1 + terms)), or a part of it,"
+
+
+def ratio_meanings(r):
+    """What a constant ratio got / want probably means; several readings where the number allows them."""
+    found = []
+    if abs(r - SIGN[0]) < 1e-6:
+        return [SIGN[1]]
+    if abs(r - 2) < 2e-6:
+        found.append("a term counted twice")
+    if abs(r - 0.5) < 1e-6:
+        found.append("one of two equal terms missing, or a factor 1/2 too many")
+    for k in range(2, 4097):
+        if abs(r - math.sqrt(k)) < 1e-6 * r and math.isqrt(k) ** 2 != k:
+            found.append(f"a factor 1/sqrt({k}) missing ({SCALE} forgotten)")
+        if abs(r - 1 / math.sqrt(k)) < 1e-6 * r and math.isqrt(k) ** 2 != k:
+            found.append(f"a factor 1/sqrt({k}) too many ({SCALE} applied twice)")
+    for k in range(2, 65):
+        if abs(r - k) < 1e-6 * k and k > 2:
+            found.append(f"a missing division by {k} (a sum where the mean is wanted, or a scale forgotten)")
+        if abs(r - 1 / k) < 1e-6 / k and k > 2:
+            found.append(f"an extra division by {k} (a mean where the sum is wanted, or a scale applied twice)")
+    return found or ["a wrong constant factor"]
+
+
+def describe_ratio(r):
+    return f"every entry is {r:.6g} times the right one: probably {' or '.join(ratio_meanings(r))}"
 
 
 def _scale(want):
     return max(float(np.max(np.abs(want))) if want.size else 0.0, np.finfo(np.float64).tiny)
-
-
-def describe_ratio(r):
-    for ratio, meaning in RATIOS:
-        if abs(r - ratio) < 1e-6 * abs(ratio):
-            return f"every entry is {r:.6g} times the right one: probably {meaning}"
-    for k in range(3, 65):  # a sum where a mean was wanted, or the reverse
-        for value, word in ((k, "a missing division by a count (a sum where the mean is wanted)"),
-                            (1 / k, "an extra division by a count (a mean where the sum is wanted)")):
-            if abs(r - value) < 1e-6 * value:
-                return f"every entry is {r:.6g} times the right one: probably {word}"
-    for k in range(2, 257):  # 1/sqrt(k) and sqrt(k): a forgotten or doubled attention scale
-        for value, word in ((1 / math.sqrt(k), "applied twice"), (math.sqrt(k), "missing")):
-            if abs(r - value) < 1e-6 * value:
-                return (f"every entry is {r:.6g} = {'1/' if value < 1 else ''}sqrt({k}) times the right one: "
-                        f"probably a scale factor is {word}")
-    return f"every entry is {r:.6g} times the right one: probably a wrong constant factor"
 
 
 def array_diagnoses(got, want, tol, regions=None):
