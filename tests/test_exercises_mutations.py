@@ -180,6 +180,17 @@ def test_a_broken_solution_is_caught_and_diagnosed(name, student, ref, monkeypat
         assert all("probably" in d for d in guesses)
 
 
+def test_a_scale_without_its_1_plus_terms_is_named_at_each_stage(student, ref, monkeypatch):
+    """1/sqrt(d) instead of 1/sqrt(d (1 + terms)): right for c2c, sqrt(2) off with c2p, sqrt(3) with both."""
+    install(monkeypatch, student, ref, "attention.backward",
+            edit("dterm = dscores * c.scale", "dterm = dscores / math.sqrt(c.config.attention_head_size)"))
+    report = check_exercise(catalog.get("attention.backward"), student, ref)
+    by_stage = {s["stage"]: [d for r in s["outputs"] for d in r["diagnosis"]] for s in report["stages"]}
+    assert by_stage["c2c only"] == [] and by_stage["padding"] == []
+    assert any("1.41421 times the right one: probably a factor 1/sqrt(2) missing" in d for d in by_stage["c2p"])
+    assert any("1.73205 times the right one: probably a factor 1/sqrt(3) missing" in d for d in by_stage["p2c"])
+
+
 def test_the_diagnoses_on_plain_arrays():
     rng = np.random.default_rng(0)
     want = rng.normal(size=(2, 4, 4))
