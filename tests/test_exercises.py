@@ -237,3 +237,9 @@ def test_a_copy_that_does_not_import_is_an_error_not_a_crash(tmp_path, capsys):
     assert "does not import: SyntaxError" in capsys.readouterr().out
     assert main(["exercises", "check", "ops.gelu_backward", "--path", str(tmp_path / "nothing")]) == 2
     assert "exercises make" in capsys.readouterr().err
+
+
+def test_the_readme_lists_every_exercise():
+    readme = (REPO / "README.md").read_text()
+    for e in catalog.EXERCISES:
+        assert f"| `{e.id}` | {e.statement} | {e.level} | ~{e.minutes} min |" in readme, e.id

@@ -210,3 +210,24 @@ def test_the_diagnoses_on_plain_arrays():
     assert only == "wrong only on rows shared, right elsewhere: probably the sum over a run is missing"
     assert "no pattern" in array_diagnoses(want + rng.normal(size=want.shape), want, 1e-9)[0]
     assert array_diagnoses(want + 1e-12, want, 1e-9) == []
+
+
+def test_a_crash_names_the_students_line_and_a_wrong_result_says_so(student, ref, monkeypatch):
+    def crashes(dy, cache):
+        return dy[99]  # IndexError inside the student's function
+
+    crashes.__code__ = compile("def crashes(dy, cache):\n    return dy[99]\n", str(student.file / "ops.py"),
+                               "exec").co_consts[0]
+    monkeypatch.setattr(student.get("ops"), "gelu_backward", crashes)
+    report = check_exercise(catalog.get("ops.gelu_backward"), student, ref)
+    stage = report["stages"][0]
+    assert report["status"] == "fail" and stage["status"] == "error"
+    assert stage["message"].startswith("IndexError: ") and f"(at {student.file / 'ops.py'}:2)" in stage["message"]
+
+    monkeypatch.setattr(student.get("ops"), "layer_norm_backward", lambda p, dy, cache: dy)  # no grads dict
+    stage = check_exercise(catalog.get("ops.layer_norm_backward"), student, ref)["stages"][0]
+    assert stage["status"] == "error" and "does it return what the docstring says?" in stage["message"]
+
+    monkeypatch.setattr(student.get("tokenizer.unigram").Unigram, "segment", lambda self, text: np.zeros(3))
+    stage = check_exercise(catalog.get("tokenizer.unigram.Unigram.segment"), student, ref)["stages"][0]
+    assert stage["status"] == "fail" and stage["outputs"][0]["diagnosis"][0].startswith("got array(")

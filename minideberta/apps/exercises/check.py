@@ -39,7 +39,7 @@ def judge(out, stage_scale):
         return {**row, "error": 0.0 if not found else 1.0, "expected": 0.0, "status": "FAIL" if found else "PASS",
                 "diagnosis": found}
     if not _is_float_array(want):
-        if got == want:
+        if _same(got, want):
             return {**row, "error": 0.0, "expected": 0.0}
         return {**row, "status": "FAIL", "error": 1.0, "expected": 0.0,
                 "diagnosis": [f"got {_short(got)}, expected {_short(want)}"]}
@@ -72,10 +72,21 @@ def _short(x, width=100):
     return text if len(text) <= width else text[:width - 3] + "..."
 
 
-def _where(error):
-    """The innermost line of the package in a traceback: where to look."""
-    frames = [f for f in traceback.extract_tb(error.__traceback__) if "minideberta" in f.filename]
-    return f" ({frames[-1].filename}:{frames[-1].lineno})" if frames else ""
+def _where(error, student):
+    """Where to look: the innermost line of the student's copy in the traceback, or, when the error
+    came from the checker reading the result, a word on what the result should be."""
+    root = str(student.file)
+    frames = [f for f in traceback.extract_tb(error.__traceback__) if f.filename.startswith(root)]
+    if frames and "apps/exercises" not in frames[-1].filename.replace("\\", "/"):
+        return f" (at {frames[-1].filename}:{frames[-1].lineno})"
+    return " (raised while the checker used what the function returned: does it return what the docstring says?)"
+
+
+def _same(got, want):
+    try:
+        return bool(got == want)
+    except (TypeError, ValueError):  # an array where a list or a flag was expected
+        return False
 
 
 def run_stage(stage, student, ref):
@@ -89,10 +100,10 @@ def run_stage(stage, student, ref):
             missing = message[len(STUDENT_MARK):].split(":")[0]
             return {**result, "status": "not implemented", "missing": missing,
                     "message": f"{missing} is not implemented yet"}
-        return {**result, "status": "error", "message": f"NotImplementedError: {message}{_where(error)}"}
+        return {**result, "status": "error", "message": f"NotImplementedError: {message}{_where(error, student)}"}
     except Exception as error:  # a crash in the student's code: say what and where
         return {**result, "status": "error",
-                "message": f"{type(error).__name__}: {error}{_where(error)}"}
+                "message": f"{type(error).__name__}: {error}{_where(error, student)}"}
     floats = [float(np.max(np.abs(o.want))) for o in outputs if _is_float_array(o.want) and o.want.size]
     stage_scale = max(floats, default=0.0)
     result["outputs"] = [judge(o, stage_scale) for o in outputs]

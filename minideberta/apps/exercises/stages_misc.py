@@ -96,6 +96,14 @@ def adamw_step():
 
 
 # ---------------------------------------------------------------- unigram Viterbi
+def _pieces(result):
+    """A segmentation as a list of (text, id) tuples; anything else as it is, to be shown as wrong."""
+    try:
+        return [tuple(piece) for piece in result]
+    except TypeError:
+        return result
+
+
 def unigram_segment():
     def case(name, adds, vocab, texts):
         def call(pkg):
@@ -103,7 +111,7 @@ def unigram_segment():
             pieces = [u.Piece("<unk>", 0.0, u.UNKNOWN)] + [u.Piece(t, s, u.NORMAL) for t, s in vocab.items()]
             model = u.SentencePieceModel(pieces, u.UNIGRAM, False, False, "identity", b"", True, True, True)
             segmenter = u.Unigram(model)
-            return {f"segment({t!r})": [tuple(x) for x in segmenter.segment(t)] for t in texts}
+            return {f"segment({t!r})": _pieces(segmenter.segment(t)) for t in texts}
 
         return value_stage(name, adds, call)
 
