@@ -1,5 +1,6 @@
 """Exercises: the reference passes every stage, a student copy imports and runs, stubs say "not implemented"."""
 import ast
+import difflib
 import json
 import os
 import subprocess
@@ -102,6 +103,27 @@ def test_the_copy_keeps_everything_that_is_not_an_exercise(whole_copy):
     manifest = json.loads((whole_copy / MANIFEST).read_text())
     assert manifest["exercises"] == [e.id for e in WHOLE]
     assert "python -m minideberta exercises check" in (whole_copy / "README.md").read_text()
+
+
+def test_the_copy_differs_only_by_one_stub_line_per_removed_body(whole_copy):
+    """Text, not just syntax: comments, blank lines and formatting outside the removed bodies are kept."""
+    by_file = {}
+    for e in WHOLE:
+        by_file.setdefault(e.file, []).append(e.id)
+    for name in sorted({str(p.relative_to(REPO)) for p in (REPO / "minideberta").rglob("*.py")}):
+        original = (REPO / name).read_text().splitlines()
+        copy = (whole_copy / name).read_text().splitlines()
+        changes = [op for op in difflib.SequenceMatcher(None, original, copy, autojunk=False).get_opcodes()
+                   if op[0] != "equal"]
+        stubs = []
+        for tag, i1, i2, j1, j2 in changes:
+            assert tag == "replace" and j2 - j1 == 1, (name, original[i1:i2], copy[j1:j2])
+            stubs.append(copy[j1].strip())
+        named = sorted(stub.split("'exercise ")[1].split(":")[0] for stub in stubs)
+        assert named == sorted(by_file.get(name, [])), name
+        for stub, exercise_id in zip(sorted(stubs), named):
+            assert stub.startswith(f"raise NotImplementedError('exercise {exercise_id}: ")
+            assert stub.endswith(f"python -m minideberta exercises check {exercise_id} --path {whole_copy}')")
 
 
 def test_what_is_not_removed_still_runs(tmp_path, ref):
