@@ -174,9 +174,11 @@ def test_remove_keeps_indentation_comments_and_other_functions():
     method = SimpleNamespace(id="m.A.f", statement="write f", part=False, module=("m", "A.f"))
     part = SimpleNamespace(id="m.h.part", statement="double", part=True, module=("m", "h"))
     out = remove(source, [method, part], "DIR", "m.py")
-    stub = "raise NotImplementedError('exercise {}: {}. Check with: python -m minideberta exercises check {} --path DIR')"
+    stub = ("raise NotImplementedError('exercise {}: {}. Check with: python -m minideberta exercises check {} "
+            "--path DIR')")
     assert out == ('import math\n\n\nclass A:\n    def f(self, x):\n        """Doc."""\n'
-                   f'        {stub.format("m.A.f", "write f", "m.A.f")}\n\n    def g(self):\n        return 1  # kept\n\n\n'
+                   f'        {stub.format("m.A.f", "write f", "m.A.f")}\n\n'
+                   '    def g(self):\n        return 1  # kept\n\n\n'
                    f'def h(y):\n    w = y  # kept too\n    {stub.format("m.h.part", "double", "m.h.part")}\n'
                    '    return z\n')
     with pytest.raises(ValueError, match="no '# BEGIN EXERCISE m.h.other'"):
@@ -265,3 +267,35 @@ def test_the_readme_lists_every_exercise():
     readme = (REPO / "README.md").read_text()
     for e in catalog.EXERCISES:
         assert f"| `{e.id}` | {e.statement} | {e.level} | ~{e.minutes} min |" in readme, e.id
+
+
+STUDENT_LAYER_NORM = """\
+    d = cache.xhat.shape[-1]
+    g = dy * p["weight"]
+    dx = cache.rstd / d * (d * g - g.sum(-1, keepdims=True)
+                           - cache.xhat * (g * cache.xhat).sum(-1, keepdims=True))
+    axes = tuple(range(dy.ndim - 1))
+    return dx, {"weight": (dy * cache.xhat).sum(axis=axes), "bias": dy.sum(axis=axes)}
+"""
+
+
+def test_a_student_who_writes_the_function_passes(tmp_path, capsys):
+    """The whole flow through files: make, write a solution of one's own into the stub, check."""
+    folder = tmp_path / "lab"
+    assert main(["exercises", "make", str(folder), "--only", "ops.layer_norm_backward"]) == 0
+    ops = folder / "minideberta" / "ops.py"
+    lines = ops.read_text().splitlines(keepends=True)
+    stub = next(line for line in lines if "exercise ops.layer_norm_backward" in line)
+    ops.write_text(ops.read_text().replace(stub, STUDENT_LAYER_NORM))
+    capsys.readouterr()
+    assert main(["exercises", "check", "--path", str(folder)]) == 0
+    assert "result: PASS: every stage passed" in capsys.readouterr().out
+    projection = "\n                           - cache.xhat * (g * cache.xhat).sum(-1, keepdims=True))"
+    wrong = STUDENT_LAYER_NORM.replace(projection, ")")  # forgets the component along xhat
+    assert wrong != STUDENT_LAYER_NORM
+    ops.write_text(ops.read_text().replace(STUDENT_LAYER_NORM, wrong))
+    assert main(["exercises", "check", "--path", str(folder), "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)["exercises"][0]
+    assert report["status"] == "fail" and report["first_failing_stage"] == "one row of 6, weight 1, bias 0"
+    rows = {r["output"]: r["status"] for r in report["stages"][0]["outputs"]}
+    assert rows == {"dx": "FAIL", "dweight": "PASS", "dbias": "PASS"}

@@ -119,7 +119,8 @@ def emd_forward():
     stages = []
     for setup in EMD_SETUPS:
         name, adds, forward, arrays = _emd_case(setup)
-        stages.append(value_stage(name, adds, lambda pkg, f=forward, a=arrays: {"decoded states": f(pkg, copies(a))[0]}))
+        decoded = lambda pkg, f=forward, a=arrays: {"decoded states": f(pkg, copies(a))[0]}  # noqa: E731
+        stages.append(value_stage(name, adds, decoded))
     return stages
 
 
