@@ -22,49 +22,58 @@ def _is_float_array(x):
     return isinstance(x, np.ndarray) and x.dtype.kind == "f"
 
 
+def _fail(row, *diagnosis, **numbers):
+    return {**row, **numbers, "status": "FAIL", "diagnosis": list(diagnosis)}
+
+
+def _judge_exact(row, got, want, labels):
+    """Integers, flags, lists: right or wrong, nothing in between."""
+    if isinstance(want, np.ndarray):
+        try:
+            got = np.asarray(got)
+        except ValueError:
+            return _fail(row, f"not an array: {_short(got)}")
+        if got.shape != want.shape:
+            return _fail(row, f"shape {got.shape}, expected {want.shape}: " + shape_diagnosis(got.shape, want.shape))
+        if got.dtype.kind not in "iub":
+            return _fail(row, f"dtype {got.dtype}, expected integers ({want.dtype})")
+        found = integer_diagnoses(got, want, labels)
+        return _fail(row, *found, error=1.0, expected=0.0) if found else {**row, "error": 0.0, "expected": 0.0}
+    if _same(got, want):
+        return {**row, "error": 0.0, "expected": 0.0}
+    return _fail(row, f"got {_short(got)}, expected {_short(want)}", error=1.0, expected=0.0)
+
+
 def judge(out, stage_scale):
-    """A dict for one output: errors, the expected size of a correct one, PASS/FAIL and diagnoses."""
+    """A dict for one output: its errors, the bound a correct answer stays under, PASS/FAIL, diagnoses.
+
+    Errors are relative to the largest entry of the right answer, or to a thousandth of the
+    stage's largest answer when this one is all but zero (a gradient that vanishes by symmetry).
+    """
     row = {"output": out.name, "status": "PASS", "diagnosis": []}
     want, got = out.want, out.got
     if got is None and want is not None:
-        return {**row, "status": "FAIL", "diagnosis": [f"{out.name} is missing from what the function returned"]}
-    if isinstance(want, np.ndarray) and want.dtype.kind in "iub":
-        got = np.asarray(got)
-        if got.shape != want.shape:
-            return {**row, "status": "FAIL", "diagnosis": [f"shape {got.shape}, expected {want.shape}: "
-                                                           + shape_diagnosis(got.shape, want.shape)]}
-        if got.dtype.kind not in "iub":
-            return {**row, "status": "FAIL", "diagnosis": [f"dtype {got.dtype}, expected integers ({want.dtype})"]}
-        found = integer_diagnoses(got, want, out.labels)
-        return {**row, "error": 0.0 if not found else 1.0, "expected": 0.0, "status": "FAIL" if found else "PASS",
-                "diagnosis": found}
+        return _fail(row, f"{out.name} is missing from what the function returned")
     if not _is_float_array(want):
-        if _same(got, want):
-            return {**row, "error": 0.0, "expected": 0.0}
-        return {**row, "status": "FAIL", "error": 1.0, "expected": 0.0,
-                "diagnosis": [f"got {_short(got)}, expected {_short(want)}"]}
+        return _judge_exact(row, got, want, out.labels)
     try:
         got = np.asarray(got, dtype=np.float64)
     except (TypeError, ValueError):
-        return {**row, "status": "FAIL", "diagnosis": [f"not an array of numbers: {_short(got)}"]}
+        return _fail(row, f"not an array of numbers: {_short(got)}")
     if got.shape != want.shape:
-        return {**row, "status": "FAIL", "diagnosis": [f"shape {got.shape}, expected {want.shape}: "
-                                                       + shape_diagnosis(got.shape, want.shape)]}
+        return _fail(row, f"shape {got.shape}, expected {want.shape}: " + shape_diagnosis(got.shape, want.shape))
     scale = max(float(np.max(np.abs(want))) if want.size else 0.0, FLOOR * stage_scale, np.finfo(float).tiny)
-    error = float(np.max(np.abs(got - want))) / scale if want.size else 0.0
-    row.update(error=error, expected=REFERENCE_TOL)
-    passed = error <= REFERENCE_TOL
+    row.update(error=float(np.max(np.abs(got - want), initial=0.0)) / scale, expected=REFERENCE_TOL)
+    passed = row["error"] <= REFERENCE_TOL
     if out.numeric is not None:
         picked, numeric = out.numeric
-        ref_numeric = float(np.max(np.abs(want.reshape(-1)[picked] - numeric))) / scale if len(picked) else 0.0
-        tol = max(NUMERIC_TOL, 10 * ref_numeric)
-        got_numeric = float(np.max(np.abs(got.reshape(-1)[picked] - numeric))) / scale if len(picked) else 0.0
-        row.update(numeric_error=got_numeric, numeric_expected=tol, numeric_reference=ref_numeric)
-        passed = passed and got_numeric <= tol
-    if not passed:
-        row["status"] = "FAIL"
-        row["diagnosis"] = array_diagnoses(got, want, max(REFERENCE_TOL, 1e-7 if out.numeric else 0), out.regions)
-    return row
+        reference_error = float(np.max(np.abs(want.reshape(-1)[picked] - numeric), initial=0.0)) / scale
+        row.update(numeric_error=float(np.max(np.abs(got.reshape(-1)[picked] - numeric), initial=0.0)) / scale,
+                   numeric_expected=max(NUMERIC_TOL, 10 * reference_error), numeric_reference=reference_error)
+        passed = passed and row["numeric_error"] <= row["numeric_expected"]
+    if passed:
+        return row
+    return _fail(row, *array_diagnoses(got, want, REFERENCE_TOL, out.regions, scale))
 
 
 def _short(x, width=100):

@@ -43,9 +43,10 @@ def _scale(want):
     return max(float(np.max(np.abs(want))) if want.size else 0.0, np.finfo(np.float64).tiny)
 
 
-def array_diagnoses(got, want, tol, regions=None):
-    """Diagnoses (strings) of ``got`` against ``want`` (same shape), errors measured against max |want|."""
-    scale = _scale(want)
+def array_diagnoses(got, want, tol, regions=None, scale=None):
+    """Diagnoses (strings) of ``got`` against ``want`` (same shape), errors measured against ``scale``
+    (default max |want|)."""
+    scale = _scale(want) if scale is None else scale
     if not np.all(np.isfinite(got)):
         return [f"{int(np.sum(~np.isfinite(got)))} entries are NaN or inf"]
     err = np.abs(got - want) / scale
