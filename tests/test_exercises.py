@@ -51,13 +51,8 @@ def test_the_reference_passes_every_stage(exercise, ref):
     rows = [r for s in report["stages"] for r in s["outputs"]]
     assert rows and all(r["error"] <= 1e-9 for r in rows if "expected" in r)
     assert all(r["numeric_error"] <= r["numeric_expected"] for r in rows if "numeric_error" in r)
-
-
-def test_every_gradient_exercise_is_checked_against_central_differences(ref):
-    for exercise in catalog.EXERCISES:
-        if exercise.id.endswith("backward") or ".conv1d_backward." in exercise.id:
-            report = check_exercise(exercise, ref, ref)
-            assert all("numeric_error" in r for s in report["stages"] for r in s["outputs"]), exercise.id
+    if exercise.target.endswith("backward"):  # every gradient also against central differences
+        assert all("numeric_error" in r for r in rows)
 
 
 @pytest.mark.parametrize("exercise", WHOLE, ids=lambda e: e.id)

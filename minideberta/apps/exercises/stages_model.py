@@ -133,5 +133,5 @@ def emd_backward():
             dhidden, grads = pkg.get("emd.backward")({k: v for k, v in a.items() if k != "hidden"}, dy, cache)
             return {"hidden": dhidden, **grads}
 
-        stages.append(gradient_stage(name, adds, forward, backward, arrays, max_entries=6))
+        stages.append(gradient_stage(name, adds, forward, backward, arrays, max_entries=4))
     return stages
