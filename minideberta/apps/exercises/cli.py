@@ -37,7 +37,8 @@ def build_parser():
                               "exercise passed, 1 something failed or is not implemented, 2 a usage error.",
                               epilog="examples:\n  python -m minideberta exercises check ops.gelu_backward --path lab1"
                                      "\n  python -m minideberta exercises check --path lab1 --json")
-    sub.add_argument("ids", nargs="*", metavar="ID", help="exercises to check, named before --path (default: those of DIR's assignment)")
+    sub.add_argument("ids", nargs="*", metavar="ID",
+                     help="exercises to check, named before --path (default: those of DIR's assignment)")
     sub.add_argument("--path", nargs="+", default=["."], metavar="DIR",
                      help="the student's folder (default: here); several to grade a class")
     sub.add_argument("--hint", action="store_true", help="also show the next hint (one exercise only)")
