@@ -11,8 +11,14 @@ from .backend import get_xp
 
 
 def log_softmax(x):
+    """log softmax over the last axis, shifted by the row maximum so nothing overflows."""
     shifted = x - x.max(axis=-1, keepdims=True)
     return shifted - get_xp(x).log(get_xp(x).exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def softmax(x):
+    """softmax over the last axis (the probabilities the cross-entropy compares with its labels)."""
+    return get_xp(x).exp(log_softmax(x))
 
 
 def check_class_labels(labels, num_classes, ignore_index=-100, name="labels"):
