@@ -39,7 +39,7 @@ class CrossEntropyCache(NamedTuple):
     logp: object  # (M, C) log softmax of the logits
     safe: object  # (M,) int, the labels with ignored ones replaced by 0 (a valid index)
     counted: object  # (M,) bool, the rows whose label is not the ignore index
-    count: int  # how many rows were counted (the mean's denominator)
+    count: object  # 0-d array of the logits' dtype: how many rows were counted (the mean's denominator)
 
 
 def cross_entropy_forward(logits, labels, ignore_index=-100):
@@ -56,8 +56,9 @@ def cross_entropy_forward(logits, labels, ignore_index=-100):
     counted = labels != ignore_index
     safe = xp.where(counted, labels, 0)
     picked = xp.take_along_axis(logp, safe[:, None], axis=-1)[:, 0]
-    count = int(counted.sum())
-    loss = -(picked * counted).sum() / count if count else xp.asarray(xp.nan, dtype=logits.dtype)
+    count = counted.sum().astype(logits.dtype)  # stays on the device: no read back per loss
+    total = -(picked * counted).sum()
+    loss = xp.where(count > 0, total / xp.maximum(count, 1), xp.asarray(xp.nan, dtype=logits.dtype))
     return loss, CrossEntropyCache(logp, safe, counted, count)
 
 
@@ -68,7 +69,7 @@ def cross_entropy_backward(dloss, cache):
     xp = get_xp(logp)
     dlogits = xp.exp(logp)
     xp.put_along_axis(dlogits, safe[:, None], xp.take_along_axis(dlogits, safe[:, None], axis=-1) - 1, axis=-1)
-    dlogits *= counted[:, None] * (dloss / max(count, 1))
+    dlogits *= counted[:, None] * (dloss / xp.maximum(count, 1))
     return dlogits
 
 
