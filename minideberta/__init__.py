@@ -1,8 +1,21 @@
 """minideberta: DeBERTa-v2/v3 from scratch in NumPy, every forward next to its hand-written backward.
 
-Read the files in this order: ops -> losses -> embeddings -> relative_position -> attention ->
-encoder (-> ngie) -> heads -> emd -> model -> tasks -> masked_lm; weights and tokenizer stand on
-their own (README.md has the whole tour).
+Read the model in this order, each file one idea with its equations in its docstring:
+
+    ops           linear, LayerNorm, GELU, masked softmax (XSoftmax), dropout, embedding lookup
+    losses        cross-entropy and the other losses, the task heads' loss choice
+    embeddings    ids -> vectors (word, position, token type), embed_proj, LayerNorm, mask
+    relative_position   distances i - j, log buckets, rel_to_abs
+    attention     disentangled attention: (c2c + c2p + p2c) / sqrt(3d)
+    ngie          the convolution beside layer 0 (v2 xlarge/xxlarge)
+    encoder       one post-LayerNorm layer, the stack, the shared relative table
+    emd           the Enhanced Mask Decoder
+    heads         pooler, classifiers, the tied MLM head, the replaced-token-detection head
+    model, tasks, masked_lm   the public classes (inputs, config: what they accept)
+    backend, optim, gradcheck the array module (NumPy/CuPy), AdamW, numerical gradients
+
+Apart from the model: ``tokenizer/`` (text -> ids, exact to sentencepiece), ``checkpoints/`` (reading
+and writing weights), ``apps/`` (the command line and what it runs). README.md has the whole tour.
 """
 from .config import DebertaV2Config
 from .masked_lm import DebertaV2ForMaskedLM

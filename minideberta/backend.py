@@ -1,33 +1,104 @@
-"""The array module: NumPy by default, CuPy when the arrays live on a GPU.
+"""The array module: NumPy on the CPU, CuPy on a GPU, and the only two moves between them.
 
-Every component asks its inputs which module they belong to (``xp = get_xp(x)``)
-instead of importing NumPy directly, so the same forward and backward code runs on
-either. Nothing here converts an array behind the caller's back: moving data between
-host and device is always an explicit call.
+Every component asks its inputs which module they belong to (``xp = get_xp(x)``) instead of
+importing NumPy directly, so the same forward and backward code runs on either. Nothing here
+converts an array behind the caller's back: ``to_device`` and ``to_numpy`` are the explicit moves,
+and a model moves its inputs to its own device with ``to_device`` at the door (``inputs.py``).
 
-``erf`` is here too: it picks SciPy's erf (NumPy, float64), CuPy's, or, for NumPy float32, a
+``device="gpu"`` means CuPy. The tests switch it to ``fakecupy`` (tests/fakecupy), a CPU simulation
+of CuPy's rules, with ``use_device_module``; nothing else should.
+
+``erf`` is here too: it picks SciPy's erf (NumPy, float64), CuPy's (exact), or, for NumPy float32, a
 rational approximation several times faster than SciPy's float32 erf.
 """
+import importlib
 import math
 
 import numpy as np
 
+DEVICES = ("cpu", "gpu")
+_device_module = {"name": "cupy"}  # what device="gpu" imports; see use_device_module
+CUPY_MISSING = ("--device gpu needs CuPy, which is not installed: pip install cupy-cuda12x (CUDA 12) or "
+                "cupy-cuda13x (CUDA 13), or pip install -e .[gpu]")
+
+
+def use_device_module(name):
+    """Make ``device="gpu"`` use the array module ``name`` (default ``"cupy"``; the tests use ``"fakecupy"``)."""
+    _device_module["name"] = name
+
+
+def device_module():
+    """The GPU's array module (CuPy), with a ValueError saying how to get it when it is missing or has no GPU."""
+    name = _device_module["name"]
+    try:
+        module = importlib.import_module(name)
+    except ImportError:
+        raise ValueError(CUPY_MISSING) from None
+    if name == "cupy":
+        try:
+            count = module.cuda.runtime.getDeviceCount()
+        except Exception as error:  # CuPy raises its own CUDARuntimeError without a driver
+            raise ValueError(f"--device gpu: CuPy is installed but finds no usable GPU ({error}); use --device cpu") \
+                from None
+        if count == 0:
+            raise ValueError("--device gpu: CuPy is installed but this machine has no GPU; use --device cpu")
+    return module
+
+
+def check_device(device):
+    """``device`` itself if it is "cpu" or "gpu", else a ValueError naming the two."""
+    if device not in DEVICES:
+        raise ValueError(f"device must be 'cpu' or 'gpu', got {device!r}")
+    return device
+
+
+def _module_name(a):
+    return type(a).__module__.split(".")[0]
+
 
 def get_xp(*arrays):
-    """Return the array module (``numpy`` or ``cupy``) that ``arrays`` belong to."""
+    """Return the array module (``numpy``, or the GPU's) that ``arrays`` belong to."""
     for a in arrays:
-        if type(a).__module__.split(".")[0] == "cupy":
-            import cupy
-
-            return cupy
+        name = _module_name(a)
+        if name in ("cupy", _device_module["name"]):
+            return importlib.import_module(name)
     return np
 
 
+def device_of(a):
+    """ "gpu" for an array of the GPU's module, "cpu" for anything else."""
+    return "cpu" if get_xp(a) is np else "gpu"
+
+
 def to_numpy(a):
-    """A NumPy copy of ``a`` if it lives on a GPU, ``a`` itself if it is already NumPy."""
-    if type(a).__module__.split(".")[0] == "cupy":
-        return a.get()
+    """A NumPy copy of ``a`` if it lives on a GPU (one explicit device-to-host copy), ``a`` as a NumPy
+    array otherwise."""
+    xp = get_xp(a)
+    if xp is not np:
+        return xp.asnumpy(a)
     return np.asarray(a)
+
+
+def to_device(a, device):
+    """``a`` on ``device`` ("cpu" or "gpu"): the array itself when it is there already, else one
+    explicit copy. Lists and scalars become arrays."""
+    if check_device(device) == "cpu":
+        return to_numpy(a)
+    xp = device_module()
+    return a if get_xp(a) is xp else xp.asarray(a)
+
+
+def scatter_add(out, rows, values):
+    """``out[rows[i]] += values[i]`` with repeated rows adding up (``np.add.at``; CuPy: ``cupyx.scatter_add``,
+    as ``ufunc.at`` is missing from some CuPy versions)."""
+    xp = get_xp(out)
+    if xp.__name__ == "cupy":
+        import cupyx
+
+        cupyx.scatter_add(out, rows, values)
+    else:
+        xp.add.at(out, rows, values)
+    return out
 
 
 def special(xp):
@@ -36,9 +107,11 @@ def special(xp):
         import scipy.special
 
         return scipy.special
-    import cupyx.scipy.special
+    if xp.__name__ == "cupy":
+        import cupyx.scipy.special
 
-    return cupyx.scipy.special
+        return cupyx.scipy.special
+    return xp.special  # the test simulation carries its own
 
 
 # Abramowitz & Stegun 7.1.26: erf(x) = 1 - t (a1 + t (a2 + ... + t a5)) exp(-x^2), t = 1 / (1 + p x), x >= 0.

@@ -8,7 +8,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .backend import get_xp
+from .backend import get_xp, to_device
 from .encoder import Masks, attention_masks
 
 
@@ -43,11 +43,18 @@ def check_shape(name, a, shape, hint=""):
 
 
 def prepare_inputs(config, dtype, input_ids=None, attention_mask=None, token_type_ids=None,
-                   position_ids=None, inputs_embeds=None):
-    """Validated (B, N) arrays for the embeddings and the encoder, with transformers' defaults:
-    attention_mask all ones, token_type_ids zeros, position_ids 0..N-1."""
+                   position_ids=None, inputs_embeds=None, device="cpu"):
+    """Validated (B, N) arrays for the embeddings and the encoder, on the model's ``device``, with
+    transformers' defaults: attention_mask all ones, token_type_ids zeros, position_ids 0..N-1.
+
+    Inputs on another device (NumPy ids from the tokenizer for a GPU model) are moved here, with
+    one explicit copy each; the checks then read back a few scalars (the smallest and largest id).
+    """
     if (input_ids is None) == (inputs_embeds is None):
         raise ValueError("give exactly one of input_ids and inputs_embeds")
+    move = lambda a: None if a is None else to_device(a, device)  # noqa: E731
+    input_ids, attention_mask, token_type_ids = move(input_ids), move(attention_mask), move(token_type_ids)
+    position_ids, inputs_embeds = move(position_ids), move(inputs_embeds)
     if input_ids is not None:
         xp = get_xp(input_ids)
         input_ids = integer_array("input_ids", input_ids, xp)

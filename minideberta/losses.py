@@ -11,8 +11,14 @@ from .backend import get_xp
 
 
 def log_softmax(x):
+    """log softmax over the last axis, shifted by the row maximum so nothing overflows."""
     shifted = x - x.max(axis=-1, keepdims=True)
     return shifted - get_xp(x).log(get_xp(x).exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def softmax(x):
+    """softmax over the last axis (the probabilities the cross-entropy compares with its labels)."""
+    return get_xp(x).exp(log_softmax(x))
 
 
 def check_class_labels(labels, num_classes, ignore_index=-100, name="labels"):
@@ -33,7 +39,7 @@ class CrossEntropyCache(NamedTuple):
     logp: object  # (M, C) log softmax of the logits
     safe: object  # (M,) int, the labels with ignored ones replaced by 0 (a valid index)
     counted: object  # (M,) bool, the rows whose label is not the ignore index
-    count: int  # how many rows were counted (the mean's denominator)
+    count: object  # 0-d array of the logits' dtype: how many rows were counted (the mean's denominator)
 
 
 def cross_entropy_forward(logits, labels, ignore_index=-100):
@@ -50,8 +56,9 @@ def cross_entropy_forward(logits, labels, ignore_index=-100):
     counted = labels != ignore_index
     safe = xp.where(counted, labels, 0)
     picked = xp.take_along_axis(logp, safe[:, None], axis=-1)[:, 0]
-    count = int(counted.sum())
-    loss = -(picked * counted).sum() / count if count else xp.asarray(xp.nan, dtype=logits.dtype)
+    count = counted.sum().astype(logits.dtype)  # stays on the device: no read back per loss
+    total = -(picked * counted).sum()
+    loss = xp.where(count > 0, total / xp.maximum(count, 1), xp.asarray(xp.nan, dtype=logits.dtype))
     return loss, CrossEntropyCache(logp, safe, counted, count)
 
 
@@ -62,7 +69,7 @@ def cross_entropy_backward(dloss, cache):
     xp = get_xp(logp)
     dlogits = xp.exp(logp)
     xp.put_along_axis(dlogits, safe[:, None], xp.take_along_axis(dlogits, safe[:, None], axis=-1) - 1, axis=-1)
-    dlogits *= counted[:, None] * (dloss / max(count, 1))
+    dlogits *= counted[:, None] * (dloss / xp.maximum(count, 1))
     return dlogits
 
 

@@ -18,6 +18,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import embeddings, encoder
+from .backend import check_device, device_module, get_xp, to_device
 from .checkpoints import weights
 from .config import DebertaV2Config
 from .inputs import prepare_inputs
@@ -131,15 +132,20 @@ class DebertaV2PreTrainedModel:
     base = "deberta"
     tied = {}  # name of a tied copy in checkpoints -> name of the parameter it copies
 
-    def __init__(self, config, seed=0, dtype=np.float32, params=None):
+    def __init__(self, config, seed=0, dtype=np.float32, params=None, device="cpu"):
         """A model of ``config``: random weights initialised as transformers does (from ``seed``),
-        or ``params``, a dict holding every parameter (and any of ``optional_shapes``) by name."""
+        or ``params``, a dict holding every parameter (and any of ``optional_shapes``) by name.
+
+        device "gpu" puts the parameters on the GPU (CuPy); the random initialisation is drawn on
+        the host first, so a seed gives the same weights on either device.
+        """
         self.config = config
         self.dtype = np.dtype(dtype)
+        self.device = check_device(device)
         if params is None:
             params = init_params(self.param_shapes(config), config, seed, self.dtype)
         self.check_params(params)
-        self.params = params
+        self.params = {k: to_device(v, device) for k, v in params.items()}
         self.unexpected = {}  # arrays a checkpoint held that this class does not use
         self.training, self.rng, self._cache = False, None, None
 
@@ -180,9 +186,27 @@ class DebertaV2PreTrainedModel:
         return int(sum(a.size for a in self.params.values()))
 
     def train(self, seed=None):
-        """Training mode: dropout on, drawn from ``np.random.default_rng(seed)`` (a Generator passed
-        as ``seed`` is used as it is, so a saved dropout state can be resumed exactly)."""
-        self.training, self.rng = True, np.random.default_rng(seed)
+        """Training mode: dropout on, drawn from ``default_rng(seed)`` of the model's array module
+        (NumPy's, or CuPy's on the GPU, where the masks are drawn; reproducible for a given seed). A
+        Generator passed as ``seed`` is used as it is, so a saved dropout state can be resumed exactly."""
+        xp = np if self.device == "cpu" else device_module()
+        given = seed is not None and hasattr(seed, "random") and not isinstance(seed, (int, np.integer))
+        self.training, self.rng = True, seed if given else xp.random.default_rng(seed)
+        return self
+
+    def to(self, device, optimizer=None):
+        """Move the parameters to ``device`` ("cpu" or "gpu"), and ``optimizer``'s state with them
+        (an AdamW built on ``model.params``). The params dict is updated in place, so the optimizer
+        keeps seeing the model's arrays. Returns the model."""
+        self.device = check_device(device)
+        for name, value in self.params.items():
+            self.params[name] = to_device(value, device)
+        if optimizer is not None:
+            if optimizer.params is not self.params:
+                raise ValueError("this optimizer was not built on this model's params (AdamW(model.params, ...))")
+            optimizer.to(device)
+        if self.training:  # dropout draws on the new device, from a seed the old generator gives (reproducible)
+            self.train(int(self.rng.integers(2**31)))
         return self
 
     def eval(self):
@@ -191,7 +215,7 @@ class DebertaV2PreTrainedModel:
 
     # ---- reading and writing checkpoints ----
     @classmethod
-    def from_pretrained(cls, path, dtype=np.float32, config=None, new_head=False, seed=0):
+    def from_pretrained(cls, path, dtype=np.float32, config=None, new_head=False, seed=0, device="cpu"):
         """Load ``config.json`` and the weights (safetensors or PyTorch .bin, HF or Microsoft names)
         from a folder; arrays are converted to ``dtype`` (float16 checkpoints included).
 
@@ -206,12 +230,12 @@ class DebertaV2PreTrainedModel:
                                     "and model.safetensors or pytorch_model.bin")
         config = DebertaV2Config.from_pretrained(path) if config is None else config
         state = weights.load_state_dict(path)
-        return cls.from_state_dict(config, state, dtype, new_head, seed)
+        return cls.from_state_dict(config, state, dtype, new_head, seed, device)
 
     @classmethod
-    def from_state_dict(cls, config, state, dtype=np.float32, new_head=False, seed=0):
+    def from_state_dict(cls, config, state, dtype=np.float32, new_head=False, seed=0, device="cpu"):
         """A model of ``config`` holding the arrays of ``state`` (name -> array), converted to
-        ``dtype``; ``new_head`` and ``seed`` as in ``from_pretrained``."""
+        ``dtype`` and put on ``device``; ``new_head`` and ``seed`` as in ``from_pretrained``."""
         config = cls.adapt_config(config, state)
         shapes = cls.param_shapes(config)
         optional = cls.optional_shapes(config)
@@ -228,7 +252,8 @@ class DebertaV2PreTrainedModel:
                 warnings.warn(f"{cls.__name__}: initialised a new head, not found in the checkpoint at this size: "
                               f"{', '.join(sorted(fresh))}; train it before use", stacklevel=3)
         params, unexpected = weights.match_state_dict(shapes, state, cls.tied)
-        model = cls(config, dtype=dtype, params={**{k: v.astype(dtype) for k, v in params.items()}, **fresh})
+        model = cls(config, dtype=dtype, params={**{k: v.astype(dtype) for k, v in params.items()}, **fresh},
+                    device=device)
         model.unexpected = {k: state[k] for k in unexpected}
         if unexpected:
             warnings.warn(f"{cls.__name__} does not use {len(unexpected)} arrays of the checkpoint "
@@ -254,7 +279,7 @@ class DebertaV2PreTrainedModel:
         """Embeddings + encoder. Returns ``(hidden_states, attentions, inputs), cache`` where
         ``inputs`` holds the checked inputs with their defaults filled in (see ``inputs.py``)."""
         x = prepare_inputs(self.config, self.dtype, input_ids, attention_mask, token_type_ids,
-                           position_ids, inputs_embeds)
+                           position_ids, inputs_embeds, self.device)
         keep = grad_enabled()
         e, emb_cache = embeddings.forward(subtree(self.params, self._name("embeddings")), x.input_ids,
                                           x.token_type_ids, x.position_ids, x.masks.token,
@@ -296,7 +321,7 @@ class DebertaV2PreTrainedModel:
 
     def complete(self, grads):
         """Give every parameter a gradient (zeros for those the forward did not use), in params order."""
-        complete = Gradients({k: grads[k] if k in grads else np.zeros_like(v) for k, v in self.params.items()})
+        complete = Gradients({k: grads[k] if k in grads else get_xp(v).zeros_like(v) for k, v in self.params.items()})
         complete.inputs_embeds = grads.inputs_embeds
         return complete
 

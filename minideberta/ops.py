@@ -10,7 +10,7 @@ its inputs, so the code runs unchanged on CuPy. Nothing here changes a dtype.
 import math
 from typing import NamedTuple
 
-from .backend import SQRT_HALF, erf, get_xp
+from .backend import SQRT_HALF, erf, get_xp, scatter_add
 
 
 def subtree(p, prefix):
@@ -280,10 +280,8 @@ def embedding_forward(p, ids):
 def scatter_add_rows(n_rows, rows, values):
     """The gradient of a gather ``table[rows]``: a (n_rows, dim) array where each row of ``values``
     (m, dim) is added into row ``rows[m]``; rows read several times add up, rows never read are 0."""
-    xp = get_xp(values)
-    out = xp.zeros((n_rows, values.shape[-1]), dtype=values.dtype)
-    xp.add.at(out, rows, values)
-    return out
+    out = get_xp(values).zeros((n_rows, values.shape[-1]), dtype=values.dtype)
+    return scatter_add(out, rows, values)
 
 
 def embedding_backward(p, dy, cache, padding_idx=None):

@@ -50,7 +50,7 @@ array affected in ``model.params`` order, with its NaN and inf counts.
 import math
 import numbers
 
-from .backend import get_xp
+from .backend import get_xp, to_device
 
 
 def no_decay_default(name):
@@ -136,6 +136,13 @@ class AdamW:
             denom += self.eps
             p += -step_size * m / denom
 
+    def to(self, device):
+        """Move the moments to ``device`` ("cpu" or "gpu"); ``model.to(device, optimizer=opt)`` calls this."""
+        for moments in (self.exp_avg, self.exp_avg_sq):
+            for name, value in moments.items():
+                moments[name] = to_device(value, device)
+        return self
+
     def state_dict(self):
         """Hyper-parameters, the step count and copies of the moments (``{name: array}`` each)."""
         return {"lr": self.lr, "betas": list(self.betas), "eps": self.eps, "weight_decay": self.weight_decay,
@@ -161,8 +168,8 @@ class AdamW:
         self.t = int(state["step"])
         for key in ("exp_avg", "exp_avg_sq"):
             moments = getattr(self, key)
-            for name, saved in state[key].items():
-                moments[name][...] = saved
+            for name, saved in state[key].items():  # a state saved on the other device is moved explicitly
+                moments[name][...] = to_device(saved, "cpu" if get_xp(moments[name]).__name__ == "numpy" else "gpu")
 
 
 class LinearWarmupSchedule:
@@ -195,8 +202,11 @@ def global_norm(grads):
 
     As torch, the norm of each array first, then the norm of those norms.
     """
-    norms = [float(get_xp(g).linalg.norm(g.reshape(-1))) for g in grads.values()]
-    return math.sqrt(math.fsum(n * n for n in norms))
+    if not grads:
+        return 0.0
+    xp = get_xp(next(iter(grads.values())))
+    norms = xp.stack([xp.linalg.norm(g.reshape(-1)) for g in grads.values()])  # on the device: one read below
+    return float(xp.linalg.norm(norms))
 
 
 def clip_grad_norm(grads, max_norm):
@@ -209,6 +219,14 @@ def clip_grad_norm(grads, max_norm):
         for g in grads.values():
             g *= scale
     return total
+
+
+def _all_finite(arrays):
+    """Whether every value of every array is finite, with a single read back to the host."""
+    if not arrays:
+        return True
+    xp = get_xp(next(iter(arrays.values())))
+    return bool(xp.stack([xp.isfinite(a).all() for a in arrays.values()]).all())
 
 
 def _nonfinite(arrays, order):
@@ -233,11 +251,11 @@ def check_finite(loss, grads, params=None, step=None):
     gradient NaN, so the gradients alone could not point at it.
     """
     order = list(params) if params is not None else list(grads)
+    loss = float(loss)
+    if math.isfinite(loss) and _all_finite(grads) and (params is None or _all_finite(params)):
+        return  # one read back from the device per dict; the per-array search below only on failure
     bad_grads = _nonfinite(grads, order)
     bad_params = _nonfinite(params, order) if params is not None else []
-    loss = float(loss)
-    if math.isfinite(loss) and not bad_grads and not bad_params:
-        return
     describe = lambda n, nan, inf, size: f"{n!r} ({nan} NaN, {inf} inf of {size} values)"  # noqa: E731
     lines = [f"non-finite values{'' if step is None else f' at step {step}'}: the loss is {loss}"]
     if bad_params:

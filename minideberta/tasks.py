@@ -10,10 +10,8 @@ A class says what its head computes in ``head`` / ``head_backward`` and its loss
 """
 from typing import NamedTuple
 
-import numpy as np
-
 from . import heads, losses
-from .backend import get_xp
+from .backend import get_xp, to_device
 from .model import DebertaV2PreTrainedModel
 from .ops import add_grads, prefixed, subtree
 
@@ -121,16 +119,19 @@ class DebertaV2ForMultipleChoice(DebertaV2ForSequenceClassification):
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
                 inputs_embeds=None, labels=None, output_hidden_states=False, output_attentions=False):
+        move = lambda a: None if a is None else to_device(a, self.device)  # noqa: E731
+        input_ids, attention_mask, token_type_ids = move(input_ids), move(attention_mask), move(token_type_ids)
+        position_ids, inputs_embeds = move(position_ids), move(inputs_embeds)
         grouped = input_ids if input_ids is not None else inputs_embeds
-        if grouped is None or np.ndim(grouped) != (3 if input_ids is not None else 4):
+        if grouped is None or grouped.ndim != (3 if input_ids is not None else 4):
             raise ValueError("multiple choice takes input_ids of shape (batch, num_choices, length) "
                              "(or inputs_embeds (batch, num_choices, length, dim))")
-        flat = lambda a: None if a is None else np.reshape(a, (-1,) + np.shape(a)[2:])  # noqa: E731
+        flat = lambda a: None if a is None else a.reshape((-1,) + a.shape[2:])  # noqa: E731
         inputs = dict(input_ids=flat(input_ids), attention_mask=flat(attention_mask),  # (B, C, ...) -> (B*C, ...)
                       token_type_ids=flat(token_type_ids), position_ids=flat(position_ids),
                       inputs_embeds=flat(inputs_embeds))
         # The logits come back as (B, C) and d/d(inputs_embeds) as (B, C, N, dim), grouped as they came in.
-        return self.run(inputs, labels, output_hidden_states, output_attentions, groups=tuple(np.shape(grouped)[:2]))
+        return self.run(inputs, labels, output_hidden_states, output_attentions, groups=tuple(grouped.shape[:2]))
 
     def loss(self, fields, labels, inputs):
         labels = get_xp(fields["logits"]).asarray(labels).reshape(-1)

@@ -22,6 +22,7 @@ import transformers
 from transformers.models.deberta_v2 import modeling_deberta_v2
 
 import minideberta
+from minideberta.apps.verify import exact_scaled_size_sqrt
 
 # The test models are tiny: torch's worker threads only add overhead, and spinning beside NumPy's
 # BLAS threads on a small shared machine they made the parity tests ~10x slower.
@@ -57,18 +58,9 @@ CHOICE_LENGTHS = (31, 24, 12, 30, 9, 17)  # multiple choice: 2 questions x 3 cho
 ORIGINAL_SCALED_SIZE_SQRT = modeling_deberta_v2.scaled_size_sqrt
 
 
-def exact_scaled_size_sqrt(query_layer, scale_factor):
-    """sqrt(d * factor) in the query's dtype.
-
-    transformers computes it as ``torch.sqrt(torch.tensor(d, dtype=torch.float) * factor)``, in
-    float32 even for a float64 model, which puts a ~1e-8 relative error into every float64 score.
-    Microsoft's original uses an exact Python float (``math.sqrt``). With the float32 value no
-    float64 comparison could be tighter than 1e-8, hiding real 1e-9-sized bugs; in float32 both
-    give the same number, so float32 comparisons are unchanged. ``test_parity_hf`` shows the quirk.
-    """
-    return torch.sqrt(torch.tensor(query_layer.size(-1) * scale_factor, dtype=query_layer.dtype))
-
-
+# With transformers' float32 scale no float64 comparison could be tighter than 1e-8, hiding real
+# 1e-9-sized bugs: the tests use the exact one (verify.exact_scaled_size_sqrt; ``test_parity_hf``
+# shows the quirk itself).
 modeling_deberta_v2.scaled_size_sqrt = exact_scaled_size_sqrt
 
 
@@ -238,3 +230,18 @@ def assert_head_outputs(head, ours, theirs, mask, tol):
         assert_close(real_rows(ours[field], mask), real_rows(numpy(theirs[field]), mask), tol, field)
     for field in per_sequence:
         assert_close(ours[field], numpy(theirs[field]), tol, field)
+
+
+def labels_for(head, d, ids, mask, rng):
+    """Keyword arguments giving each head its loss as transformers takes them: -100 on padding and
+    on unlabelled tokens; for QA one start and one end position past the sequence, which both
+    implementations ignore (transformers clamps them to an ignore index)."""
+    if head.startswith("MaskedLM"):
+        chosen = (rng.random(ids.shape) < 0.3) & (mask == 1)
+        return {"labels": np.where(chosen, rng.integers(0, d["vocab_size"], ids.shape), -100)}
+    if head == "TokenClassification":
+        return {"labels": np.where(mask == 1, rng.integers(0, d["num_labels"], ids.shape), -100)}
+    if head in ("SequenceClassification", "MultipleChoice"):
+        return {"labels": rng.integers(0, 3, ids.shape[0])}
+    n = ids.shape[1]
+    return {"start_positions": np.array([0, 5, n + 3]), "end_positions": np.array([n - 1, 7, n + 3])}

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 import minideberta
 from minideberta.masked_lm import POSITIONS
 from minideberta.apps.verify import rebuilt_emd_logits, rebuilt_rtd_logits
-from reference import (HEADS, head_inputs, hf_model, md_config, md_model_from_hf, numpy, official_path, scaled_config,
+from reference import (HEADS, labels_for, head_inputs, hf_model, md_config, md_model_from_hf, numpy, official_path, scaled_config,
                        to_numpy_state)
 
 # Gradients: float64 on both sides, so they agree to round-off (measured: ~1e-13 relative).
@@ -97,20 +97,6 @@ def inputs_for(head, d, rng):
     return ids, mask, types
 
 
-def targets_for(head, d, ids, mask, rng):
-    """Keyword arguments giving each head its loss, on real tokens only."""
-    if head.startswith("MaskedLM"):
-        chosen = (rng.random(ids.shape) < 0.3) & (mask == 1)
-        return {"labels": np.where(chosen, rng.integers(0, d["vocab_size"], ids.shape), -100)}
-    if head == "TokenClassification":
-        return {"labels": np.where(mask == 1, rng.integers(0, d["num_labels"], ids.shape), -100)}
-    if head in ("SequenceClassification", "MultipleChoice"):
-        return {"labels": rng.integers(0, 3, ids.shape[0])}
-    n = ids.shape[1]
-    # The third end position is past the sequence: both implementations ignore it.
-    return {"start_positions": np.array([0, 5, 17]), "end_positions": np.array([n - 1, 7, n + 3])}
-
-
 def torch_inputs(kwargs, embeds=None):
     t = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in kwargs.items() if v is not None}
     if embeds is not None:
@@ -148,7 +134,7 @@ def test_gradients_match_torch(pairs, variant, head, source):
     d, hf, md = pairs(variant, head)
     rng = np.random.default_rng(2)
     ids, mask, types = inputs_for(head, d, rng)
-    targets = {} if head == "Model" else targets_for(head, d, ids, mask, rng)
+    targets = {} if head == "Model" else labels_for(head, d, ids, mask, rng)
     kwargs = {"attention_mask": mask, "token_type_ids": types, **targets}
     embeds = None
     if source == "input_ids":

@@ -21,7 +21,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from reference import (HEADS, LENGTHS, OFFICIAL, assert_close, assert_head_outputs, head_inputs, hf_forward, hf_model,
+from reference import (HEADS, labels_for, LENGTHS, OFFICIAL, assert_close, assert_head_outputs, head_inputs, hf_forward, hf_model,
                        md_model_from_hf, numpy, official_path, ragged_batch, real_query_rows, real_rows, rel_error,
                        scaled_config, transformers_float32_scale)
 
@@ -176,22 +176,6 @@ def test_transformers_float32_attention_scale_quirk():
 
 # ---- losses ----
 LOSS_ARCHS = ("v3-xsmall", "v2-xlarge")
-
-
-def labels_for(head, d, ids, mask, rng):
-    """Labels for a head as transformers takes them (-100 on padding and on unlabelled tokens)."""
-    if head.startswith("MaskedLM"):
-        chosen = (rng.random(ids.shape) < 0.3) & (mask == 1)
-        return {"labels": np.where(chosen, rng.integers(0, d["vocab_size"], ids.shape), -100)}
-    if head == "TokenClassification":
-        return {"labels": np.where(mask == 1, rng.integers(0, 5, ids.shape), -100)}
-    if head == "SequenceClassification":
-        return {"labels": rng.integers(0, 3, ids.shape[0])}
-    if head == "MultipleChoice":
-        return {"labels": rng.integers(0, 3, ids.shape[0])}
-    n = ids.shape[1]
-    # One position past the end: transformers ignores it (clamp + ignore_index), so must we.
-    return {"start_positions": np.array([0, 5, n + 3]), "end_positions": np.array([n - 1, 7, 2])}
 
 
 @pytest.mark.parametrize("head", [h for h in HEADS if h != "Model"])

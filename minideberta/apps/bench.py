@@ -102,7 +102,7 @@ def child_transformers(size, batch, length, mode, repeats):
 
 def run_child(impl, size, batch, length, mode, repeats):
     env = {k: v for k, v in os.environ.items() if k not in PINNED_BLAS}
-    cmd = [sys.executable, "-m", "minideberta.bench", impl, size, str(batch), str(length), mode, str(repeats)]
+    cmd = [sys.executable, "-m", "minideberta.apps.bench", impl, size, str(batch), str(length), mode, str(repeats)]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"benchmark child {' '.join(cmd[2:])} failed:\n{done.stderr[-2000:]}")

@@ -11,15 +11,15 @@ data (dicts, lists, str, int, float), ready for ``json.dumps``. Character offset
 """
 import numpy as np
 
+from .. import losses
 from ..backend import to_numpy
 from ..model import no_grad
 from ..tokenizer.deberta_tokenizer import MASK
 
 
-def softmax(x, axis=-1):
-    x = np.asarray(x, dtype=np.float64)
-    e = np.exp(x - x.max(axis=axis, keepdims=True))
-    return e / e.sum(axis=axis, keepdims=True)
+def softmax(x):
+    """Probabilities over the last axis, computed in float64 on the host (the pipelines' reports)."""
+    return losses.softmax(np.asarray(x, dtype=np.float64))
 
 
 def sigmoid(x):

@@ -60,6 +60,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from ..backend import to_device, to_numpy
 from ..checkpoints import weights
 from ..model import no_grad
 from ..optim import AdamW, LinearWarmupSchedule, check_finite, clip_grad_norm, global_norm
@@ -148,7 +149,7 @@ def evaluate(model, dataset, batch_size=32, metric=accuracy):
                 if count:
                     total_loss, total_count = total_loss + count * float(out.loss), total_count + count
                 if metric is not None:
-                    logits.append(np.asarray(out.logits))
+                    logits.append(to_numpy(out.logits))  # metrics run on the host
     finally:
         if was_training:
             model.train(seed=rng)  # default_rng(generator) is that generator: dropout goes on where it was
@@ -268,8 +269,18 @@ def load_checkpoint(folder, model, optimizer):
                                **{key: {name: moments[f"{key}.{name}"] for name in model.params}
                                   for key in ("exp_avg", "exp_avg_sq")}})
     for name, p in model.params.items():
-        p[...] = saved[name]
+        p[...] = to_device(saved[name], model.device)
     return state
+
+
+def _dropout_state(model):
+    """The dropout generator's state as JSON (NumPy's ``bit_generator.state``); None on the GPU, whose
+    generator state CuPy does not expose: a resumed GPU run draws dropout from ``_device_seed``."""
+    return model.rng.bit_generator.state if model.device == "cpu" else None
+
+
+def _device_seed(seed, step):
+    return int(np.random.default_rng((int(seed), int(step))).integers(2**31))
 
 
 def generator_from_state(state):
@@ -373,7 +384,9 @@ def train(model, train_set, eval_set=None, *, steps=None, epochs=None, batch_siz
                           + ", ".join(f"{k}: {old} -> {new}" for k, (old, new) in changed.items())
                           + "): the run goes on, but not along the trajectory it would have taken", stacklevel=2)
         start, history = state["step"], History.from_dict(state["history"])
-        model.train(seed=generator_from_state(state["dropout_rng"]))
+        saved_rng = state["dropout_rng"]
+        # NumPy's generator state resumes bitwise; a GPU generator restarts from a seed given by the step.
+        model.train(seed=generator_from_state(saved_rng) if saved_rng is not None else _device_seed(seed, start))
 
     bar = tqdm(total=steps, initial=start, disable=not progress, desc="training", unit="step")
     for step in range(start, steps):
@@ -397,7 +410,7 @@ def train(model, train_set, eval_set=None, *, steps=None, epochs=None, batch_siz
                 bar.write(f"step {done}: " + ", ".join(f"eval {k} {v:.4f}" for k, v in results.items()))
         if checkpoint_dir is not None and (done == steps or (save_every and done % save_every == 0)):
             save_checkpoint(Path(checkpoint_dir) / f"checkpoint-{done}", model, optimizer,
-                            {"step": done, "settings": settings, "dropout_rng": model.rng.bit_generator.state,
+                            {"step": done, "settings": settings, "dropout_rng": _dropout_state(model),
                              "history": history.to_dict()})
     bar.close()
     model.eval()

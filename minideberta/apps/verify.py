@@ -55,17 +55,29 @@ def difference(ours, reference, real):
     return diff, diff / max(float(np.abs(reference).max()), np.finfo(np.float64).tiny)
 
 
+def exact_scaled_size_sqrt(query_layer, scale_factor):
+    """sqrt(d * factor) in the query's dtype, to replace transformers' ``scaled_size_sqrt``.
+
+    transformers computes it as ``torch.sqrt(torch.tensor(d, dtype=torch.float) * factor)``, in
+    float32 even for a float64 model, which puts a ~1e-8 relative error into every float64 score.
+    Microsoft's original uses an exact Python float (``math.sqrt``), as minideberta does. In float32
+    both give the same number, so float32 comparisons are unchanged.
+    """
+    import torch
+
+    return torch.sqrt(torch.tensor(query_layer.size(-1) * scale_factor, dtype=query_layer.dtype))
+
+
 @contextlib.contextmanager
 def quiet_exact_reference():
-    """For the run: transformers' float64 attention scale made exact (it is rounded through
-    float32), and loading reports silenced, transformers' and the warning that the bare
-    encoder leaves the heads' arrays unused (each head is compared on its own)."""
-    import torch
+    """For the run: transformers' float64 attention scale made exact (``exact_scaled_size_sqrt``),
+    and loading reports silenced, transformers' and the warning that the bare encoder leaves the
+    heads' arrays unused (each head is compared on its own)."""
     from transformers.models.deberta_v2 import modeling_deberta_v2 as hf
     from transformers.utils import logging
 
     original, verbosity = hf.scaled_size_sqrt, logging.get_verbosity()
-    hf.scaled_size_sqrt = lambda layer, factor: torch.sqrt(torch.tensor(layer.size(-1) * factor, dtype=layer.dtype))
+    hf.scaled_size_sqrt = exact_scaled_size_sqrt
     logging.set_verbosity_error()
     logging.disable_progress_bar()
     try:
