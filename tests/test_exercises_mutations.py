@@ -7,6 +7,7 @@ scale, an accumulation turned into an assignment).
 """
 import inspect
 import math
+import re
 import sys
 import textwrap
 from pathlib import Path
@@ -49,14 +50,15 @@ def results(f):
     return mutate
 
 
-def edit(old, new, **names):
-    """A mutation that recompiles the reference function's source with ``old`` replaced by ``new``
-    (in the student module's namespace, plus ``names``)."""
+def edit(old, new, pattern=False, **names):
+    """A mutation that recompiles the reference function's source with ``old`` (a regular
+    expression if ``pattern``) replaced by ``new``, in the student module's namespace plus ``names``."""
     def mutate(fn, namespace):
         source = textwrap.dedent(inspect.getsource(fn))
-        assert source.count(old) == 1, f"the reference no longer has {old!r}: update this mutation"
+        expression = old if pattern else re.escape(old)
+        assert len(re.findall(expression, source)) == 1, f"the reference no longer has {old!r}: update this mutation"
         scope = {}
-        exec(compile(source.replace(old, new), f"<mutated {fn.__qualname__}>", "exec"),
+        exec(compile(re.sub(expression, lambda _: new, source), f"<mutated {fn.__qualname__}>", "exec"),
              {**namespace, **names} if names else namespace, scope)
         return scope[fn.__name__]
     mutate.edits = True
@@ -118,7 +120,7 @@ MUTATIONS = {
     "scaled by 1.001": ("ops.layer_norm_backward", None, results(lambda a: a * 1.001), 0, "1.001 times"),
     "sign flipped": ("ops.gelu_backward", None, results(lambda a: -a), 0, "a sign is flipped"),
     "wrong at masked entries": ("ops.masked_softmax_backward", None, masked_only, 1, "wrong only on masked entries"),
-    "forgotten mean": ("losses.cross_entropy_backward", None, edit("(dloss / max(count, 1))", "dloss"), 0,
+    "forgotten mean": ("losses.cross_entropy_backward", None, edit(r"\(dloss / .*\)", "dloss", pattern=True), 0,
                        "a missing division by 4"),
     "ignored rows counted": ("losses.cross_entropy_backward", None,
                              edit("counted[:, None] * (dloss", "(dloss"), 1, "wrong only on ignored rows"),
