@@ -63,8 +63,10 @@ def cross_entropy_forward(logits, labels, ignore_index=-100):
 
 
 def cross_entropy_backward(dloss, cache):
-    """In the forward: ``loss = -mean(logp[label])`` over counted rows.
-    d/dlogits = (softmax - onehot(label)) / count on counted rows, 0 on ignored rows."""
+    """In the forward: ``loss = -mean(logp[label])`` over the counted rows.
+
+    d/dlogits = (softmax - onehot(label)) / count on counted rows, 0 on ignored rows.
+    """
     logp, safe, counted, count = cache
     xp = get_xp(logp)
     dlogits = xp.exp(logp)

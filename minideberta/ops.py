@@ -77,7 +77,9 @@ def layer_norm_forward(p, x, eps):
 
 
 def layer_norm_backward(p, dy, cache):
-    """In the forward: ``y = xhat * weight + bias``, ``xhat = (x - mean(x)) * rstd``. With g = dy * weight,
+    """In the forward: ``y = xhat * weight + bias``, ``xhat = (x - mean(x)) * rstd`` over the last axis.
+
+    With g = dy * weight:
 
         dx = rstd * (g - mean(g) - xhat * mean(g * xhat))        (means over the last axis, D terms)
         dweight = sum of dy * xhat,   dbias = sum of dy          (over every axis but the last)
@@ -120,7 +122,10 @@ def gelu_forward(x):
 
 
 def gelu_backward(dy, cache):
-    """In the forward: ``y = x Phi(x)``. d GELU / dx = Phi(x) + x * phi(x), with phi the standard normal density."""
+    """In the forward: ``y = x Phi(x)``.
+
+    d GELU / dx = Phi(x) + x * phi(x), with phi the standard normal density.
+    """
     xp = get_xp(dy)
     x = cache.x
     dx = normal_cdf(x, out=xp.empty_like(x))
@@ -242,8 +247,10 @@ def masked_softmax_forward(scores, mask):
 
 
 def masked_softmax_backward(dprobs, cache):
-    """In the forward: ``P = softmax(S)`` row by row. dS = P * (dP - sum(dP * P)); masked entries
-    have P = 0 and so get no gradient."""
+    """In the forward: ``P = softmax(S)`` row by row, 0 where masked.
+
+    dS = P * (dP - sum(dP * P)); masked entries have P = 0 and so get no gradient.
+    """
     probs = cache.probs
     ds = dprobs * probs
     ds -= probs * ds.sum(axis=-1, keepdims=True)

@@ -51,6 +51,20 @@ def body_span(lines, node):
     return first, node.end_lineno, " " * body[0].col_offset
 
 
+def _docstring_answer(lines, node):
+    """The span of a removed function's docstring after its first paragraph, which may state the
+    answer (the backward's formula): the student keeps the question, what the forward computed."""
+    doc = node.body[0]
+    if not (isinstance(doc, ast.Expr) and isinstance(doc.value, ast.Constant) and isinstance(doc.value.value, str)):
+        return []
+    blank = next((n for n in range(doc.lineno + 1, doc.end_lineno) if not lines[n - 1].strip()), None)
+    if blank is None:
+        return []
+    indent = " " * doc.col_offset
+    note = f"{indent}(The rest of this docstring, in the reference, gives the answer.)\n{indent}\"\"\"\n"
+    return [(blank + 1, doc.end_lineno, note)]
+
+
 def marked_span(lines, node, part_id):
     """(first, last, indent) of the ``# BEGIN/END EXERCISE part_id`` region inside ``node``."""
     found = {}
@@ -74,6 +88,8 @@ def remove(source, exercises, folder, filename="<source>"):
             raise ValueError(f"exercise {exercise.id}: {exercise.module[1]} is not defined in {filename}")
         first, last, indent = marked_span(lines, node, exercise.id) if exercise.part else body_span(lines, node)
         spans.append((first, last, indent + _stub(exercise, folder) + "\n"))
+        if not exercise.part:
+            spans.extend(_docstring_answer(lines, node))
     # A region inside a removed body goes with that body.
     spans = [s for s in spans if not any(o is not s and o[0] <= s[0] and s[1] <= o[1] for o in spans)]
     for first, last, text in sorted(spans, reverse=True):
