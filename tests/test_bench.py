@@ -20,7 +20,6 @@ def test_measure_returns_a_median_and_a_peak():
 def test_children_run_both_implementations(monkeypatch, mode):
     monkeypatch.setitem(bench.SIZES, "tiny", TINY)
     assert bench.child_minideberta("tiny", 2, 16, mode, 1)[0] > 0
-    pytest.importorskip("transformers")
     assert bench.child_transformers("tiny", 2, 16, mode, 1)[0] > 0
 
 

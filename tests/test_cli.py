@@ -180,7 +180,6 @@ def test_train_help_is_train_s_own(capsys):
 
 
 def test_verify_end_to_end(capsys, checkpoints):
-    pytest.importorskip("transformers", reason="verify compares with transformers")
     result = run_json(capsys, "verify", checkpoints["qa"])
     assert result["ok"] is True and any("start_logits" in row["output"] for row in result["rows"])
 

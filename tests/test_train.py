@@ -311,7 +311,6 @@ def test_history_plots_and_says_what_is_missing(monkeypatch):
         patch.setitem(sys.modules, "matplotlib.pyplot", None)
         with pytest.raises(ImportError, match="pip install matplotlib"):
             history.plot()
-    pytest.importorskip("matplotlib")
     import matplotlib
 
     matplotlib.use("Agg")
