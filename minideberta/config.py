@@ -180,8 +180,19 @@ class DebertaV2Config:
         file = path / "config.json" if path.is_dir() else path
         if not file.is_file():
             raise FileNotFoundError(f"no config.json at {file}; a model folder needs a config.json next to its weights")
-        with open(file, encoding="utf-8") as f:
-            return cls.from_dict(json.load(f))
+        try:
+            with open(file, encoding="utf-8") as f:
+                raw = json.load(f)
+        except ValueError as error:  # JSONDecodeError, UnicodeDecodeError
+            raise ValueError(f"{file} is not valid JSON ({error}); a config.json is one JSON object") from None
+        if not isinstance(raw, dict):
+            raise ValueError(f"{file} holds a JSON {type(raw).__name__}, not an object of hyper-parameters")
+        try:
+            return cls.from_dict(raw)
+        except ValueError as error:
+            raise ValueError(f"{file}: {error}") from None
+        except (TypeError, AttributeError) as error:  # a value of the wrong JSON type, e.g. "pos_att_type": 5
+            raise ValueError(f"{file} is not a DeBERTa-v2 config: a value has the wrong type ({error})") from None
 
     def to_dict(self):
         """Every hyper-parameter as transformers writes it (``id2label`` keys as strings)."""

@@ -235,9 +235,12 @@ def checkpoint_heads(folder):
 
 def _read_config(folder):
     try:
-        return json.loads((folder / CONFIG).read_text(encoding="utf-8"))
+        raw = json.loads((folder / CONFIG).read_text(encoding="utf-8"))
     except ValueError as error:
         raise ValueError(f"{folder / CONFIG} is not valid JSON ({error})") from None
+    if not isinstance(raw, dict):
+        raise ValueError(f"{folder / CONFIG} holds a JSON {type(raw).__name__}, not an object of hyper-parameters")
+    return raw
 
 
 # ---- loading ----
@@ -256,7 +259,7 @@ def load_model(name_or_path, head, dtype=np.float32, progress=True):
     held = heads_from_shapes({name: a.shape for name, a in state.items()}, raw.get("architectures"))
     if head not in held:
         raise MissingHeadError(name_or_path, head, held)
-    config = DebertaV2Config.from_dict(raw)
+    config = DebertaV2Config.from_pretrained(folder)
     labels = len(state["classifier.weight"]) if head in ("sequence-classification", "token-classification") else None
     if labels is not None and labels != config.num_labels:
         # config.json without id2label: count the labels on the classifier, name them LABEL_i.
