@@ -5,12 +5,15 @@
 The loss is a 0-d array of the logits' dtype; ``dloss`` is the upstream gradient (1 for the
 loss itself). All are means over the counted elements, as torch's default ``reduction="mean"``.
 """
-from .backend import get_xp
+from .backend import get_xp, widened
 
 
 def log_softmax(x):
-    shifted = x - x.max(axis=-1, keepdims=True)
-    return shifted - get_xp(x).log(get_xp(x).exp(shifted).sum(axis=-1, keepdims=True))
+    """log softmax over the last axis; float16 in float32 (a sum of 128100 exponentials overflows float16)."""
+    wide = widened(x)
+    shifted = wide - wide.max(axis=-1, keepdims=True)
+    out = shifted - get_xp(x).log(get_xp(x).exp(shifted).sum(axis=-1, keepdims=True))
+    return out.astype(x.dtype) if wide is not x else out
 
 
 def check_class_labels(labels, num_classes, ignore_index=-100, name="labels"):
