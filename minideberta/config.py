@@ -15,6 +15,8 @@ import json
 import math
 from pathlib import Path
 
+from .checks import check_integer
+
 ACTIVATIONS = ("gelu", "gelu_new", "relu", "tanh", "silu")
 POSITION_ATTENTION_TYPES = ("c2p", "p2c")
 PROBLEM_TYPES = (None, "regression", "single_label_classification", "multi_label_classification")
@@ -135,9 +137,7 @@ class DebertaV2Config:
     # ---- validation ----
     def _validate(self):
         def positive_int(name):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            setattr(self, name, check_integer(getattr(self, name), name, minimum=1))
 
         for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
                      "intermediate_size", "max_position_embeddings", "embedding_size", "pooler_hidden_size"):
@@ -162,10 +162,9 @@ class DebertaV2Config:
             raise ValueError(f"pos_att_type has unknown entries {unknown}; use a subset of {POSITION_ATTENTION_TYPES}")
         if self.problem_type not in PROBLEM_TYPES:
             raise ValueError(f"problem_type={self.problem_type!r} is not one of {PROBLEM_TYPES}")
-        if not isinstance(self.type_vocab_size, int) or self.type_vocab_size < 0:
-            raise ValueError(f"type_vocab_size must be an integer >= 0, got {self.type_vocab_size!r}")
-        if not isinstance(self.conv_kernel_size, int) or self.conv_kernel_size < 0 or (
-                self.conv_kernel_size > 0 and self.conv_kernel_size % 2 == 0):
+        self.type_vocab_size = check_integer(self.type_vocab_size, "type_vocab_size", minimum=0)
+        self.conv_kernel_size = check_integer(self.conv_kernel_size, "conv_kernel_size", minimum=0)
+        if self.conv_kernel_size > 0 and self.conv_kernel_size % 2 == 0:
             raise ValueError(f"conv_kernel_size must be 0 (no convolution) or an odd positive integer, "
                              f"got {self.conv_kernel_size!r}: an even kernel would change the sequence length")
         if self.conv_kernel_size and self.hidden_size % self.conv_groups != 0:

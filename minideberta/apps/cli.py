@@ -18,6 +18,7 @@ import sys
 import numpy as np
 
 from ..checkpoints import hub
+from ..checks import check_integer
 
 from . import pipelines
 from .errors import OneLineParser, UserError, reported, split_debug
@@ -216,10 +217,11 @@ def run_bench(args):
 
 # ---- the parser ----
 def _positive(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+    value = int(text)  # not an integer: argparse says "invalid _positive value: 'x'"
+    try:
+        return check_integer(value, None, minimum=1)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def build_parser():
