@@ -1,4 +1,5 @@
-"""checks.py: the one integer validator (config, encoding, train, optim, the command line use it) and the dtype check."""
+"""checks.py: the one integer validator (config, encoding, train, optim and the command line use it), and
+the dtype check."""
 import numpy as np
 import pytest
 

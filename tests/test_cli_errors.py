@@ -11,7 +11,6 @@ import sys
 import zipfile
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from minideberta.apps import pipelines
@@ -115,9 +114,8 @@ def test_the_real_process_prints_one_line_and_exits_2(hostile):
 
 # ---- damaged files and configs ----
 def broken_copy(tmp_path, checkpoints, name="mlm"):
-    folder = tmp_path / f"broken-{name}"
-    shutil.copytree(checkpoints[name], folder)
-    return folder
+    shutil.copytree(checkpoints[name], tmp_path / f"broken-{name}")
+    return tmp_path / f"broken-{name}"
 
 
 def test_a_truncated_checkpoint(capsys, tmp_path, checkpoints):
@@ -232,7 +230,8 @@ def test_train_s_other_data_mistakes(capsys, train_folder, tmp_path):
     assert_one_line_error(capsys, train_argv(train_folder, tmp_path / "train.txt", tmp_path),
                           "must be a .jsonl, .csv or .tsv file")
     (tmp_path / "bad.jsonl").write_text('{"text": "a", "label": 0}\n{not json\n')
-    assert_one_line_error(capsys, train_argv(train_folder, tmp_path / "bad.jsonl", tmp_path), "bad.jsonl, line 2 is not JSON")
+    assert_one_line_error(capsys, train_argv(train_folder, tmp_path / "bad.jsonl", tmp_path),
+                          "bad.jsonl, line 2 is not JSON")
     (tmp_path / "empty.jsonl").write_text("\n")
     assert_one_line_error(capsys, train_argv(train_folder, tmp_path / "empty.jsonl", tmp_path), "holds no examples")
     assert_one_line_error(capsys, train_argv(tmp_path / "no-model", tmp_path / "empty.jsonl", tmp_path), "no-model")
@@ -279,15 +278,6 @@ def test_a_long_message_stays_on_one_line(capsys, tmp_path, checkpoints):
     err = assert_one_line_error(capsys, ["fill-mask", folder, "a [MASK]"], "parameters missing from the checkpoint",
                                 "more lines (--debug shows them all)")
     assert "deberta.encoder.layer.2." in err
-
-
-def test_the_dtype_reaches_the_model(monkeypatch, capsys, checkpoints):
-    seen = []
-    original = pipelines.classify
-    monkeypatch.setattr(pipelines, "classify", lambda model, *a: seen.append(model.dtype) or original(model, *a))
-    for dtype in ("float16", "float32", "float64"):
-        assert run(capsys, "classify", checkpoints["nli"], "x", "--dtype", dtype)[0] == 0
-    assert seen == [np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)]
 
 
 def test_a_warning_is_one_line_too(checkpoints, tmp_path):

@@ -88,7 +88,8 @@ def test_documented_examples(tok, sp):
 def test_byte_fallback_pieces(tok, sp):
     assert tok.tokenize("谛") == sp.encode("谛", out_type=str)
     assert tok.tokenize("谛")[1:] == ["<0xE8>", "<0xB0>", "<0x9B>"]  # 谛 is U+8C1B: UTF-8 bytes E8 B0 9B
-    assert tok.encode("谛", add_special_tokens=False) == sp.encode("谛") == [sp.piece_to_id(p) for p in tok.tokenize("谛")]
+    ids = tok.encode("谛", add_special_tokens=False)
+    assert ids == sp.encode("谛") == [sp.piece_to_id(piece) for piece in tok.tokenize("谛")]
 
 
 def test_slow_and_fast_give_identical_output(vocab_file, hard_texts):
