@@ -141,19 +141,13 @@ def test_a_truncated_safetensors_file(capsys, tmp_path, checkpoints):
     (lambda c: c.update(pos_att_type=5), ["config.json is not a DeBERTa-v2 config", "wrong type"]),
     (lambda c: c.update(hidden_act="swish2"), ["hidden_act='swish2' is not a known activation"]),
     (lambda c: c.update(hidden_size=64), ["parameters with the wrong shape", "does the config match"]),
+    (lambda c: [1, 2], ["config.json holds a JSON list, not an object"]),
 ])
 def test_a_wrong_config(capsys, tmp_path, checkpoints, change, phrases):
     folder = broken_copy(tmp_path, checkpoints)
     config = json.loads((folder / "config.json").read_text())
-    change(config)
-    (folder / "config.json").write_text(json.dumps(config))
+    (folder / "config.json").write_text(json.dumps(change(config) or config))
     assert_one_line_error(capsys, ["fill-mask", folder, "a [MASK]"], *phrases)
-
-
-def test_a_config_that_is_not_an_object(capsys, tmp_path, checkpoints):
-    folder = broken_copy(tmp_path, checkpoints)
-    (folder / "config.json").write_text("[1, 2]")
-    assert_one_line_error(capsys, ["tokens", folder, "text"], "config.json holds a JSON list")
 
 
 def test_a_folder_without_weights_or_vocabulary(capsys, tmp_path, checkpoints):
@@ -254,6 +248,14 @@ def test_an_internal_error_is_one_line_pointing_at_debug(capsys, monkeypatch, ch
     monkeypatch.delenv("MINIDEBERTA_DEBUG", raising=False)
     assert_one_line_error(capsys, ["classify", checkpoints["nli"], "x"], "internal error, please report it",
                           "TypeError: unsupported operand", "run again with --debug", status=1)
+
+
+def test_ctrl_c_is_one_line_and_status_130(capsys, monkeypatch, checkpoints):
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipelines, "classify", interrupted)
+    assert_one_line_error(capsys, ["classify", checkpoints["nli"], "x"], "interrupted", status=130)
 
 
 @pytest.mark.parametrize("how", ["flag", "environment"])

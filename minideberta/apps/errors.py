@@ -6,7 +6,7 @@ The contract of ``python -m minideberta COMMAND``:
 - exit 2: a mistake the user can fix: a bad option, a missing or damaged file, a refused pickle,
   a wrong config, bad text; stderr gets one line ``error: <what was wrong and what to do>``;
 - exit 1: ``verify`` found a difference, or an internal error (a bug: please report it), also as
-  one ``error:`` line.
+  one ``error:`` line; exit 130: interrupted with Ctrl-C.
 
 A traceback is printed only on request: ``--debug`` anywhere before a ``--`` on the command line,
 or the environment variable ``MINIDEBERTA_DEBUG=1``. The library raises ``ValueError`` or
@@ -22,7 +22,7 @@ import warnings
 
 DEBUG_FLAG = "--debug"
 DEBUG_VARIABLE = "MINIDEBERTA_DEBUG"
-USER_STATUS, INTERNAL_STATUS = 2, 1
+USER_STATUS, INTERNAL_STATUS, INTERRUPTED_STATUS = 2, 1, 130  # 130: the shell's status for Ctrl-C
 MAX_PARTS = 12  # a long error (every missing parameter of a checkpoint) is cut here on one line; --debug has all
 
 
@@ -77,6 +77,9 @@ def reported(command, debug):
             message = one_line(error)
         print(f"error: {message}", file=sys.stderr)
         return USER_STATUS
+    except KeyboardInterrupt:
+        print("error: interrupted (Ctrl-C)", file=sys.stderr)
+        return INTERRUPTED_STATUS
     except Exception as error:  # a bug, not the user's mistake
         if debug:
             traceback.print_exc()
