@@ -148,3 +148,14 @@ def erf(x, out=None):
 
 
 SQRT_HALF = 1 / math.sqrt(2)
+
+
+def widened(x):
+    """``x`` as float32 if it is float16, else ``x`` itself (no copy): where statistics are taken.
+
+    float16 ends at 65504 and has 11 bits of mantissa: a LayerNorm's sum of squares or a softmax's
+    sum of exponentials over a 128100-token vocabulary overflows it or loses the small terms. As
+    torch does, those statistics are computed in float32 and the result is cast back to float16;
+    float32 and float64 arrays pass through untouched, so their results do not change by a bit.
+    """
+    return x.astype(get_xp(x).float32) if x.dtype == np.float16 else x

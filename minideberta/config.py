@@ -5,10 +5,17 @@ including the ones transformers' modelling code reads with ``getattr(config, key
 (``share_att_key``, ``position_buckets``, ``norm_rel_ebd``, ``conv_kernel_size``, ...). Keys this
 file does not know (``architectures``, ``transformers_version``, ...) are kept and written back, so
 a config survives a load/save round trip.
+
+A folder written by Microsoft's own trainer (github.com/microsoft/DeBERTa, ``DeBERTa/apps/run.py``)
+holds ``model_config.json`` instead: the ``__dict__`` of its ``ModelConfig``, with the same key
+names as transformers' but ``padding_idx`` for ``pad_token_id`` and its own defaults for absent
+keys (``MICROSOFT_DEFAULTS``). ``from_pretrained`` reads it when a folder has no ``config.json``.
 """
 import json
 import math
 from pathlib import Path
+
+from .checks import check_integer
 
 ACTIVATIONS = ("gelu", "gelu_new", "relu", "tanh", "silu")
 POSITION_ATTENTION_TYPES = ("c2p", "p2c")
@@ -50,6 +57,21 @@ DEFAULTS = {
     "problem_type": None,
     "model_type": "deberta-v2",
 }
+
+CONFIG_FILE, MICROSOFT_CONFIG_FILE = "config.json", "model_config.json"
+# Microsoft's ModelConfig (DeBERTa/deberta/config.py) and the getattr defaults of its modules
+# (pos_att_type: DeBERTa/deberta/disentangled_attention.py), where they differ from transformers'.
+MICROSOFT_DEFAULTS = {"hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12,
+                      "intermediate_size": 3072, "pos_att_type": "c2p"}
+MICROSOFT_NAMES = {"padding_idx": "pad_token_id"}
+
+
+def config_file(folder):
+    """``(path, is_microsoft)`` of the config of a model folder: config.json, else model_config.json."""
+    folder = Path(folder)
+    if (folder / CONFIG_FILE).is_file() or not (folder / MICROSOFT_CONFIG_FILE).is_file():
+        return folder / CONFIG_FILE, False
+    return folder / MICROSOFT_CONFIG_FILE, True
 
 
 class DebertaV2Config:
@@ -115,9 +137,7 @@ class DebertaV2Config:
     # ---- validation ----
     def _validate(self):
         def positive_int(name):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            setattr(self, name, check_integer(getattr(self, name), name, minimum=1))
 
         for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
                      "intermediate_size", "max_position_embeddings", "embedding_size", "pooler_hidden_size"):
@@ -142,10 +162,9 @@ class DebertaV2Config:
             raise ValueError(f"pos_att_type has unknown entries {unknown}; use a subset of {POSITION_ATTENTION_TYPES}")
         if self.problem_type not in PROBLEM_TYPES:
             raise ValueError(f"problem_type={self.problem_type!r} is not one of {PROBLEM_TYPES}")
-        if not isinstance(self.type_vocab_size, int) or self.type_vocab_size < 0:
-            raise ValueError(f"type_vocab_size must be an integer >= 0, got {self.type_vocab_size!r}")
-        if not isinstance(self.conv_kernel_size, int) or self.conv_kernel_size < 0 or (
-                self.conv_kernel_size > 0 and self.conv_kernel_size % 2 == 0):
+        self.type_vocab_size = check_integer(self.type_vocab_size, "type_vocab_size", minimum=0)
+        self.conv_kernel_size = check_integer(self.conv_kernel_size, "conv_kernel_size", minimum=0)
+        if self.conv_kernel_size > 0 and self.conv_kernel_size % 2 == 0:
             raise ValueError(f"conv_kernel_size must be 0 (no convolution) or an odd positive integer, "
                              f"got {self.conv_kernel_size!r}: an even kernel would change the sequence length")
         if self.conv_kernel_size and self.hidden_size % self.conv_groups != 0:
@@ -174,14 +193,32 @@ class DebertaV2Config:
         return cls(**d)
 
     @classmethod
+    def from_microsoft(cls, d):
+        """A config from the dict of Microsoft's ``model_config.json`` (its names and defaults)."""
+        return cls(**{**MICROSOFT_DEFAULTS, **{MICROSOFT_NAMES.get(k, k): v for k, v in d.items()}})
+
+    @classmethod
     def from_pretrained(cls, path):
-        """Read ``config.json`` from a folder, or a JSON file given by its path."""
+        """Read ``config.json`` (or Microsoft's ``model_config.json``) from a folder, or a JSON file given
+        by its path (a file named model_config.json is read as Microsoft's)."""
         path = Path(path)
-        file = path / "config.json" if path.is_dir() else path
+        file, microsoft = config_file(path) if path.is_dir() else (path, path.name == MICROSOFT_CONFIG_FILE)
         if not file.is_file():
-            raise FileNotFoundError(f"no config.json at {file}; a model folder needs a config.json next to its weights")
-        with open(file, encoding="utf-8") as f:
-            return cls.from_dict(json.load(f))
+            raise FileNotFoundError(f"no config.json at {file}; a model folder needs a config.json (or Microsoft's "
+                                    "model_config.json) next to its weights")
+        try:
+            with open(file, encoding="utf-8") as f:
+                raw = json.load(f)
+        except ValueError as error:  # JSONDecodeError, UnicodeDecodeError
+            raise ValueError(f"{file} is not valid JSON ({error}); a config.json is one JSON object") from None
+        if not isinstance(raw, dict):
+            raise ValueError(f"{file} holds a JSON {type(raw).__name__}, not an object of hyper-parameters")
+        try:
+            return cls.from_microsoft(raw) if microsoft else cls.from_dict(raw)
+        except ValueError as error:
+            raise ValueError(f"{file}: {error}") from None
+        except (TypeError, AttributeError) as error:  # a value of the wrong JSON type, e.g. "pos_att_type": 5
+            raise ValueError(f"{file} is not a DeBERTa-v2 config: a value has the wrong type ({error})") from None
 
     def to_dict(self):
         """Every hyper-parameter as transformers writes it (``id2label`` keys as strings)."""

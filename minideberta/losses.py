@@ -7,13 +7,16 @@ loss itself). All are means over the counted elements, as torch's default ``redu
 """
 from typing import NamedTuple
 
-from .backend import get_xp
+from .backend import get_xp, widened
 
 
 def log_softmax(x):
-    """log softmax over the last axis, shifted by the row maximum so nothing overflows."""
-    shifted = x - x.max(axis=-1, keepdims=True)
-    return shifted - get_xp(x).log(get_xp(x).exp(shifted).sum(axis=-1, keepdims=True))
+    """log softmax over the last axis, shifted by the row maximum so nothing overflows; float16 in
+    float32 (a sum of 128100 exponentials overflows float16)."""
+    wide = widened(x)
+    shifted = wide - wide.max(axis=-1, keepdims=True)
+    out = shifted - get_xp(x).log(get_xp(x).exp(shifted).sum(axis=-1, keepdims=True))
+    return out.astype(x.dtype) if wide is not x else out
 
 
 def softmax(x):

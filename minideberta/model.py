@@ -20,6 +20,7 @@ import numpy as np
 from . import embeddings, encoder
 from .backend import check_device, device_module, get_xp, to_device
 from .checkpoints import weights
+from .checks import check_float_dtype
 from .config import DebertaV2Config
 from .inputs import prepare_inputs
 from .ops import add_grads, prefixed, subtree
@@ -135,12 +136,12 @@ class DebertaV2PreTrainedModel:
     def __init__(self, config, seed=0, dtype=np.float32, params=None, device="cpu"):
         """A model of ``config``: random weights initialised as transformers does (from ``seed``),
         or ``params``, a dict holding every parameter (and any of ``optional_shapes``) by name.
-
+        ``dtype``: float16, float32 or float64 (float16: LayerNorm and softmax statistics in float32).
         device "gpu" puts the parameters on the GPU (CuPy); the random initialisation is drawn on
         the host first, so a seed gives the same weights on either device.
         """
         self.config = config
-        self.dtype = np.dtype(dtype)
+        self.dtype = check_float_dtype(dtype)
         self.device = check_device(device)
         if params is None:
             params = init_params(self.param_shapes(config), config, seed, self.dtype)
@@ -217,13 +218,15 @@ class DebertaV2PreTrainedModel:
     @classmethod
     def from_pretrained(cls, path, dtype=np.float32, config=None, new_head=False, seed=0, device="cpu"):
         """Load ``config.json`` and the weights (safetensors or PyTorch .bin, HF or Microsoft names)
-        from a folder; arrays are converted to ``dtype`` (float16 checkpoints included).
+        from a folder; arrays are converted to ``dtype``: float16, float32 or float64 (a NumPy dtype,
+        its name or np.float32...; anything else is a ValueError), whatever the checkpoint stores.
 
         A parameter missing from the checkpoint is an error, unless ``new_head`` is True: then
         the head of this class (everything outside the backbone) is initialised from ``seed``
         where the checkpoint lacks it or holds it at another size (other labels), with a warning,
         as transformers does when fine-tuning starts from a pre-trained encoder.
         """
+        dtype = check_float_dtype(dtype)  # before any file is read
         path = Path(path)
         if not path.is_dir():
             raise FileNotFoundError(f"{path} is not a folder; from_pretrained needs a folder with config.json "
@@ -236,6 +239,7 @@ class DebertaV2PreTrainedModel:
     def from_state_dict(cls, config, state, dtype=np.float32, new_head=False, seed=0, device="cpu"):
         """A model of ``config`` holding the arrays of ``state`` (name -> array), converted to
         ``dtype`` and put on ``device``; ``new_head`` and ``seed`` as in ``from_pretrained``."""
+        dtype = check_float_dtype(dtype)
         config = cls.adapt_config(config, state)
         shapes = cls.param_shapes(config)
         optional = cls.optional_shapes(config)

@@ -5,12 +5,13 @@
 
 ``p`` holds the operation's own arrays under the names torch gives them (``weight``, ``bias``),
 and ``cache`` holds exactly what the backward needs. Every function takes its array module from
-its inputs, so the code runs unchanged on CuPy. Nothing here changes a dtype.
+its inputs, so the code runs unchanged on CuPy. Nothing here changes a dtype: float16 inputs give
+float16 outputs, with LayerNorm's statistics and the softmax computed in float32 (``backend.widened``).
 """
 import math
 from typing import NamedTuple
 
-from .backend import SQRT_HALF, erf, get_xp, scatter_add
+from .backend import SQRT_HALF, erf, get_xp, scatter_add, widened
 
 
 def subtree(p, prefix):
@@ -66,11 +67,14 @@ class LayerNormCache(NamedTuple):
 
 
 def layer_norm_forward(p, x, eps):
-    """y = (x - mean) / sqrt(var + eps) * weight + bias over the last axis."""
+    """y = (x - mean) / sqrt(var + eps) * weight + bias over the last axis (float16: statistics in float32)."""
     xp = get_xp(x)
-    xhat = x - x.mean(axis=-1, keepdims=True)
+    wide = widened(x)
+    xhat = wide - wide.mean(axis=-1, keepdims=True)
     rstd = 1.0 / xp.sqrt((xhat * xhat).mean(axis=-1, keepdims=True) + eps)  # (..., 1)
     xhat *= rstd
+    if wide is not x:  # back to float16 for the affine part and the cache
+        xhat, rstd = xhat.astype(x.dtype), rstd.astype(x.dtype)
     y = xhat * p["weight"]
     y += p["bias"]
     return y, LayerNormCache(xhat, rstd)
@@ -233,16 +237,21 @@ def masked_softmax_forward(scores, mask):
     DeBERTa's XSoftmax: masked scores are set to the dtype's lowest value before the softmax
     and the masked probabilities to 0 after it, so a fully masked row (a padding query) is all
     zeros instead of the uniform row a plain masked softmax gives. ``mask`` (broadcastable to
-    ``scores``) None means nothing is masked. Overwrites ``scores``.
+    ``scores``) None means nothing is masked. Overwrites ``scores``. float16 scores are taken to
+    float32 for the softmax and the probabilities brought back to float16 (into ``scores``).
     """
     xp = get_xp(scores)
+    wide = widened(scores)
     if mask is not None:
-        xp.copyto(scores, xp.finfo(scores.dtype).min, where=~mask)
-    scores -= scores.max(axis=-1, keepdims=True)
-    probs = xp.exp(scores, out=scores)
+        xp.copyto(wide, xp.finfo(wide.dtype).min, where=~mask)
+    wide -= wide.max(axis=-1, keepdims=True)
+    probs = xp.exp(wide, out=wide)
     probs /= probs.sum(axis=-1, keepdims=True)
     if mask is not None:
         probs *= mask
+    if wide is not scores:
+        scores[...] = probs
+        probs = scores
     return probs, SoftmaxCache(probs)
 
 

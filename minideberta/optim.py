@@ -51,6 +51,7 @@ import math
 import numbers
 
 from .backend import get_xp, to_device
+from .checks import check_integer
 
 
 def no_decay_default(name):
@@ -179,10 +180,8 @@ class LinearWarmupSchedule:
     """
 
     def __init__(self, total_steps, warmup_steps=0):
-        for name, value in (("total_steps", total_steps), ("warmup_steps", warmup_steps)):
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-                raise TypeError(f"{name} must be an integer, got {value!r}")
-        self.total_steps, self.warmup_steps = int(total_steps), int(warmup_steps)
+        self.total_steps = check_integer(total_steps, "total_steps")
+        self.warmup_steps = check_integer(warmup_steps, "warmup_steps")
         if self.total_steps <= 0:
             raise ValueError(f"total_steps={self.total_steps}: a schedule needs at least one step")
         if not 0 <= self.warmup_steps <= self.total_steps:

@@ -9,7 +9,6 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from minideberta import (DebertaV2Config, DebertaV2ForMaskedLM, DebertaV2ForMultipleChoice,
                          DebertaV2ForQuestionAnswering, DebertaV2ForReplacedTokenDetection,
@@ -41,7 +40,8 @@ LAYOUTS = {
 
 def build_checkpoints(root):
     """One folder per head under ``root``; returns {name: folder}."""
-    torch = pytest.importorskip("torch", reason="the tests write pytorch_model.bin with torch.save")
+    import torch  # the tests write pytorch_model.bin with torch.save
+
     folders = {}
     for seed, (name, (cls, written, built)) in enumerate(LAYOUTS.items()):
         folder = root / name

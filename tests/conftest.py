@@ -1,4 +1,11 @@
-"""Shared fixtures: the official DeBERTa-v3 vocabulary, sentencepiece, hard texts, and small checkpoints."""
+"""Shared fixtures: the official DeBERTa-v3 vocabulary, sentencepiece, hard texts, and small checkpoints;
+and the rule that a skipped test fails the run.
+
+A skip is a failure: a run in which any test is skipped (``pytest.skip``, ``importorskip``, a skip
+marker), is expected to fail (xfail) or unexpectedly passes (xpass) ends with exit status 1, unless
+that test carries ``@pytest.mark.gpu`` (it needs a GPU this machine may lack). A module that skips at
+collection fails the run too. The summary says how many GPU tests were skipped.
+"""
 from pathlib import Path
 
 import pytest
@@ -74,3 +81,49 @@ def checkpoints(tmp_path_factory, vocab_file):
     from checkpoints import build_checkpoints
 
     return build_checkpoints(tmp_path_factory.mktemp("checkpoints"))
+
+
+# ---- a skip is a failure (except GPU tests) ----
+_outcomes = {"gpu_skipped": [], "refused": []}  # nodeids
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    outcome.get_result().needs_gpu = item.get_closest_marker("gpu") is not None
+
+
+def pytest_runtest_logreport(report):
+    needs_gpu = getattr(report, "needs_gpu", False)
+    if hasattr(report, "wasxfail"):  # xfail, or xpass (a passed report that was expected to fail)
+        _outcomes["refused"].append(f"{report.nodeid} (xfail/xpass: {report.wasxfail or 'no reason'})")
+    elif report.skipped and needs_gpu:
+        _outcomes["gpu_skipped"].append(report.nodeid)
+    elif report.skipped:
+        _outcomes["refused"].append(f"{report.nodeid} ({_reason(report)})")
+
+
+def pytest_collectreport(report):
+    if report.skipped:
+        _outcomes["refused"].append(f"{report.nodeid or 'collection'} (skipped at collection: {_reason(report)})")
+
+
+def _reason(report):
+    longrepr = report.longrepr
+    return longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if _outcomes["refused"] and session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter):
+    gpu, refused = _outcomes["gpu_skipped"], _outcomes["refused"]
+    terminalreporter.write_line(f"{len(gpu)} GPU tests skipped (marked gpu; they need a GPU)")
+    if refused:
+        terminalreporter.write_line(f"FAILED: {len(refused)} tests skipped or xfailed without the gpu marker; "
+                                    "a skip is a failure here (install requirements-dev.txt, or fix the test):",
+                                    red=True)
+        for line in refused:
+            terminalreporter.write_line(f"  {line}")

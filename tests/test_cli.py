@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 from minideberta.apps.cli import main
+from minideberta.checkpoints.hub import load_model
 from checkpoints import CONTEXT, NLI
+from task_reference import best_span, bio_entities, mask_probabilities
 
 
 def run(capsys, *argv):
@@ -38,8 +40,11 @@ def test_fill_mask(capsys, checkpoints):
     text = "Paris is the [MASK] of France."
     result = run_json(capsys, "fill-mask", checkpoints["mlm"], text, "--top-k", 3)
     assert result["emd"] is True and len(result["masks"]) == 1
-    scores = [p["score"] for p in result["masks"][0]["predictions"]]
-    assert len(scores) == 3 and scores == sorted(scores, reverse=True) and sum(scores) <= 1
+    model, tokenizer = load_model(checkpoints["mlm"], "masked-lm")  # what the command loads (float32)
+    _, (probs,) = mask_probabilities(model, tokenizer, text)  # the model's own softmax at the mask
+    best = np.argsort(-probs[:len(tokenizer)], kind="stable")[:3]
+    assert [p["token_id"] for p in result["masks"][0]["predictions"]] == list(best)
+    np.testing.assert_allclose([p["score"] for p in result["masks"][0]["predictions"]], probs[best], rtol=1e-12)
     code, out, _ = run(capsys, "fill-mask", checkpoints["mlm"], text, "--emd", "off", "--dtype", "float64")
     assert code == 0 and "[MASK] at characters 13-19 (decoded with the last layer)" in out
     assert out.count("Paris is the ") == 5  # one filled-in sentence per prediction, default --top-k 5
@@ -65,7 +70,9 @@ def test_classify_a_pair(capsys, checkpoints):
 def test_tokens_words_and_entities(capsys, checkpoints):
     result = run_json(capsys, "tokens", checkpoints["ner"], "Grace Hopperman met Babbage in London.")
     assert [w["text"] for w in result["words"]] == ["Grace", "Hopperman", "met", "Babbage", "in", "London."]
-    assert result["entities"] is not None
+    expected = bio_entities(*load_model(checkpoints["ner"], "token-classification"),
+                            "Grace Hopperman met Babbage in London.")
+    assert expected and [(e["entity"], e["text"]) for e in result["entities"]] == expected
     code, out, _ = run(capsys, "tokens", checkpoints["ner"], "Grace Hopperman met Babbage in London.")
     assert code == 0 and "Hopperman" in out and "entities:" in out
 
@@ -75,7 +82,10 @@ def test_qa_over_several_windows(capsys, checkpoints, tmp_path):
     context_file.write_text(CONTEXT, encoding="utf-8")
     result = run_json(capsys, "qa", checkpoints["qa"], "--question", "Where do ships wait?",
                       "--context-file", context_file, "--max-length", 48, "--stride", 8)
-    assert result["windows"] > 5 and result["answer"] in CONTEXT
+    expected, window, score = best_span(*load_model(checkpoints["qa"], "question-answering"), "Where do ships wait?",
+                                        CONTEXT, 48, 8, 30)  # the command's default --max-answer-length: 30
+    assert result["windows"] > 5 and (result["answer"], result["window"]) == (expected, window)
+    assert result["score"] == pytest.approx(score, rel=1e-9)
     assert CONTEXT[result["start"]:result["end"]] == result["answer"]
     code, out, _ = run(capsys, "qa", checkpoints["qa"], "--question", "Where?", "--context", "Ships wait in Zanzibar.")
     assert code == 0 and out.startswith("answer: ") and "window 1 of 1" in out
@@ -180,7 +190,6 @@ def test_train_help_is_train_s_own(capsys):
 
 
 def test_verify_end_to_end(capsys, checkpoints):
-    pytest.importorskip("transformers", reason="verify compares with transformers")
     result = run_json(capsys, "verify", checkpoints["qa"])
     assert result["ok"] is True and any("start_logits" in row["output"] for row in result["rows"])
 

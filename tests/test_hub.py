@@ -12,8 +12,8 @@ from minideberta.checkpoints.hub import (MissingHeadError, checkpoint_heads, che
                              resolve_model)
 from checkpoints import CONFIG
 
-huggingface_hub = pytest.importorskip("huggingface_hub")
-from huggingface_hub import constants, errors  # noqa: E402
+import huggingface_hub
+from huggingface_hub import constants, errors
 
 
 @pytest.fixture(autouse=True)

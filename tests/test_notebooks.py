@@ -1,14 +1,18 @@
 """The read-along notebooks (notebooks/*.ipynb): each one runs top to bottom without an error,
 and is stored without outputs.
 
-Executing needs nbformat, nbclient and ipykernel (requirements-dev.txt); without them the run is
-skipped with the reason, while the check that nothing executed was committed only reads JSON.
+Executing needs nbformat, nbclient, ipykernel and matplotlib: required test dependencies
+(requirements-dev.txt), imported plainly, so a missing one is an error, never a skip.
 Each notebook runs in a fresh ``python3`` kernel (the ipykernel of this interpreter), in the
 notebook's own folder, with IPython's and Jupyter's runtime files kept in a temporary directory.
 """
 import json
 from pathlib import Path
 
+import ipykernel  # noqa: F401  (the kernel the notebooks run in)
+import matplotlib  # noqa: F401  (the notebooks plot)
+import nbclient
+import nbformat
 import pytest
 
 NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
@@ -34,11 +38,6 @@ def test_notebook_is_stored_without_outputs(path):
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
 def test_notebook_runs(path, tmp_path, monkeypatch):
-    reason = "running the notebooks needs {} (pip install -r requirements-dev.txt)"
-    nbformat = pytest.importorskip("nbformat", reason=reason.format("nbformat"))
-    nbclient = pytest.importorskip("nbclient", reason=reason.format("nbclient"))
-    pytest.importorskip("ipykernel", reason=reason.format("ipykernel"))
-    pytest.importorskip("matplotlib", reason=reason.format("matplotlib"))
     # The kernel inherits this environment: plots go to the inline backend (never a window), and
     # IPython's history and the kernel's connection file go to tmp_path, not the home directory.
     monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")

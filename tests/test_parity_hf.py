@@ -2,7 +2,7 @@
 
 Proves that every minideberta class (the bare model and every head, both MLM heads) gives the
 numbers of transformers' class of the same name, with every parameter random, on:
-- each official architecture of ../shared/configs/ scaled down (v3 xsmall/small/base/large,
+- each official architecture of tests/fixtures/configs/ scaled down (v3 xsmall/small/base/large,
   v2 xlarge/xxlarge with nGiE, mdeberta), in float64 (relative error <= 1e-10) and float32 (<= 1e-5);
 - the variants the official files do not cover (share_att_key, pos_att_type, absolute positions,
   token types, embed_proj, buckets or plain clipping, nGiE options, LayerNorm eps, activations,

@@ -311,7 +311,6 @@ def test_history_plots_and_says_what_is_missing(monkeypatch):
         patch.setitem(sys.modules, "matplotlib.pyplot", None)
         with pytest.raises(ImportError, match="pip install matplotlib"):
             history.plot()
-    pytest.importorskip("matplotlib")
     import matplotlib
 
     matplotlib.use("Agg")
@@ -344,6 +343,12 @@ def test_command_line_fine_tunes_a_model_folder(tmp_path, vocab_file, capsys):
     assert history["train"]["step"] == [1, 2] and history["eval"]["step"] == [2]
     assert (out / "checkpoint-2" / "trainer_state.json").is_file() and (out / "spm.model").is_file()
 
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as done:  # argparse's --help: usage printed, exit status 0
         main(["--help"])
+    assert done.value.code == 0
     assert "minideberta train ./deberta-v3-xsmall --data train.jsonl" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as done:  # a missing option: one error line, status 2 (test_cli_errors.py: all)
+        main([str(base), "--output-dir", str(out), "--steps", "1"])
+    assert done.value.code == 2
+    assert capsys.readouterr().err == ("error: minideberta train: the following arguments are required: --data "
+                                       "(see `minideberta train --help`)\n")

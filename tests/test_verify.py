@@ -13,8 +13,6 @@ from minideberta.apps import verify
 
 from minideberta.checkpoints import weights
 
-pytest.importorskip("transformers", reason="verify compares with transformers, a test-only dependency")
-
 
 @pytest.mark.parametrize("head, references", [
     ("mlm", {"transformers", "rebuilt original"}),  # Microsoft's head: plain last layer vs HF, EMD vs rebuilt

@@ -7,7 +7,8 @@
 MODEL is a local folder or a Hugging Face hub id (see ``hub.py``). Each task command prints a
 table for people, or with ``--json`` one JSON document for scripts (the dict the function of
 the same name in ``pipelines.py`` returns). A user's mistake (a missing file, a text without
-[MASK], a model without the needed head...) prints one ``error:`` message and exits with 2.
+[MASK], a model without the needed head, a refused pickle...) prints one ``error:`` line and exits
+with 2; ``--debug`` (or MINIDEBERTA_DEBUG=1) adds the traceback. ``errors.py`` holds that contract.
 """
 import argparse
 import json
@@ -17,8 +18,10 @@ import sys
 import numpy as np
 
 from ..checkpoints import hub
+from ..checks import check_integer
 
 from . import pipelines
+from .errors import OneLineParser, UserError, reported, split_debug
 
 GPU_UNAVAILABLE = ("--device gpu is not available yet: GPU support (CuPy) arrives in a later release; "
                    "use --device cpu")
@@ -45,10 +48,6 @@ SUGGEST = {head: command for command, (head, _, _) in TASKS.items()}
 FORWARDED = {"train": "fine-tune a sequence classifier",  # train_cli.py parses its own options
              "exercises": "classroom exercises: list, make a student copy, check"}  # exercises/cli.py
 VERIFY_EXAMPLE = "python -m minideberta verify microsoft/deberta-v3-xsmall --dtype float64"
-
-
-class UserError(Exception):
-    """A mistake in the command line the user can fix; printed as one ``error:`` line."""
 
 
 # ---- text output ----
@@ -166,8 +165,14 @@ def run_task(args):
 
 
 def _read_text(path):
-    with open(path, encoding="utf-8") as f:
-        return f.read()
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except UnicodeDecodeError as error:
+        raise UserError(f"--context-file {path} is not UTF-8 text ({error.reason} at byte {error.start}); "
+                        "save it as UTF-8") from None
+    except OSError as error:
+        raise UserError(f"--context-file {path} cannot be read ({error.strerror}); pass a UTF-8 text file") from None
 
 
 def run_verify(args):
@@ -213,19 +218,22 @@ def run_bench(args):
 
 # ---- the parser ----
 def _positive(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+    value = int(text)  # not an integer: argparse says "invalid _positive value: 'x'"
+    try:
+        return check_integer(value, None, minimum=1)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def build_parser():
     formatter = argparse.RawDescriptionHelpFormatter
     overview = "\n".join(f"  {example}" for _, _, example in TASKS.values())
-    parser = argparse.ArgumentParser(prog="minideberta", formatter_class=formatter,
+    parser = OneLineParser(prog="minideberta", formatter_class=formatter,
                                      description="DeBERTa-v2/v3 in NumPy: run a checkpoint's task head from the shell.",
                                      epilog=f"examples:\n{overview}\n\n"
                                             "`python -m minideberta COMMAND --help` for a command's options.")
+    parser.add_argument("--debug", action="store_true",
+                        help="on an error, print the traceback too (also: MINIDEBERTA_DEBUG=1)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     device = argparse.ArgumentParser(add_help=False)
     device.add_argument("--device", choices=("cpu", "gpu"), default="cpu", help="where to compute (default cpu)")
@@ -233,9 +241,9 @@ def build_parser():
     common = argparse.ArgumentParser(add_help=False, parents=[device])
     common.add_argument("model", metavar="MODEL", help="a model folder, or a Hugging Face hub id")
 
-    def dtype(sub, default):
-        sub.add_argument("--dtype", choices=("float32", "float64"), default=default,
-                         help=f"precision of the computation (default {default})")
+    def dtype(sub, default, choices=("float16", "float32", "float64")):
+        sub.add_argument("--dtype", choices=choices, default=default,
+                         help=f"precision of the computation: {', '.join(choices)} (default {default})")
 
     def task(name, **kwargs):
         head, text, example = TASKS[name]
@@ -278,7 +286,7 @@ def build_parser():
                                           "1 differ, 2 no reference installed.",
                               epilog=f"example:\n  {VERIFY_EXAMPLE}")
     sub.set_defaults(run=run_verify)
-    dtype(sub, "float64")
+    dtype(sub, "float64", choices=("float32", "float64"))  # the tolerances verify knows
     for name, text in FORWARDED.items():
         commands.add_parser(name, help=f"{text} (`{name} --help` for its options)", add_help=False)
     sub = commands.add_parser("demo", formatter_class=formatter,
@@ -321,7 +329,7 @@ def run_forwarded(name, argv):
         from .exercises.cli import run
 
         return run(argv)
-    device = argparse.ArgumentParser(add_help=False)
+    device = OneLineParser(prog=f"minideberta {name}", add_help=False)
     device.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
     known, rest = device.parse_known_args(argv)
     if known.device == "gpu":
@@ -333,18 +341,18 @@ def run_forwarded(name, argv):
 
 
 def main(argv=None):
-    """Run one command; return the exit status (0 success, 2 a user's mistake)."""
-    argv = sys.argv[1:] if argv is None else list(argv)
+    """Run one command; return the exit status (0 success, 2 a user's mistake: see ``errors.py``)."""
+    debug, argv = split_debug(sys.argv[1:] if argv is None else [str(a) for a in argv])
+    return reported(lambda: _run(argv), debug)
+
+
+def _run(argv):
     try:
-        try:
-            if argv and argv[0] in FORWARDED:
-                return run_forwarded(argv[0], argv[1:])
-            args = build_parser().parse_args(argv)
-        except SystemExit as exit:  # argparse: --help (0) or a bad option (2, message printed)
-            return exit.code if isinstance(exit.code, int) else 0 if exit.code is None else 2
-        if args.device == "gpu":
-            raise UserError(GPU_UNAVAILABLE)
-        return args.run(args)
-    except (UserError, ValueError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        if argv and argv[0] in FORWARDED:
+            return run_forwarded(argv[0], argv[1:])
+        args = build_parser().parse_args(argv)
+    except SystemExit as exit:  # argparse: --help (0) or a bad option (2, its one line printed)
+        return exit.code if isinstance(exit.code, int) else 0 if exit.code is None else 2
+    if args.device == "gpu":
+        raise UserError(GPU_UNAVAILABLE)
+    return args.run(args)

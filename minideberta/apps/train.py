@@ -62,6 +62,7 @@ from tqdm.auto import tqdm
 
 from ..backend import to_device, to_numpy
 from ..checkpoints import weights
+from ..checks import check_integer
 from ..model import no_grad
 from ..optim import AdamW, LinearWarmupSchedule, check_finite, clip_grad_norm, global_norm
 
@@ -316,12 +317,7 @@ def accumulate(model, batches, step):
 
 
 def _positive_int(name, value, optional=False):
-    if optional and value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name}={value!r} makes no sense: it must be a positive integer"
-                         + (" (or None)" if optional else ""))
-    return int(value)
+    return check_integer(value, name, minimum=1, optional=optional)
 
 
 def train(model, train_set, eval_set=None, *, steps=None, epochs=None, batch_size=8, lr=5e-5, warmup_steps=0,

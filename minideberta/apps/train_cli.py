@@ -13,6 +13,7 @@ import numpy as np
 from ..config import DebertaV2Config
 from ..tasks import DebertaV2ForSequenceClassification
 from ..tokenizer.deberta_tokenizer import DebertaV2Tokenizer
+from .errors import OneLineParser
 from .train import INPUT_KEYS, train
 
 EXAMPLE = """example:
@@ -31,7 +32,7 @@ def read_examples(path):
     path = Path(path)
     if path.suffix == ".jsonl":
         with open(path, encoding="utf-8") as f:
-            rows = [json.loads(line) for line in f if line.strip()]
+            rows = [_json_line(path, n, line) for n, line in enumerate(f, 1) if line.strip()]
     elif path.suffix in (".csv", ".tsv"):
         with open(path, encoding="utf-8", newline="") as f:
             rows = list(csv.DictReader(f, delimiter="\t" if path.suffix == ".tsv" else ","))
@@ -43,6 +44,17 @@ def read_examples(path):
     if not rows:
         raise ValueError(f"{path} holds no examples")
     return rows
+
+
+def _json_line(path, n, line):
+    try:
+        row = json.loads(line)
+    except ValueError as error:
+        raise ValueError(f"{path}, line {n} is not JSON ({error}): a .jsonl file holds one JSON object "
+                         "per line") from None
+    if not isinstance(row, dict):
+        raise ValueError(f"{path}, line {n} holds a JSON {type(row).__name__}, not an object with 'text' and 'label'")
+    return row
 
 
 def label_ids(rows, config):
@@ -83,7 +95,7 @@ def tokenize(tokenizer, rows, lookup, max_length):
 
 def main(argv=None):
     """``minideberta train``: fine-tune a sequence classifier on a text file (``--help`` for an example)."""
-    parser = argparse.ArgumentParser(prog="minideberta train", epilog=EXAMPLE,
+    parser = OneLineParser(prog="minideberta train", epilog=EXAMPLE,
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      description="Fine-tune DebertaV2ForSequenceClassification with AdamW.")
     parser.add_argument("model_dir", help="folder with config.json, model weights and spm.model")
@@ -104,7 +116,7 @@ def main(argv=None):
     parser.add_argument("--save-every", type=int)
     parser.add_argument("--resume-from", help="a checkpoint-<step> folder of an earlier run")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    parser.add_argument("--dtype", choices=("float16", "float32", "float64"), default="float32")
     parser.add_argument("--detect-anomalies", action="store_true", help="stop at the first NaN/inf")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)

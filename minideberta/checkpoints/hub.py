@@ -6,7 +6,9 @@
 
 A model folder holds ``config.json``, the sentencepiece vocabulary ``spm.model`` (with an optional
 ``tokenizer_config.json``) and the weights, ``model.safetensors`` or ``pytorch_model.bin``. Official
-Microsoft repositories ship only ``pytorch_model.bin`` + ``spm.model``; that is enough.
+Microsoft repositories ship only ``pytorch_model.bin`` + ``spm.model``; that is enough. A folder of
+Microsoft's own trainer (``model_config.json``, ``pytorch.model-<step>.bin``) is one too: which file
+is read is ``weights.CHECKPOINT_FILES``' order, here as everywhere.
 
 Downloads go through ``huggingface_hub`` (an optional dependency) into its usual cache, with its
 progress bars. When the hub cannot be reached the files already in the cache are used; when they
@@ -20,17 +22,16 @@ from pathlib import Path
 import numpy as np
 
 from . import weights
-from ..config import DebertaV2Config
+from ..config import DebertaV2Config, config_file
 from ..masked_lm import DebertaV2ForMaskedLM
 from ..tasks import (DebertaV2ForMultipleChoice, DebertaV2ForQuestionAnswering, DebertaV2ForReplacedTokenDetection,
                     DebertaV2ForSequenceClassification, DebertaV2ForTokenClassification)
 from ..tokenizer.deberta_tokenizer import CONFIG_FILE, VOCAB_FILE, DebertaV2Tokenizer
 
 CONFIG = "config.json"
-WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
-# The first of these a repository has is fetched (safetensors: smaller and safe to read), never two.
-CHECKPOINT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
-                    "pytorch_model.bin.index.json")
+# A repository's checkpoint: the one weights.choose_checkpoint picks of its files is fetched, never two.
+CHECKPOINT_FILES = weights.CHECKPOINT_FILES
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")  # the usual two, for messages (the order: CHECKPOINT_FILES)
 HEAD_CLASSES = {
     "masked-lm": DebertaV2ForMaskedLM,
     "replaced-token-detection": DebertaV2ForReplacedTokenDetection,
@@ -90,9 +91,10 @@ def _local_folder(path):
                                 "microsoft/deberta-v3-base")
     if not path.is_dir():
         raise FileNotFoundError(f"{path} is a file; pass the folder that holds it with config.json and {VOCAB_FILE}")
-    if not (path / CONFIG).is_file():
+    if not config_file(path)[0].is_file():
         raise FileNotFoundError(f"{path} has no {CONFIG}: a model folder holds {CONFIG}, {VOCAB_FILE} and "
-                                f"{' or '.join(WEIGHT_FILES)}")
+                                f"{' or '.join(WEIGHT_FILES)} (or Microsoft's model_config.json and "
+                                "pytorch.model-<step>.bin)")
     return path
 
 
@@ -142,7 +144,7 @@ def _fetch(huggingface_hub, repo_id):
 
 def _wanted_files(repo_id, listed):
     """config, vocabulary, tokenizer_config if there is one, and one checkpoint (safetensors first)."""
-    weights_file = next((name for name in CHECKPOINT_FILES if name in listed), None)
+    weights_file = weights.choose_checkpoint(listed)
     missing = [name for name in (CONFIG, VOCAB_FILE) if name not in listed]
     missing += [] if weights_file else [" or ".join(WEIGHT_FILES)]
     if missing:
@@ -162,7 +164,7 @@ def _from_cache(huggingface_hub, repo_id):
 
     if cached(CONFIG) is None or cached(VOCAB_FILE) is None:
         return None
-    found = next((path for path in map(cached, WEIGHT_FILES) if path), None)
+    found = next((path for path in map(cached, CHECKPOINT_FILES) if path), None)
     return None if found is None else Path(found).parent
 
 
@@ -178,13 +180,14 @@ def _offline_message(repo_id, error):
 
 # ---- what a checkpoint holds ----
 def checkpoint_shapes(folder):
-    """``{name: shape}`` of the checkpoint in ``folder``. safetensors: only the header is read."""
+    """``{name: shape}`` of the checkpoint in ``folder`` (the file weights.load_state_dict reads).
+    safetensors: only the header is read."""
     folder = Path(folder)
-    single, index = folder / WEIGHT_FILES[0], folder / f"{WEIGHT_FILES[0]}.index.json"
-    if single.is_file():
-        return _safetensors_shapes(single)
-    if index.is_file():  # weights.load_state_dict's order: it comes before pytorch_model.bin
-        shards = dict.fromkeys(json.loads(index.read_text())["weight_map"].values())
+    found = weights.checkpoint_file(folder)
+    if found is not None and found.name == "model.safetensors":
+        return _safetensors_shapes(found)
+    if found is not None and found.name == "model.safetensors.index.json":
+        shards = dict.fromkeys(json.loads(found.read_text())["weight_map"].values())
         return {k: v for shard in shards for k, v in _safetensors_shapes(folder / shard).items()}
     return {name: array.shape for name, array in weights.load_state_dict(folder).items()}
 
@@ -234,10 +237,14 @@ def checkpoint_heads(folder):
 
 
 def _read_config(folder):
+    file = config_file(folder)[0]
     try:
-        return json.loads((folder / CONFIG).read_text(encoding="utf-8"))
+        raw = json.loads(file.read_text(encoding="utf-8"))
     except ValueError as error:
-        raise ValueError(f"{folder / CONFIG} is not valid JSON ({error})") from None
+        raise ValueError(f"{file} is not valid JSON ({error})") from None
+    if not isinstance(raw, dict):
+        raise ValueError(f"{file} holds a JSON {type(raw).__name__}, not an object of hyper-parameters")
+    return raw
 
 
 # ---- loading ----
@@ -256,7 +263,7 @@ def load_model(name_or_path, head, dtype=np.float32, progress=True):
     held = heads_from_shapes({name: a.shape for name, a in state.items()}, raw.get("architectures"))
     if head not in held:
         raise MissingHeadError(name_or_path, head, held)
-    config = DebertaV2Config.from_dict(raw)
+    config = DebertaV2Config.from_pretrained(folder)
     labels = len(state["classifier.weight"]) if head in ("sequence-classification", "token-classification") else None
     if labels is not None and labels != config.num_labels:
         # config.json without id2label: count the labels on the classifier, name them LABEL_i.

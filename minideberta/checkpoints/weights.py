@@ -19,6 +19,15 @@ BF16 dtype (NumPy has none); BF16 is widened to float32 exactly.
 A big model is *sharded*: ``model.safetensors.index.json`` (or ``pytorch_model.bin.index.json``)
 holds ``{"weight_map": {name: shard file}}`` and each shard is an ordinary checkpoint.
 
+Which file of a folder is read
+------------------------------
+:data:`CHECKPOINT_FILES`, the one list every reader uses (``load_state_dict``, ``hub.py``'s
+download and head detection): the first present of ``model.safetensors``, its shard index,
+``pytorch_model.bin``, its shard index, and Microsoft's names: ``pytorch.model.bin`` (its
+releases), then ``pytorch.model-<step>.bin``, what Microsoft's trainer (``DeBERTa/training/
+trainer.py``) writes at every evaluation, step zero-padded to six digits: of several, the highest
+step (the latest checkpoint of the run), compared as numbers.
+
 The names
 ---------
 minideberta uses Hugging Face's names, ``deberta.encoder.layer.0.attention.self.query_proj.weight``.
@@ -39,6 +48,7 @@ agree. :func:`to_hf_names` handles the rest with two rules:
 DeBERTa v1 files (one fused ``in_proj``) are another architecture and are not mapped.
 """
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -49,8 +59,12 @@ from .torch_pickle import bfloat16_to_float32, load_torch_bin
 
 _SAFETENSORS_DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "BF16": "<u2", "I64": "<i8",
                        "I32": "<i4", "I16": "<i2", "I8": "i1", "U8": "u1", "BOOL": "?"}
-_FOLDER_FILES = ("model.safetensors", "model.safetensors.index.json",
-                 "pytorch_model.bin", "pytorch_model.bin.index.json")
+# The checkpoint files of a folder, most preferred first (safetensors: smaller and safe to read).
+CHECKPOINT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                    "pytorch_model.bin.index.json", "pytorch.model.bin")
+# ... and after them Microsoft's trainer's files, the highest step first.
+TRAINER_CHECKPOINT = re.compile(r"pytorch\.model-(\d+)\.bin")
+CHECKPOINT_NAMES = ", ".join(CHECKPOINT_FILES) + ", pytorch.model-<step>.bin (the highest step)"
 _BACKBONE = ("embeddings.", "encoder.")
 _BACKBONE_PREFIXES = ("deberta.", "bert.")
 # Each pair names one parameter two ways; whichever the model expects is used.
@@ -123,25 +137,43 @@ def _load_file(path):
     return load_torch_bin(path)
 
 
+def choose_checkpoint(names):
+    """The file name, of ``names`` (those in a folder or a hub repository), that holds the checkpoint:
+    the first of CHECKPOINT_FILES present, else the ``pytorch.model-<step>.bin`` of the highest step;
+    None if there is none."""
+    names = set(names)
+    first = next((name for name in CHECKPOINT_FILES if name in names), None)
+    if first is not None:
+        return first
+    steps = {int(m.group(1)): name for name in names if (m := TRAINER_CHECKPOINT.fullmatch(name))}
+    return steps[max(steps)] if steps else None
+
+
+def checkpoint_file(folder):
+    """The checkpoint file of ``folder`` as :func:`choose_checkpoint` picks it, or None."""
+    folder = Path(folder)
+    name = choose_checkpoint(p.name for p in folder.iterdir() if p.is_file())
+    return None if name is None else folder / name
+
+
 def load_state_dict(path):
     """Read a checkpoint as ``{name: np.ndarray}``, names and dtypes as stored.
 
-    ``path`` is a checkpoint file (``.safetensors``, a torch ``.bin`` such as Microsoft's
-    ``pytorch.model.bin``, or a shard index ``*.index.json``) or a folder, in which the first
-    of ``model.safetensors``, ``model.safetensors.index.json``, ``pytorch_model.bin`` and
-    ``pytorch_model.bin.index.json`` is read. float16 stays float16; bfloat16, which NumPy
-    lacks, becomes float32 exactly. Arrays are owned and C-contiguous.
+    ``path`` is a checkpoint file (``.safetensors``, a torch ``.bin``, or a shard index
+    ``*.index.json``) or a folder, in which the file :func:`checkpoint_file` picks is read
+    (the order: :data:`CHECKPOINT_FILES`, then Microsoft's ``pytorch.model-<step>.bin``, the
+    highest step). float16 stays float16; bfloat16, which NumPy lacks, becomes float32 exactly.
+    Arrays are owned and C-contiguous.
     """
     path = Path(path)
     if path.is_dir():
-        for name in _FOLDER_FILES:
-            if (path / name).is_file():
-                return _load_file(path / name)
+        found = checkpoint_file(path)
+        if found is not None:
+            return _load_file(found)
         content = sorted(p.name for p in path.iterdir())
         raise FileNotFoundError(
-            f"no checkpoint in {path}: looked for {', '.join(_FOLDER_FILES)}; the folder holds "
-            f"{content[:20] or 'nothing'}. Pass the checkpoint file itself if it has another name "
-            "(Microsoft's releases call theirs pytorch.model.bin)")
+            f"no checkpoint in {path}: looked for {CHECKPOINT_NAMES}; the folder holds "
+            f"{content[:20] or 'nothing'}. Pass the checkpoint file itself if it has another name")
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist: pass a checkpoint file or its folder")
     return _load_file(path)

@@ -19,6 +19,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..checks import check_integer
+
 TRUNCATION = {True: "longest_first", "longest_first": "longest_first", "only_first": "only_first",
                "only_second": "only_second", False: None, "do_not_truncate": None}
 PADDING = {True: "longest", "longest": "longest", "max_length": "max_length", False: None, "do_not_pad": None}
@@ -32,11 +34,7 @@ def option(value, table, name):
 
 
 def non_negative_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
-    if value < 0:
-        raise ValueError(f"{name}={value} must be >= 0")
-    return int(value)
+    return check_integer(value, name, minimum=0)
 
 
 def as_texts(text, name):
