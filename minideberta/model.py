@@ -176,8 +176,9 @@ class DebertaV2PreTrainedModel:
 
     # ---- reading and writing checkpoints ----
     @classmethod
-    def from_pretrained(cls, path, dtype=np.float32, config=None, new_head=False, seed=0):
-        """Load ``config.json`` and the weights (safetensors or PyTorch .bin, HF or Microsoft names)
+    def from_pretrained(cls, path, dtype=np.float32, config=None, new_head=False, seed=0, from_tf=False):
+        """Load ``config.json`` and the weights (safetensors, PyTorch .bin, HF or Microsoft names, or a
+        TensorFlow ``tf_model.h5``: read when it is the folder's only checkpoint, or with ``from_tf=True``)
         from a folder; arrays are converted to ``dtype`` (float16 checkpoints included).
 
         A parameter missing from the checkpoint is an error, unless ``new_head`` is True: then
@@ -190,7 +191,7 @@ class DebertaV2PreTrainedModel:
             raise FileNotFoundError(f"{path} is not a folder; from_pretrained needs a folder with config.json "
                                     "and model.safetensors or pytorch_model.bin")
         config = DebertaV2Config.from_pretrained(path) if config is None else config
-        state = weights.load_state_dict(path)
+        state = weights.load_state_dict(path, from_tf=from_tf)
         return cls.from_state_dict(config, state, dtype, new_head, seed)
 
     @classmethod
@@ -198,6 +199,7 @@ class DebertaV2PreTrainedModel:
         """A model of ``config`` holding the arrays of ``state`` (name -> array), converted to
         ``dtype``; ``new_head`` and ``seed`` as in ``from_pretrained``."""
         config = cls.adapt_config(config, state)
+        weights.check_layer_count(config.num_hidden_layers, state)  # before listing the layers' names
         shapes = cls.param_shapes(config)
         optional = cls.optional_shapes(config)
         state = weights.to_hf_names(state, set(shapes) | set(optional) | set(cls.tied))

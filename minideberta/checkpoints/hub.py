@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from . import weights
+from .safetensors_file import read_shapes
 from ..config import DebertaV2Config
 from ..masked_lm import DebertaV2ForMaskedLM
 from ..tasks import (DebertaV2ForMultipleChoice, DebertaV2ForQuestionAnswering, DebertaV2ForReplacedTokenDetection,
@@ -30,7 +31,7 @@ CONFIG = "config.json"
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 # The first of these a repository has is fetched (safetensors: smaller and safe to read), never two.
 CHECKPOINT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
-                    "pytorch_model.bin.index.json")
+                    "pytorch_model.bin.index.json", "tf_model.h5")
 HEAD_CLASSES = {
     "masked-lm": DebertaV2ForMaskedLM,
     "replaced-token-detection": DebertaV2ForReplacedTokenDetection,
@@ -135,8 +136,8 @@ def _fetch(huggingface_hub, repo_id):
     paths = [huggingface_hub.hf_hub_download(repo_id, name) for name in _wanted_files(repo_id, listed)]
     index = next((p for p in paths if p.endswith(".index.json")), None)
     if index:  # a sharded checkpoint: its shards are named in the index
-        shards = dict.fromkeys(json.loads(Path(index).read_text())["weight_map"].values())
-        paths += [huggingface_hub.hf_hub_download(repo_id, name) for name in shards]
+        shards = weights.shard_files(index)  # bare names inside the repository's folder, checked
+        paths += [huggingface_hub.hf_hub_download(repo_id, shard.name) for shard in shards]
     return Path(paths[0]).parent
 
 
@@ -179,25 +180,12 @@ def _offline_message(repo_id, error):
 # ---- what a checkpoint holds ----
 def checkpoint_shapes(folder):
     """``{name: shape}`` of the checkpoint in ``folder``. safetensors: only the header is read."""
-    folder = Path(folder)
-    single, index = folder / WEIGHT_FILES[0], folder / f"{WEIGHT_FILES[0]}.index.json"
-    if single.is_file():
-        return _safetensors_shapes(single)
-    if index.is_file():  # weights.load_state_dict's order: it comes before pytorch_model.bin
-        shards = dict.fromkeys(json.loads(index.read_text())["weight_map"].values())
-        return {k: v for shard in shards for k, v in _safetensors_shapes(folder / shard).items()}
-    return {name: array.shape for name, array in weights.load_state_dict(folder).items()}
-
-
-def _safetensors_shapes(path):
-    with open(path, "rb") as f:
-        try:
-            header = json.loads(f.read(int.from_bytes(f.read(8), "little")))
-        except (ValueError, MemoryError, OverflowError):
-            header = None
-    if not isinstance(header, dict):
-        raise ValueError(f"{path} is not a safetensors file (it does not start with a JSON header)")
-    return {name: tuple(info["shape"]) for name, info in header.items() if name != "__metadata__"}
+    path = weights.checkpoint_file(folder)
+    if path.name == WEIGHT_FILES[0]:
+        return read_shapes(path)
+    if path.name == f"{WEIGHT_FILES[0]}.index.json":  # weights.load_state_dict's order
+        return {k: v for shard in weights.shard_files(path) for k, v in read_shapes(shard).items()}
+    return {name: array.shape for name, array in weights.load_state_dict(path).items()}
 
 
 def heads_from_shapes(shapes, architectures=()):
