@@ -12,7 +12,6 @@ Downloads go through ``huggingface_hub`` (an optional dependency) into its usual
 progress bars. When the hub cannot be reached the files already in the cache are used; when they
 are not there either, the error names the files to fetch by hand and where to put them.
 """
-import json
 import re
 import warnings
 from pathlib import Path
@@ -20,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from . import weights
+from .json_file import read_json_object
 from .safetensors_file import read_shapes
 from ..config import DebertaV2Config
 from ..masked_lm import DebertaV2ForMaskedLM
@@ -201,8 +201,11 @@ def heads_from_shapes(shapes, architectures=()):
     if has("mask_predictions."):
         found["replaced-token-detection"] = HEAD_NAMES["replaced-token-detection"]
     classifier = shapes.get("classifier.weight")
+    if classifier is not None and len(classifier) != 2:  # not a classifier: left for the shape check to report
+        classifier = None
     if classifier is not None and has("pooler."):
-        n, arch = classifier[0], " ".join(architectures or ())
+        listed = architectures if isinstance(architectures, (list, tuple)) else ()
+        n, arch = classifier[0], " ".join(a for a in listed if isinstance(a, str))
         if "MultipleChoice" not in arch:
             outputs = "1 output: regression" if n == 1 else f"{n} labels"
             found["sequence-classification"] = f"{HEAD_NAMES['sequence-classification']} ({outputs})"
@@ -222,10 +225,7 @@ def checkpoint_heads(folder):
 
 
 def _read_config(folder):
-    try:
-        return json.loads((folder / CONFIG).read_text(encoding="utf-8"))
-    except ValueError as error:
-        raise ValueError(f"{folder / CONFIG} is not valid JSON ({error})") from None
+    return read_json_object(folder / CONFIG)
 
 
 # ---- loading ----

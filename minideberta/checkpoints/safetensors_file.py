@@ -20,12 +20,21 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .torch_pickle import bfloat16_to_float32
-
 DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "BF16": "<u2", "I64": "<i8",
           "I32": "<i4", "I16": "<i2", "I8": "i1", "U8": "u1", "BOOL": "?"}
 MAX_HEADER = 100_000_000  # bytes; the safetensors library's own limit
 MAX_DIMS = 32
+
+
+def bfloat16_to_float32(bits):
+    """Widen bfloat16 values, given as their raw uint16 bit patterns, to float32, exactly.
+
+    A bfloat16 is the top half of a float32 (same sign and exponent, 7 of 23 mantissa
+    bits), so shifting its bits up by 16 gives the very same number, NaN and inf included.
+    """
+    wide = np.empty(bits.shape, np.float32)
+    np.left_shift(bits, 16, out=wide.view(np.uint32), dtype=np.uint32)
+    return wide
 
 
 class Entry(NamedTuple):

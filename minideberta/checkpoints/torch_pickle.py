@@ -44,11 +44,18 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .safetensors_file import bfloat16_to_float32
+
 _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 _LEGACY_PROTOCOL = 1001
 
 
-class _RefusedGlobal(pickle.UnpicklingError):
+class BadPickle(pickle.UnpicklingError, ValueError):
+    """A pickle that is refused or cannot be read: an ``UnpicklingError``, as pickle's users expect,
+    and a ``ValueError``, as minideberta raises for every bad file."""
+
+
+class _RefusedGlobal(BadPickle):
     """A global outside ``_ALLOWED``; kept apart so it is never reworded as 'not a checkpoint'."""
 
 
@@ -85,7 +92,7 @@ class _TensorRef(NamedTuple):
 def _rebuild_tensor(storage, storage_offset, size, stride, *_):
     """``torch._utils._rebuild_tensor(_v2)``; requires_grad, hooks and metadata are dropped."""
     if not isinstance(storage, _Storage):
-        raise pickle.UnpicklingError(f"a tensor must be built on a storage, got {storage!r}")
+        raise BadPickle(f"a tensor must be built on a storage, got {storage!r}")
     return _TensorRef(storage, storage_offset, tuple(size), tuple(stride))
 
 
@@ -140,7 +147,7 @@ class _RestrictedUnpickler(pickle.Unpickler):
     def persistent_load(self, pid):
         if not (isinstance(pid, tuple) and len(pid) in (5, 6) and pid[0] == "storage"
                 and isinstance(pid[1], _StorageType) and isinstance(pid[2], str)):
-            raise pickle.UnpicklingError(f"unexpected persistent id {pid!r}: expected "
+            raise BadPickle(f"unexpected persistent id {pid!r}: expected "
                                          "('storage', <torch storage type>, key, device, numel)")
         if len(pid) == 6 and pid[5] is not None:
             raise ValueError("this checkpoint uses storage views (torch < 1.0); load and "
@@ -153,25 +160,13 @@ class _RestrictedUnpickler(pickle.Unpickler):
 
 
 def _unpickle(file, storages):
-    """Read one pickle from ``file``; whatever goes wrong inside becomes an UnpicklingError."""
+    """Read one pickle from ``file``; whatever goes wrong inside becomes a BadPickle."""
     try:
         return _RestrictedUnpickler(file, storages).load()
-    except (pickle.UnpicklingError, ValueError):
+    except ValueError:  # BadPickle, and the checks' own messages
         raise
     except Exception as error:  # a damaged or hostile pickle can feed the stand-ins anything
-        raise pickle.UnpicklingError(f"damaged or hostile pickle: {type(error).__name__}: "
-                                     f"{error}") from error
-
-
-def bfloat16_to_float32(bits):
-    """Widen bfloat16 values, given as their raw uint16 bit patterns, to float32, exactly.
-
-    A bfloat16 is the top half of a float32 (same sign and exponent, 7 of 23 mantissa
-    bits), so shifting its bits up by 16 gives the very same number, NaN and inf included.
-    """
-    wide = np.empty(bits.shape, np.float32)
-    np.left_shift(bits, 16, out=wide.view(np.uint32), dtype=np.uint32)
-    return wide
+        raise BadPickle(f"damaged or hostile pickle: {type(error).__name__}: {error}") from error
 
 
 def _cut(ref, flat):
@@ -181,6 +176,10 @@ def _cut(ref, flat):
             or len(shape) != len(stride):
         raise ValueError(f"bad tensor layout: offset {offset}, shape {shape}, stride {stride}")
     last = offset + sum((n - 1) * s for n, s in zip(shape, stride))
+    count = int(np.prod(shape, dtype=object))  # Python ints: no overflow
+    if count > flat.size:  # a view larger than its storage (zero strides) could be copied out to any size
+        raise ValueError(f"tensor of shape {shape} has {count} elements, more than its storage's {flat.size}: "
+                         "the file is damaged")
     if 0 not in shape and last >= flat.size:
         raise ValueError(f"tensor (offset {offset}, shape {shape}, stride {stride}) reaches "
                          f"element {last} of a storage of {flat.size}: the file is damaged")
@@ -193,17 +192,23 @@ def _cut(ref, flat):
 def _state_dict(obj, flats, path):
     """Turn the unpickled dict's tensor entries into arrays; other entries are left out."""
     if not isinstance(obj, dict):
-        raise ValueError(f"{path} holds a {type(obj).__name__}, expected a state dict "
-                         "(a dict of tensors)")
+        raise ValueError(f"{path} holds a {type(obj).__name__}, expected a state dict (a dict of tensors)")
     return {name: _cut(v, flats[v.storage.key]) for name, v in obj.items()
             if isinstance(v, _TensorRef)}
 
 
 def _elements(data, storage):
     if len(data) % storage.kind.dtype.itemsize:
-        raise ValueError(f"storage {storage.key} has {len(data)} bytes, not a whole number "
-                         f"of {storage.kind.dtype} elements")
+        raise ValueError(f"storage {storage.key} has {len(data)} bytes, not a whole number of {storage.kind.dtype}s")
     return np.frombuffer(data, dtype=storage.kind.dtype)
+
+
+def _read_member(archive, name, path):
+    """One record of the zip; torch stores them uncompressed, so one larger than the file is damage."""
+    declared = archive.getinfo(name).file_size
+    if declared > os.path.getsize(path):
+        raise ValueError(f"{path}: the record {name} declares {declared} bytes, more than the whole file")
+    return archive.read(name)
 
 
 def _load_zip(path):
@@ -213,14 +218,14 @@ def _load_zip(path):
             raise ValueError(f"{path} is a zip archive but not a torch.save checkpoint: expected "
                              "exactly one <folder>/data.pkl")
         top = pickles[0][:-len("data.pkl")]
-        if top + "byteorder" in archive.namelist() and archive.read(top + "byteorder") != b"little":
+        if top + "byteorder" in archive.namelist() and _read_member(archive, top + "byteorder", path) != b"little":
             raise ValueError(f"{path} was saved big-endian; re-save it on a little-endian machine")
         storages = {}
-        obj = _unpickle(io.BytesIO(archive.read(pickles[0])), storages)
+        obj = _unpickle(io.BytesIO(_read_member(archive, pickles[0], path)), storages)
         flats = {}
         for key, storage in storages.items():
             try:
-                flats[key] = _elements(archive.read(f"{top}data/{key}"), storage)
+                flats[key] = _elements(_read_member(archive, f"{top}data/{key}", path), storage)
             except KeyError:
                 raise ValueError(f"{path} has no record {top}data/{key} for a storage its "
                                  "data.pkl uses: the file is truncated or damaged") from None
@@ -251,8 +256,7 @@ def _load_legacy(path, f):
         raise ValueError(f"{path} was saved big-endian; re-save it on a little-endian machine")
     obj = _unpickle(f, storages)
     keys = _unpickle(f, storages)
-    if not (isinstance(keys, list) and all(isinstance(k, str) for k in keys)
-            and set(keys) == set(storages)):
+    if not (isinstance(keys, list) and all(isinstance(k, str) for k in keys) and set(keys) == set(storages)):
         raise ValueError(f"{path}: the storage list {keys!r} does not match the storages the "
                          f"state dict uses {sorted(storages)}: the file is damaged")
     flats = {}
@@ -276,13 +280,21 @@ def load_torch_bin(path):
     bfloat16, which NumPy lacks: it is widened exactly to float32 by shifting its 16 bits
     into the top half of a float32.
 
-    Raises ``pickle.UnpicklingError`` if the pickle names any global but the few a state
-    dict needs (the message names it; nothing in the file is ever executed) or is damaged,
-    and ``ValueError`` if ``path`` is not a PyTorch checkpoint or its storages do not hold
-    the tensors its pickle describes.
-    """
+    Raises ``BadPickle`` (an ``UnpicklingError`` and a ``ValueError``) if the pickle names any global
+    but the few a state dict needs (named in the message; nothing in the file is ever executed) or
+    is damaged, and ``ValueError`` if ``path`` is not a PyTorch checkpoint or is damaged.
+    Every message names the file; nothing is allocated beyond what the file holds."""
     path = str(path)
-    if zipfile.is_zipfile(path):
-        return _load_zip(path)
-    with open(path, "rb") as f:
-        return _load_legacy(path, f)
+    try:
+        if zipfile.is_zipfile(path):
+            return _load_zip(path)
+        with open(path, "rb") as f:
+            return _load_legacy(path, f)
+    except FileNotFoundError:
+        raise
+    except ValueError as error:  # BadPickle included: keep its type, make sure it names the file
+        if str(error).startswith(path):
+            raise
+        raise (BadPickle if isinstance(error, BadPickle) else ValueError)(f"{path}: {error}") from None
+    except Exception as error:  # zipfile.BadZipFile, zlib.error, EOFError... from a damaged archive
+        raise ValueError(f"{path} is a damaged PyTorch checkpoint ({type(error).__name__}: {error})") from None

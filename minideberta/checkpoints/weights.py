@@ -30,7 +30,6 @@ agree. :func:`to_hf_names` handles the rest with two rules:
 
 DeBERTa v1 files (one fused ``in_proj``) are another architecture and are not mapped.
 """
-import json
 import re
 from pathlib import Path
 
@@ -38,6 +37,7 @@ import numpy as np
 from safetensors.numpy import save_file
 
 from ..backend import to_numpy
+from .json_file import read_json_object
 from .safetensors_file import load_safetensors
 from .tf_h5 import load_tf_h5
 from .torch_pickle import load_torch_bin
@@ -82,10 +82,7 @@ def shard_files(index, weight_map=None):
 
 def read_weight_map(index):
     """The ``weight_map`` of a shard index, ``{parameter name: shard file name}``, checked."""
-    try:
-        weight_map = json.loads(Path(index).read_bytes().decode("utf-8"))["weight_map"]
-    except (ValueError, KeyError, TypeError, RecursionError):
-        weight_map = None
+    weight_map = read_json_object(index).get("weight_map")
     if not (isinstance(weight_map, dict) and all(isinstance(v, str) for v in weight_map.values())):
         raise ValueError(f"{index} is not a shard index: expected JSON with a 'weight_map' "
                          "from parameter names to shard files")
