@@ -57,6 +57,7 @@ DEFAULTS = {
 # The largest size a field may hold: far above any real model, low enough that a damaged file
 # (num_hidden_layers = 2**40) is refused here rather than building for ever.
 MAX_SIZE = 2**31 - 1
+MAX_LABELS = 2**20  # labels are named one by one (LABEL_0, LABEL_1...): a million is plenty
 SIZES = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
          "max_position_embeddings", "embedding_size", "pooler_hidden_size", "attention_head_size",
          "type_vocab_size", "conv_kernel_size", "conv_groups")
@@ -108,8 +109,8 @@ def _check_types(values):
 
 def _labels(id2label, num_labels):
     """``{int id: str label}`` from config.json's ``id2label`` (keys may be strings) or ``num_labels``."""
-    if num_labels is not None and (not _is_int(num_labels) or not 0 <= num_labels <= MAX_SIZE):
-        raise ValueError(f"num_labels must be a non-negative integer, got {num_labels!r}")
+    if num_labels is not None and (not _is_int(num_labels) or not 0 <= num_labels <= MAX_LABELS):
+        raise ValueError(f"num_labels must be an integer from 0 to {MAX_LABELS}, got {num_labels!r}")
     if id2label is None:
         return {i: f"LABEL_{i}" for i in range(2 if num_labels is None else num_labels)}
     if not isinstance(id2label, dict):

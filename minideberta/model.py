@@ -191,8 +191,12 @@ class DebertaV2PreTrainedModel:
             raise FileNotFoundError(f"{path} is not a folder; from_pretrained needs a folder with config.json "
                                     "and model.safetensors or pytorch_model.bin")
         config = DebertaV2Config.from_pretrained(path) if config is None else config
-        state = weights.load_state_dict(path, from_tf=from_tf)
-        return cls.from_state_dict(config, state, dtype, new_head, seed)
+        checkpoint = weights.checkpoint_file(path, from_tf)
+        state = weights.load_state_dict(checkpoint)
+        try:
+            return cls.from_state_dict(config, state, dtype, new_head, seed)
+        except ValueError as error:  # names and shapes that do not fit: say which file
+            raise ValueError(f"{checkpoint} does not fit {cls.__name__} of its config: {error}") from None
 
     @classmethod
     def from_state_dict(cls, config, state, dtype=np.float32, new_head=False, seed=0):
