@@ -114,7 +114,8 @@ def test_damaged_torch_bin(valid, edits, legacy):
 @given(edits=byte_edits(200_000))
 def test_damaged_tf_h5(valid, edits):
     files, case = valid
-    folder = folder_with(case, "tf_model.h5", damaged(files["tf_model.h5"], edits), (TF_FIXTURE / "config.json").read_bytes())
+    config = (TF_FIXTURE / "config.json").read_bytes()
+    folder = folder_with(case, "tf_model.h5", damaged(files["tf_model.h5"], edits), config)
     assert_contract(lambda: load_and_run(folder), folder)
 
 

@@ -131,3 +131,25 @@ def test_verify_a_tf_only_folder(name, tmp_path):
     assert lines[-1] == "verify: OK"
     assert any("tf_model.h5" in line and "transformers 5 reads no TensorFlow file" in line for line in lines)
     assert any(("logits" in line) for line in lines)
+
+
+def test_float16_files_load(tmp_path):
+    """A tf_model.h5 stored in float16 loads (into float32 or float64), as float16 .bin and safetensors do."""
+    ids, mask, theirs, real = tf_logits("v3tiny-seqcls")
+    shutil.copytree(FIXTURES / "v3tiny-seqcls", tmp_path / "m")
+    with h5py.File(tmp_path / "m" / "tf_model.h5", "r+") as f:
+        datasets = []
+        f.visititems(lambda name, obj: datasets.append(name) if isinstance(obj, h5py.Dataset) else None)
+        for name in datasets:
+            half = f[name][()].astype(np.float16)
+            del f[name]
+            f.create_dataset(name, data=half)
+    state = load_state_dict(tmp_path / "m")
+    assert {a.dtype for a in state.values()} == {np.dtype(np.float16)}
+    for dtype in (np.float32, np.float64):
+        model = DebertaV2ForSequenceClassification.from_pretrained(tmp_path / "m", dtype=dtype)
+        assert {a.dtype for a in model.params.values()} == {np.dtype(dtype)}
+        logits = model(ids, attention_mask=mask).logits
+        assert np.isfinite(logits).all() and 0 < np.abs(logits - theirs).max() < 0.05  # float16 weights: ~1e-3
+    model.save_pretrained(tmp_path / "again")  # and it saves as the NumPy model it is
+    assert sorted(p.name for p in (tmp_path / "again").iterdir()) == ["config.json", "model.safetensors"]
