@@ -86,7 +86,7 @@ def test_edited_safetensors_header(valid, data):
     files, case = valid
     header, body = safetensors_parts(files["model.safetensors"])
     name = data.draw(st.sampled_from(sorted(set(header) - {"__metadata__"})))
-    edit = data.draw(st.sampled_from(["field", "field", "shape", "offsets", "drop", "entry", "length"]))
+    edit = data.draw(st.sampled_from(["field", "field", "shape", "offsets", "drop", "entry", "length", "metadata"]))
     if edit == "field":
         header[name][data.draw(st.sampled_from(FIELDS))] = data.draw(json_values())
     elif edit == "shape":  # plausible shapes: lists of ints, small to terabytes
@@ -97,6 +97,8 @@ def test_edited_safetensors_header(valid, data):
         header[name].pop(data.draw(st.sampled_from(FIELDS)))
     elif edit == "entry":
         header[name] = data.draw(json_values())
+    elif edit == "metadata":
+        header["__metadata__"] = data.draw(json_values())
     length_error = data.draw(st.integers(-16, 16)) if edit == "length" else 0
     folder = folder_with(case, "model.safetensors", safetensors_bytes(header, body, length_error))
     assert_contract(lambda: load_and_run(folder), folder)

@@ -132,3 +132,19 @@ def test_missing_config(folder, tmp_path):
     shutil.copy(folder / "model.safetensors", tmp_path / "model.safetensors")
     with pytest.raises(FileNotFoundError, match="config.json"):
         load_and_run(tmp_path)
+
+
+def test_hub_load_model_names_the_folder(folder, tmp_path, vocab_file):
+    """The command line's loader (hub.load_model) keeps the contract too."""
+    from minideberta.checkpoints.hub import load_model
+
+    shutil.copytree(folder, tmp_path / "m")
+    shutil.copy(vocab_file, tmp_path / "m" / "spm.model")
+    model, _ = load_model(tmp_path / "m", "sequence-classification")
+    assert model.config.num_labels == 3
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    for key, value in (("hidden_size", 16), ("max_relative_positions", None), ("num_hidden_layers", 2**30)):
+        (tmp_path / "m" / "config.json").write_text(json.dumps({**config, key: value}))
+        with pytest.raises(ValueError, match=key) as error:
+            load_model(tmp_path / "m", "sequence-classification")
+        assert str(tmp_path / "m") in str(error.value)

@@ -244,6 +244,13 @@ def load_model(name_or_path, head, dtype=np.float32, progress=True):
     held = heads_from_shapes({name: a.shape for name, a in state.items()}, raw.get("architectures"))
     if head not in held:
         raise MissingHeadError(name_or_path, head, held)
+    try:  # config values, names and shapes that do not fit: the message names the folder
+        return _build(HEAD_CLASSES[head], raw, state, head, dtype), tokenizer
+    except ValueError as error:
+        raise ValueError(f"{folder}: {error}") from None
+
+
+def _build(cls, raw, state, head, dtype):
     config = DebertaV2Config.from_dict(raw)
     labels = len(state["classifier.weight"]) if head in ("sequence-classification", "token-classification") else None
     if labels is not None and labels != config.num_labels:
@@ -253,5 +260,4 @@ def load_model(name_or_path, head, dtype=np.float32, progress=True):
     with warnings.catch_warnings():
         # Official checkpoints hold several heads (v3: masked LM and replaced-token detection); the others go unused.
         warnings.filterwarnings("ignore", message=r".* does not use \d+ arrays of the checkpoint")
-        model = HEAD_CLASSES[head].from_state_dict(config, state, dtype)
-    return model, tokenizer
+        return cls.from_state_dict(config, state, dtype)
