@@ -51,7 +51,7 @@ def _cut(ref, flat):
     last = offset + sum((n - 1) * s for n, s in zip(shape, stride))
     count = int(np.prod(shape, dtype=object))  # Python ints: no overflow
     if count > flat.size:  # a view larger than its storage (zero strides) could be copied out to any size
-        raise ValueError(f"tensor of shape {shape} has {count} elements, more than its storage's {flat.size}")
+        raise ValueError(f"tensor of shape {shape} needs {count} elements, its storage holds {flat.size}: damaged")
     if 0 not in shape and last >= flat.size:
         raise ValueError(f"tensor (offset {offset}, shape {shape}, stride {stride}) reaches "
                          f"element {last} of a storage of {flat.size}: the file is damaged")
