@@ -216,10 +216,13 @@ class DebertaV2PreTrainedModel:
 
     # ---- reading and writing checkpoints ----
     @classmethod
-    def from_pretrained(cls, path, dtype=np.float32, config=None, new_head=False, seed=0, device="cpu"):
-        """Load ``config.json`` and the weights (safetensors or PyTorch .bin, HF or Microsoft names)
+    def from_pretrained(cls, path, dtype=np.float32, config=None, new_head=False, seed=0, device="cpu",
+                        from_tf=False):
+        """Load ``config.json`` and the weights (safetensors, PyTorch .bin, HF or Microsoft names, or a
+        TensorFlow ``tf_model.h5``: read when it is the folder's only checkpoint, or with ``from_tf=True``)
         from a folder; arrays are converted to ``dtype``: float16, float32 or float64 (a NumPy dtype,
-        its name or np.float32...; anything else is a ValueError), whatever the checkpoint stores.
+        its name or np.float32...; anything else is a ValueError), whatever the checkpoint stores,
+        and put on ``device`` ("cpu" or "gpu").
 
         A parameter missing from the checkpoint is an error, unless ``new_head`` is True: then
         the head of this class (everything outside the backbone) is initialised from ``seed``
@@ -232,8 +235,12 @@ class DebertaV2PreTrainedModel:
             raise FileNotFoundError(f"{path} is not a folder; from_pretrained needs a folder with config.json "
                                     "and model.safetensors or pytorch_model.bin")
         config = DebertaV2Config.from_pretrained(path) if config is None else config
-        state = weights.load_state_dict(path)
-        return cls.from_state_dict(config, state, dtype, new_head, seed, device)
+        checkpoint = weights.checkpoint_file(path, from_tf)
+        state = weights.load_state_dict(checkpoint)
+        try:
+            return cls.from_state_dict(config, state, dtype, new_head, seed, device)
+        except ValueError as error:  # names and shapes that do not fit: say which file
+            raise ValueError(f"{checkpoint} does not fit {cls.__name__} of its config: {error}") from None
 
     @classmethod
     def from_state_dict(cls, config, state, dtype=np.float32, new_head=False, seed=0, device="cpu"):
@@ -241,6 +248,7 @@ class DebertaV2PreTrainedModel:
         ``dtype`` and put on ``device``; ``new_head`` and ``seed`` as in ``from_pretrained``."""
         dtype = check_float_dtype(dtype)
         config = cls.adapt_config(config, state)
+        weights.check_layer_count(config.num_hidden_layers, state)  # before listing the layers' names
         shapes = cls.param_shapes(config)
         optional = cls.optional_shapes(config)
         state = weights.to_hf_names(state, set(shapes) | set(optional) | set(cls.tied))

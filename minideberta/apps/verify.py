@@ -124,14 +124,45 @@ def reference_installed():
     return True
 
 
+TF_NOTE = ("the folder holds only tf_model.h5, and transformers 5 reads no TensorFlow file: the reference runs "
+           "the arrays minideberta's reader took from it, saved as model.safetensors in a temporary folder. This "
+           "checks the computation, not the reading; the reading of tf_model.h5 is checked by the tests against "
+           "logits TensorFlow itself computed (tests/fixtures/tf)")
+
+
+def reads_tf(folder):
+    """Whether ``folder``'s checkpoint is a TensorFlow ``tf_model.h5`` (its only checkpoint)."""
+    return weights.checkpoint_file(folder).name == weights.TF_FILE
+
+
+@contextlib.contextmanager
+def reference_folder(folder, config, state):
+    """The folder transformers loads: ``folder`` itself, or for a TF-only folder a temporary copy
+    holding config.json and the TF arrays (already under Hugging Face's names) as model.safetensors."""
+    if not reads_tf(folder):
+        yield folder
+        return
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="minideberta-verify-") as tmp:
+        config.save_pretrained(tmp)
+        weights.save_safetensors(state, Path(tmp) / "model.safetensors")
+        yield Path(tmp)
+
+
 def compare(folder, dtype=np.float64):
     """Rows (output, reference, max abs diff, max rel diff) for every hidden state and every head."""
-    import torch
-    import transformers
-
     folder = Path(folder)
     config = DebertaV2Config.from_pretrained(folder)
     state = weights.load_state_dict(folder)
+    with reference_folder(folder, config, state) as reference:
+        return _compare(folder, reference, config, state, dtype)
+
+
+def _compare(folder, reference, config, state, dtype):
+    import torch
+    import transformers
+
     tdtype = torch.float64 if dtype == np.float64 else torch.float32
     ids, mask = example_batch(folder, config)
     real = mask.astype(bool)
@@ -139,13 +170,13 @@ def compare(folder, dtype=np.float64):
     with no_grad(), torch.no_grad(), quiet_exact_reference():
         ours = DebertaV2Model.from_state_dict(config, state, dtype)(ids, attention_mask=mask,
                                                                     output_hidden_states=True).hidden_states
-        theirs = transformers.DebertaV2Model.from_pretrained(folder, dtype=tdtype)(
+        theirs = transformers.DebertaV2Model.from_pretrained(reference, dtype=tdtype)(
             torch.tensor(ids), attention_mask=torch.tensor(mask), output_hidden_states=True).hidden_states
         for i, (a, b) in enumerate(zip(ours, theirs)):
             rows.append(("embeddings" if i == 0 else f"layer {i}", "transformers", *difference(a, b.numpy(), real)))
         shapes = {name: array.shape for name, array in state.items()}
         for head in heads_from_shapes(shapes, getattr(config, "architectures", None)):
-            rows += compare_head(head, folder, config, state, dtype, tdtype, ids, mask, real)
+            rows += compare_head(head, reference, config, state, dtype, tdtype, ids, mask, real)
     return rows, ids.shape
 
 
@@ -171,12 +202,15 @@ def main(folder, dtype=np.float64, as_json=False, report=print):
         return 2
     rows, shape = compare(folder, dtype)
     ok = all(rel <= tolerance for *_, rel in rows)
+    note = TF_NOTE if reads_tf(folder) else None
     if as_json:
         import json
 
-        report(json.dumps({"ok": ok, "tolerance": tolerance, "batch": list(shape), "rows": [
+        report(json.dumps({"ok": ok, "tolerance": tolerance, "batch": list(shape), "note": note, "rows": [
             dict(output=name, reference=ref, max_abs_diff=a, max_rel_diff=r) for name, ref, a, r in rows]}))
         return 0 if ok else 1
+    if note:
+        report(f"note: {note}")
     report(f"batch {shape[0]} x {shape[1]} tokens (padded); differences on real tokens, relative to the "
            "reference's largest value")
     report(f"{'output':34} {'reference':17} {'max abs diff':>13} {'max rel diff':>13}")

@@ -1,5 +1,8 @@
-"""Reading and writing checkpoints: safetensors, sharded folders, PyTorch ``.bin`` without torch, the hub.
+"""Reading and writing checkpoints: safetensors, sharded folders, PyTorch ``.bin`` without torch, TF ``.h5``, the hub.
 
-``weights.py`` (formats, name maps between Hugging Face and Microsoft, the state-dict match),
-``torch_pickle.py`` (a restricted unpickler for ``.bin``), ``hub.py`` (folders, hub ids, head detection).
+``weights.py`` (which file a folder holds, shard indices, name maps between Hugging Face and Microsoft, the
+state-dict match), ``safetensors_file.py`` (the one safetensors header parser, every claim checked),
+``torch_pickle.py`` + ``restricted_unpickler.py`` (``.bin``), ``tf_h5.py`` (``tf_model.h5`` via h5py),
+``json_file.py`` (JSON files that may be damaged), ``hub.py`` (folders, hub ids, head detection).
+A bad file raises ``ValueError`` (or ``FileNotFoundError``) naming it; see DESIGN.md, "Reading files".
 """

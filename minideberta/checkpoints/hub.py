@@ -14,7 +14,6 @@ Downloads go through ``huggingface_hub`` (an optional dependency) into its usual
 progress bars. When the hub cannot be reached the files already in the cache are used; when they
 are not there either, the error names the files to fetch by hand and where to put them.
 """
-import json
 import re
 import warnings
 from pathlib import Path
@@ -22,6 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from . import weights
+from .json_file import read_json_object
+from .safetensors_file import read_shapes
 from ..config import DebertaV2Config, config_file
 from ..masked_lm import DebertaV2ForMaskedLM
 from ..tasks import (DebertaV2ForMultipleChoice, DebertaV2ForQuestionAnswering, DebertaV2ForReplacedTokenDetection,
@@ -137,8 +138,8 @@ def _fetch(huggingface_hub, repo_id):
     paths = [huggingface_hub.hf_hub_download(repo_id, name) for name in _wanted_files(repo_id, listed)]
     index = next((p for p in paths if p.endswith(".index.json")), None)
     if index:  # a sharded checkpoint: its shards are named in the index
-        shards = dict.fromkeys(json.loads(Path(index).read_text())["weight_map"].values())
-        paths += [huggingface_hub.hf_hub_download(repo_id, name) for name in shards]
+        shards = weights.shard_files(index)  # bare names inside the repository's folder, checked
+        paths += [huggingface_hub.hf_hub_download(repo_id, shard.name) for shard in shards]
     return Path(paths[0]).parent
 
 
@@ -164,7 +165,7 @@ def _from_cache(huggingface_hub, repo_id):
 
     if cached(CONFIG) is None or cached(VOCAB_FILE) is None:
         return None
-    found = next((path for path in map(cached, CHECKPOINT_FILES) if path), None)
+    found = next((path for path in map(cached, CHECKPOINT_FILES + (weights.TF_FILE,)) if path), None)
     return None if found is None else Path(found).parent
 
 
@@ -182,25 +183,12 @@ def _offline_message(repo_id, error):
 def checkpoint_shapes(folder):
     """``{name: shape}`` of the checkpoint in ``folder`` (the file weights.load_state_dict reads).
     safetensors: only the header is read."""
-    folder = Path(folder)
-    found = weights.checkpoint_file(folder)
-    if found is not None and found.name == "model.safetensors":
-        return _safetensors_shapes(found)
-    if found is not None and found.name == "model.safetensors.index.json":
-        shards = dict.fromkeys(json.loads(found.read_text())["weight_map"].values())
-        return {k: v for shard in shards for k, v in _safetensors_shapes(folder / shard).items()}
-    return {name: array.shape for name, array in weights.load_state_dict(folder).items()}
-
-
-def _safetensors_shapes(path):
-    with open(path, "rb") as f:
-        try:
-            header = json.loads(f.read(int.from_bytes(f.read(8), "little")))
-        except (ValueError, MemoryError, OverflowError):
-            header = None
-    if not isinstance(header, dict):
-        raise ValueError(f"{path} is not a safetensors file (it does not start with a JSON header)")
-    return {name: tuple(info["shape"]) for name, info in header.items() if name != "__metadata__"}
+    path = weights.checkpoint_file(folder)
+    if path.name == WEIGHT_FILES[0]:
+        return read_shapes(path)
+    if path.name == f"{WEIGHT_FILES[0]}.index.json":  # weights.load_state_dict's order
+        return {k: v for shard in weights.shard_files(path) for k, v in read_shapes(shard).items()}
+    return {name: array.shape for name, array in weights.load_state_dict(path).items()}
 
 
 def heads_from_shapes(shapes, architectures=()):
@@ -216,8 +204,11 @@ def heads_from_shapes(shapes, architectures=()):
     if has("mask_predictions."):
         found["replaced-token-detection"] = HEAD_NAMES["replaced-token-detection"]
     classifier = shapes.get("classifier.weight")
+    if classifier is not None and len(classifier) != 2:  # not a classifier: left for the shape check to report
+        classifier = None
     if classifier is not None and has("pooler."):
-        n, arch = classifier[0], " ".join(architectures or ())
+        listed = architectures if isinstance(architectures, (list, tuple)) else ()
+        n, arch = classifier[0], " ".join(a for a in listed if isinstance(a, str))
         if "MultipleChoice" not in arch:
             outputs = "1 output: regression" if n == 1 else f"{n} labels"
             found["sequence-classification"] = f"{HEAD_NAMES['sequence-classification']} ({outputs})"
@@ -237,14 +228,7 @@ def checkpoint_heads(folder):
 
 
 def _read_config(folder):
-    file = config_file(folder)[0]
-    try:
-        raw = json.loads(file.read_text(encoding="utf-8"))
-    except ValueError as error:
-        raise ValueError(f"{file} is not valid JSON ({error})") from None
-    if not isinstance(raw, dict):
-        raise ValueError(f"{file} holds a JSON {type(raw).__name__}, not an object of hyper-parameters")
-    return raw
+    return read_json_object(config_file(folder)[0])
 
 
 # ---- loading ----
@@ -263,7 +247,18 @@ def load_model(name_or_path, head, dtype=np.float32, progress=True):
     held = heads_from_shapes({name: a.shape for name, a in state.items()}, raw.get("architectures"))
     if head not in held:
         raise MissingHeadError(name_or_path, head, held)
-    config = DebertaV2Config.from_pretrained(folder)
+    file, microsoft = config_file(folder)  # Microsoft's model_config.json: its names and defaults
+    try:
+        config = DebertaV2Config.from_microsoft(raw) if microsoft else DebertaV2Config.from_dict(raw)
+    except ValueError as error:  # a value of the wrong type or out of range: the message names the file
+        raise ValueError(f"{file}: {error}") from None
+    try:  # names and shapes that do not fit: the message names the folder
+        return _build(HEAD_CLASSES[head], config, state, head, dtype), tokenizer
+    except ValueError as error:
+        raise ValueError(f"{folder}: {error}") from None
+
+
+def _build(cls, config, state, head, dtype):
     labels = len(state["classifier.weight"]) if head in ("sequence-classification", "token-classification") else None
     if labels is not None and labels != config.num_labels:
         # config.json without id2label: count the labels on the classifier, name them LABEL_i.
@@ -272,5 +267,4 @@ def load_model(name_or_path, head, dtype=np.float32, progress=True):
     with warnings.catch_warnings():
         # Official checkpoints hold several heads (v3: masked LM and replaced-token detection); the others go unused.
         warnings.filterwarnings("ignore", message=r".* does not use \d+ arrays of the checkpoint")
-        model = HEAD_CLASSES[head].from_state_dict(config, state, dtype)
-    return model, tokenizer
+        return cls.from_state_dict(config, state, dtype)

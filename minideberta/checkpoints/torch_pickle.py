@@ -26,152 +26,20 @@ tuple instead of the object and the unpickler passes it to ``persistent_load``. 
 ``('storage', <storage type>, key, device, numel)``, with a sixth item, ``view_metadata``,
 in the legacy format.
 
-Why a restricted unpickler
---------------------------
-A pickle is a small program: its GLOBAL opcode imports any attribute of any module and
-REDUCE calls it with arguments from the file, so ``pickle.load`` on a downloaded file can
-run ``os.system``. A state dict needs only the handful of globals listed in ``_ALLOWED``.
-Each is mapped to a small stand-in defined here, never to the real torch object, and any
-other global raises ``pickle.UnpicklingError`` before anything runs. The stand-ins only
-record offsets and shapes; arrays are cut from the storages after the pickle is read,
-with every index checked against the storage's size.
+The pickle itself is read by :mod:`.restricted_unpickler`, which runs nothing from the file.
 """
 import io
 import os
-import pickle
 import zipfile
-from typing import NamedTuple
 
 import numpy as np
 
+from .restricted_unpickler import BadPickle, _RefusedGlobal, _TensorRef, unpickle
+from .safetensors_file import bfloat16_to_float32
+
+__all__ = ["BadPickle", "bfloat16_to_float32", "load_torch_bin"]
 _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 _LEGACY_PROTOCOL = 1001
-
-
-class _RefusedGlobal(pickle.UnpicklingError):
-    """A global outside ``_ALLOWED``; kept apart so it is never reworded as 'not a checkpoint'."""
-
-
-class _StorageType(NamedTuple):
-    """Stands in for ``torch.FloatStorage`` and its siblings: it only names the element dtype.
-
-    An immutable instance, not a class: a pickle can neither call it nor edit it.
-    """
-
-    name: str
-    dtype: np.dtype
-    bfloat16: bool = False  # numpy has no bfloat16: read the bits as uint16, then widen
-
-    def __repr__(self):
-        return f"torch.{self.name}"
-
-
-class _Storage(NamedTuple):
-    """A storage named by a persistent id; its bytes are read once the pickle is done."""
-
-    key: str
-    kind: _StorageType
-
-
-class _TensorRef(NamedTuple):
-    """Where a tensor lies inside its storage, as ``_rebuild_tensor_v2`` describes it."""
-
-    storage: _Storage
-    offset: int
-    shape: tuple
-    stride: tuple
-
-
-def _rebuild_tensor(storage, storage_offset, size, stride, *_):
-    """``torch._utils._rebuild_tensor(_v2)``; requires_grad, hooks and metadata are dropped."""
-    if not isinstance(storage, _Storage):
-        raise pickle.UnpicklingError(f"a tensor must be built on a storage, got {storage!r}")
-    return _TensorRef(storage, storage_offset, tuple(size), tuple(stride))
-
-
-def _rebuild_parameter(data, *_):
-    """``torch._utils._rebuild_parameter(_with_state)``: a Parameter is just its tensor here."""
-    return data
-
-
-_STORAGE_TYPES = [
-    _StorageType("FloatStorage", np.dtype("<f4")),
-    _StorageType("HalfStorage", np.dtype("<f2")),
-    _StorageType("BFloat16Storage", np.dtype("<u2"), bfloat16=True),
-    _StorageType("DoubleStorage", np.dtype("<f8")),
-    _StorageType("LongStorage", np.dtype("<i8")),
-    _StorageType("IntStorage", np.dtype("<i4")),
-    _StorageType("BoolStorage", np.dtype("?")),
-    _StorageType("ByteStorage", np.dtype("u1")),
-]
-# The functions can be shared between loads: a pickle can set their __dict__ or __defaults__,
-# and neither changes a call from a genuine file, which passes every argument.
-_ALLOWED = {
-    ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
-    ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
-    ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
-    ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
-    ("torch.storage", "UntypedStorage"): _StorageType("UntypedStorage", np.dtype("u1")),
-    **{("torch", t.name): t for t in _STORAGE_TYPES},
-}
-
-
-class _RestrictedUnpickler(pickle.Unpickler):
-    """An unpickler that knows only ``_ALLOWED`` and collects storages by key."""
-
-    def __init__(self, file, storages):
-        super().__init__(file)
-        self.storages = storages
-        # OrderedDict's stand-in: a dict that takes the _metadata attribute torch sets. A fresh
-        # class per load, because a pickle can set attributes (methods too) on any class it
-        # names, and a shared one would carry that into the next file's load.
-        ordered_dict = type("OrderedDict", (dict,), {})
-        self.allowed = {**_ALLOWED, ("collections", "OrderedDict"): ordered_dict}
-
-    def find_class(self, module, name):
-        try:
-            return self.allowed[(module, name)]
-        except KeyError:
-            raise _RefusedGlobal(
-                f"refused global {module}.{name}: a PyTorch state dict needs only tensors and "
-                "storages, so this file may be trying to run code. It was not loaded; convert "
-                "it to safetensors in a sandbox if you trust its source") from None
-
-    def persistent_load(self, pid):
-        if not (isinstance(pid, tuple) and len(pid) in (5, 6) and pid[0] == "storage"
-                and isinstance(pid[1], _StorageType) and isinstance(pid[2], str)):
-            raise pickle.UnpicklingError(f"unexpected persistent id {pid!r}: expected "
-                                         "('storage', <torch storage type>, key, device, numel)")
-        if len(pid) == 6 and pid[5] is not None:
-            raise ValueError("this checkpoint uses storage views (torch < 1.0); load and "
-                             "re-save it with a recent torch first")
-        kind, key = pid[1], pid[2]
-        storage = self.storages.setdefault(key, _Storage(key, kind))
-        if storage.kind is not kind:
-            raise ValueError(f"storage {key} is read as both {storage.kind} and {kind}")
-        return storage
-
-
-def _unpickle(file, storages):
-    """Read one pickle from ``file``; whatever goes wrong inside becomes an UnpicklingError."""
-    try:
-        return _RestrictedUnpickler(file, storages).load()
-    except (pickle.UnpicklingError, ValueError):
-        raise
-    except Exception as error:  # a damaged or hostile pickle can feed the stand-ins anything
-        raise pickle.UnpicklingError(f"damaged or hostile pickle: {type(error).__name__}: "
-                                     f"{error}") from error
-
-
-def bfloat16_to_float32(bits):
-    """Widen bfloat16 values, given as their raw uint16 bit patterns, to float32, exactly.
-
-    A bfloat16 is the top half of a float32 (same sign and exponent, 7 of 23 mantissa
-    bits), so shifting its bits up by 16 gives the very same number, NaN and inf included.
-    """
-    wide = np.empty(bits.shape, np.float32)
-    np.left_shift(bits, 16, out=wide.view(np.uint32), dtype=np.uint32)
-    return wide
 
 
 def _cut(ref, flat):
@@ -181,6 +49,9 @@ def _cut(ref, flat):
             or len(shape) != len(stride):
         raise ValueError(f"bad tensor layout: offset {offset}, shape {shape}, stride {stride}")
     last = offset + sum((n - 1) * s for n, s in zip(shape, stride))
+    count = int(np.prod(shape, dtype=object))  # Python ints: no overflow
+    if count > flat.size:  # a view larger than its storage (zero strides) could be copied out to any size
+        raise ValueError(f"tensor of shape {shape} needs {count} elements, its storage holds {flat.size}: damaged")
     if 0 not in shape and last >= flat.size:
         raise ValueError(f"tensor (offset {offset}, shape {shape}, stride {stride}) reaches "
                          f"element {last} of a storage of {flat.size}: the file is damaged")
@@ -193,17 +64,23 @@ def _cut(ref, flat):
 def _state_dict(obj, flats, path):
     """Turn the unpickled dict's tensor entries into arrays; other entries are left out."""
     if not isinstance(obj, dict):
-        raise ValueError(f"{path} holds a {type(obj).__name__}, expected a state dict "
-                         "(a dict of tensors)")
+        raise ValueError(f"{path} holds a {type(obj).__name__}, expected a state dict (a dict of tensors)")
     return {name: _cut(v, flats[v.storage.key]) for name, v in obj.items()
             if isinstance(v, _TensorRef)}
 
 
 def _elements(data, storage):
     if len(data) % storage.kind.dtype.itemsize:
-        raise ValueError(f"storage {storage.key} has {len(data)} bytes, not a whole number "
-                         f"of {storage.kind.dtype} elements")
+        raise ValueError(f"storage {storage.key} has {len(data)} bytes, not a whole number of {storage.kind.dtype}s")
     return np.frombuffer(data, dtype=storage.kind.dtype)
+
+
+def _read_member(archive, name, path):
+    """One record of the zip; torch stores them uncompressed, so one larger than the file is damage."""
+    declared = archive.getinfo(name).file_size
+    if declared > os.path.getsize(path):
+        raise ValueError(f"{path}: the record {name} declares {declared} bytes, more than the whole file")
+    return archive.read(name)
 
 
 def _load_zip(path):
@@ -213,14 +90,14 @@ def _load_zip(path):
             raise ValueError(f"{path} is a zip archive but not a torch.save checkpoint: expected "
                              "exactly one <folder>/data.pkl")
         top = pickles[0][:-len("data.pkl")]
-        if top + "byteorder" in archive.namelist() and archive.read(top + "byteorder") != b"little":
+        if top + "byteorder" in archive.namelist() and _read_member(archive, top + "byteorder", path) != b"little":
             raise ValueError(f"{path} was saved big-endian; re-save it on a little-endian machine")
         storages = {}
-        obj = _unpickle(io.BytesIO(archive.read(pickles[0])), storages)
+        obj = unpickle(io.BytesIO(_read_member(archive, pickles[0], path)), storages)
         flats = {}
         for key, storage in storages.items():
             try:
-                flats[key] = _elements(archive.read(f"{top}data/{key}"), storage)
+                flats[key] = _elements(_read_member(archive, f"{top}data/{key}", path), storage)
             except KeyError:
                 raise ValueError(f"{path} has no record {top}data/{key} for a storage its "
                                  "data.pkl uses: the file is truncated or damaged") from None
@@ -228,31 +105,31 @@ def _load_zip(path):
 
 
 def _load_legacy(path, f):
-    size = os.fstat(f.fileno()).st_size
+    f = io.BytesIO(f.read())  # from memory: a damaged length in the pickle reads short, allocating nothing
+    size = f.getbuffer().nbytes
     storages = {}
     magic = None
     if f.read(1) == b"\x80":  # torch pickles with protocol >= 2, which opens with PROTO
         f.seek(0)
         try:
-            magic = _unpickle(f, storages)
+            magic = unpickle(f, storages)
         except _RefusedGlobal:
             raise
-        except (pickle.UnpicklingError, ValueError):  # not a torch.save stream
+        except ValueError:  # not a torch.save stream (BadPickle included)
             magic = None
     if magic != _LEGACY_MAGIC:
         raise ValueError(f"{path} is not a PyTorch checkpoint: expected a zip archive holding "
                          "<folder>/data.pkl (torch.save since 1.6) or a legacy torch.save "
                          f"stream starting with the magic number {_LEGACY_MAGIC:#x}")
-    protocol = _unpickle(f, storages)
+    protocol = unpickle(f, storages)
     if protocol != _LEGACY_PROTOCOL:
         raise ValueError(f"{path}: legacy torch.save protocol {protocol!r}, expected 1001")
-    sys_info = _unpickle(f, storages)
+    sys_info = unpickle(f, storages)
     if isinstance(sys_info, dict) and sys_info.get("little_endian") is False:
         raise ValueError(f"{path} was saved big-endian; re-save it on a little-endian machine")
-    obj = _unpickle(f, storages)
-    keys = _unpickle(f, storages)
-    if not (isinstance(keys, list) and all(isinstance(k, str) for k in keys)
-            and set(keys) == set(storages)):
+    obj = unpickle(f, storages)
+    keys = unpickle(f, storages)
+    if not (isinstance(keys, list) and all(isinstance(k, str) for k in keys) and set(keys) == set(storages)):
         raise ValueError(f"{path}: the storage list {keys!r} does not match the storages the "
                          f"state dict uses {sorted(storages)}: the file is damaged")
     flats = {}
@@ -276,13 +153,21 @@ def load_torch_bin(path):
     bfloat16, which NumPy lacks: it is widened exactly to float32 by shifting its 16 bits
     into the top half of a float32.
 
-    Raises ``pickle.UnpicklingError`` if the pickle names any global but the few a state
-    dict needs (the message names it; nothing in the file is ever executed) or is damaged,
-    and ``ValueError`` if ``path`` is not a PyTorch checkpoint or its storages do not hold
-    the tensors its pickle describes.
-    """
+    Raises ``BadPickle`` (an ``UnpicklingError`` and a ``ValueError``) if the pickle names any global
+    but the few a state dict needs (named in the message; nothing in the file is ever executed) or
+    is damaged, and ``ValueError`` if ``path`` is not a PyTorch checkpoint or is damaged.
+    Every message names the file; nothing is allocated beyond what the file holds."""
     path = str(path)
-    if zipfile.is_zipfile(path):
-        return _load_zip(path)
-    with open(path, "rb") as f:
-        return _load_legacy(path, f)
+    try:
+        if zipfile.is_zipfile(path):
+            return _load_zip(path)
+        with open(path, "rb") as f:
+            return _load_legacy(path, f)
+    except FileNotFoundError:
+        raise
+    except ValueError as error:  # BadPickle included: keep its type, make sure it names the file
+        if str(error).startswith(path):
+            raise
+        raise (BadPickle if isinstance(error, BadPickle) else ValueError)(f"{path}: {error}") from None
+    except Exception as error:  # zipfile.BadZipFile, zlib.error, EOFError... from a damaged archive
+        raise ValueError(f"{path} is a damaged PyTorch checkpoint ({type(error).__name__}: {error})") from None

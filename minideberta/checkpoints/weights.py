@@ -2,19 +2,11 @@
 
 The files
 ---------
-``model.safetensors`` is the plainest format there is: 8 bytes giving the length N of a
-JSON header (little-endian), N bytes of JSON, then the raw bytes of every tensor::
-
-    {"deberta.embeddings.word_embeddings.weight":
-         {"dtype": "F32", "shape": [128100, 768], "data_offsets": [0, 393523200]},
-     ...,
-     "__metadata__": {"format": "pt"}}
-
-``data_offsets`` count from the end of the header. There is no code in it, so reading
-one is safe. It is read here rather than by ``safetensors.numpy``, which cannot hold the
-BF16 dtype (NumPy has none); BF16 is widened to float32 exactly.
-
-``pytorch_model.bin`` is a pickle, read by :mod:`minideberta.torch_pickle` without torch.
+``model.safetensors`` is the plainest format there is: a JSON header of names, dtypes, shapes
+and byte offsets, then the raw bytes (read and checked by :mod:`.safetensors_file`, rather than
+by ``safetensors.numpy``, which cannot hold BF16: NumPy has none; BF16 is widened to float32
+exactly). ``pytorch_model.bin`` is a pickle, read by :mod:`.torch_pickle` without torch;
+``tf_model.h5`` a Keras HDF5 file, read by :mod:`.tf_h5` without TensorFlow.
 
 A big model is *sharded*: ``model.safetensors.index.json`` (or ``pytorch_model.bin.index.json``)
 holds ``{"weight_map": {name: shard file}}`` and each shard is an ordinary checkpoint.
@@ -47,7 +39,6 @@ agree. :func:`to_hf_names` handles the rest with two rules:
 
 DeBERTa v1 files (one fused ``in_proj``) are another architecture and are not mapped.
 """
-import json
 import re
 from pathlib import Path
 
@@ -55,16 +46,19 @@ import numpy as np
 from safetensors.numpy import save_file
 
 from ..backend import to_numpy
-from .torch_pickle import bfloat16_to_float32, load_torch_bin
+from .json_file import read_json_object
+from .safetensors_file import load_safetensors
+from .tf_h5 import load_tf_h5
+from .torch_pickle import load_torch_bin
 
-_SAFETENSORS_DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "BF16": "<u2", "I64": "<i8",
-                       "I32": "<i4", "I16": "<i2", "I8": "i1", "U8": "u1", "BOOL": "?"}
-# The checkpoint files of a folder, most preferred first (safetensors: smaller and safe to read).
+# The checkpoint files of a folder, most preferred first (safetensors: smaller and safe to read) ...
 CHECKPOINT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
                     "pytorch_model.bin.index.json", "pytorch.model.bin")
-# ... and after them Microsoft's trainer's files, the highest step first.
+# ... then Microsoft's trainer's files, the highest step first, and last a TensorFlow file (read when it
+# is the only checkpoint, or asked for with from_tf=True).
 TRAINER_CHECKPOINT = re.compile(r"pytorch\.model-(\d+)\.bin")
-CHECKPOINT_NAMES = ", ".join(CHECKPOINT_FILES) + ", pytorch.model-<step>.bin (the highest step)"
+TF_FILE = "tf_model.h5"
+CHECKPOINT_NAMES = ", ".join(CHECKPOINT_FILES) + f", pytorch.model-<step>.bin (the highest step), {TF_FILE}"
 _BACKBONE = ("embeddings.", "encoder.")
 _BACKBONE_PREFIXES = ("deberta.", "bert.")
 # Each pair names one parameter two ways; whichever the model expects is used.
@@ -80,48 +74,42 @@ _HEAD_ALIASES = (
 )
 
 
-def _load_safetensors(path):
-    with open(path, "rb") as f:
-        size = f.seek(0, 2)
-        f.seek(0)
-        n = int.from_bytes(f.read(8), "little")
-        try:
-            header = json.loads(f.read(n)) if 8 + n <= size else None
-        except ValueError:
-            header = None
-        if not isinstance(header, dict):
-            raise ValueError(f"{path} is not a safetensors file: expected an 8-byte header "
-                             "length followed by a JSON header")
-        tensors = {}
-        for name, info in header.items():
-            if name == "__metadata__":
-                continue
-            if not isinstance(info, dict) or {"dtype", "shape", "data_offsets"} - set(info):
-                raise ValueError(f"{path}: the header entry of {name} lacks dtype, shape or "
-                                 "data_offsets: the file is damaged")
-            if info["dtype"] not in _SAFETENSORS_DTYPES:
-                raise ValueError(f"{path}: {name} has dtype {info['dtype']}, which minideberta "
-                                 f"does not read (it reads {', '.join(_SAFETENSORS_DTYPES)})")
-            array = np.empty(info["shape"], _SAFETENSORS_DTYPES[info["dtype"]])
-            begin, end = info["data_offsets"]
-            f.seek(8 + n + begin)
-            into = array.reshape(-1).view(np.uint8)  # read straight into the owned array
-            if begin < 0 or end - begin != array.nbytes or f.readinto(into) != array.nbytes:
-                raise ValueError(f"{path}: {name} should span {array.nbytes} bytes, the header or "
-                                 "the file gives fewer: the file is damaged or truncated")
-            tensors[name] = bfloat16_to_float32(array) if info["dtype"] == "BF16" else array
-    return tensors
+def shard_files(index, weight_map=None):
+    """The shard files a shard index names, each once and in order, checked to lie in its folder.
+
+    ``weight_map`` is the index's parsed ``weight_map`` (read from ``index`` when None). A shard
+    must be a bare file name (no folder, no ``..``) of a ``.safetensors`` or ``.bin`` file: an index
+    never reaches outside its own folder, nor names another index.
+    """
+    index = Path(index)
+    if weight_map is None:
+        weight_map = read_weight_map(index)
+    shards = []
+    for shard in dict.fromkeys(weight_map.values()):
+        if (Path(shard).name != shard or "\\" in shard or shard in (".", "..")
+                or not shard.endswith((".safetensors", ".bin"))):
+            raise ValueError(f"{index} names the shard {shard!r}: a shard is a .safetensors or .bin file "
+                             "in the index's own folder, given by its bare name")
+        shards.append(index.parent / shard)
+    return shards
+
+
+def read_weight_map(index):
+    """The ``weight_map`` of a shard index, ``{parameter name: shard file name}``, checked."""
+    weight_map = read_json_object(index).get("weight_map")
+    if not (isinstance(weight_map, dict) and all(isinstance(v, str) for v in weight_map.values())):
+        raise ValueError(f"{index} is not a shard index: expected JSON with a 'weight_map' "
+                         "from parameter names to shard files")
+    return weight_map
 
 
 def _load_sharded(index):
-    try:
-        weight_map = json.loads(index.read_text())["weight_map"]
-    except (ValueError, KeyError, TypeError):
-        raise ValueError(f"{index} is not a shard index: expected JSON with a 'weight_map' "
-                         "from parameter names to shard files") from None
+    weight_map = read_weight_map(index)
     tensors = {}
-    for shard in dict.fromkeys(weight_map.values()):  # each shard once, in order
-        tensors.update(_load_file(index.parent / shard))
+    for shard in shard_files(index, weight_map):
+        if not shard.is_file():
+            raise FileNotFoundError(f"{index} names the shard {shard.name}, which is not in {index.parent}")
+        tensors.update(_load_file(shard))
     absent = sorted(set(weight_map) - set(tensors))
     if absent:
         raise ValueError(f"{index} places {len(absent)} tensors in shards that lack them: "
@@ -133,47 +121,61 @@ def _load_file(path):
     if path.name.endswith(".index.json"):
         return _load_sharded(path)
     if path.suffix == ".safetensors":
-        return _load_safetensors(path)
+        return load_safetensors(path)
+    if path.suffix == ".h5":
+        return load_tf_h5(path)
     return load_torch_bin(path)
 
 
-def choose_checkpoint(names):
+def choose_checkpoint(names, from_tf=False):
     """The file name, of ``names`` (those in a folder or a hub repository), that holds the checkpoint:
-    the first of CHECKPOINT_FILES present, else the ``pytorch.model-<step>.bin`` of the highest step;
-    None if there is none."""
+    the first of CHECKPOINT_FILES present, else the ``pytorch.model-<step>.bin`` of the highest step,
+    else ``tf_model.h5``; with ``from_tf`` only ``tf_model.h5``. None if there is none."""
     names = set(names)
+    if from_tf:
+        return TF_FILE if TF_FILE in names else None
     first = next((name for name in CHECKPOINT_FILES if name in names), None)
     if first is not None:
         return first
     steps = {int(m.group(1)): name for name in names if (m := TRAINER_CHECKPOINT.fullmatch(name))}
-    return steps[max(steps)] if steps else None
+    if steps:
+        return steps[max(steps)]
+    return TF_FILE if TF_FILE in names else None
 
 
-def checkpoint_file(folder):
-    """The checkpoint file of ``folder`` as :func:`choose_checkpoint` picks it, or None."""
+def checkpoint_file(folder, from_tf=False):
+    """The checkpoint file of ``folder`` as :func:`choose_checkpoint` picks it; FileNotFoundError, saying
+    what was looked for and what the folder holds, when there is none."""
     folder = Path(folder)
-    name = choose_checkpoint(p.name for p in folder.iterdir() if p.is_file())
-    return None if name is None else folder / name
+    name = choose_checkpoint((p.name for p in folder.iterdir() if p.is_file()), from_tf)
+    if name is not None:
+        return folder / name
+    if from_tf:
+        raise FileNotFoundError(f"from_tf=True, but {folder} has no {TF_FILE}")
+    content = sorted(p.name for p in folder.iterdir())
+    raise FileNotFoundError(
+        f"no checkpoint in {folder}: looked for {CHECKPOINT_NAMES}; the folder holds "
+        f"{content[:20] or 'nothing'}. Pass the checkpoint file itself if it has another name")
 
 
-def load_state_dict(path):
+def load_state_dict(path, from_tf=False):
     """Read a checkpoint as ``{name: np.ndarray}``, names and dtypes as stored.
 
-    ``path`` is a checkpoint file (``.safetensors``, a torch ``.bin``, or a shard index
-    ``*.index.json``) or a folder, in which the file :func:`checkpoint_file` picks is read
-    (the order: :data:`CHECKPOINT_FILES`, then Microsoft's ``pytorch.model-<step>.bin``, the
-    highest step). float16 stays float16; bfloat16, which NumPy lacks, becomes float32 exactly.
-    Arrays are owned and C-contiguous.
+    ``path`` is a checkpoint file (``.safetensors``, a torch ``.bin`` such as Microsoft's
+    ``pytorch.model.bin``, a Keras ``tf_model.h5``, or a shard index ``*.index.json``) or a folder,
+    in which the file :func:`checkpoint_file` picks is read (the order: :data:`CHECKPOINT_FILES`, then
+    Microsoft's ``pytorch.model-<step>.bin``, the highest step, then ``tf_model.h5``; ``from_tf=True``
+    reads ``tf_model.h5`` whatever else the folder holds). A TF file comes back under Hugging Face's
+    PyTorch names and layouts (``tf_h5.py``). float16 stays float16; bfloat16, which NumPy lacks,
+    becomes float32 exactly. Arrays are owned and C-contiguous.
+
+    A damaged or hostile file raises ``ValueError`` naming the file and what is wrong with it, a
+    missing one ``FileNotFoundError``; sizes are checked against the file before anything is
+    allocated.
     """
     path = Path(path)
     if path.is_dir():
-        found = checkpoint_file(path)
-        if found is not None:
-            return _load_file(found)
-        content = sorted(p.name for p in path.iterdir())
-        raise FileNotFoundError(
-            f"no checkpoint in {path}: looked for {CHECKPOINT_NAMES}; the folder holds "
-            f"{content[:20] or 'nothing'}. Pass the checkpoint file itself if it has another name")
+        return _load_file(checkpoint_file(path, from_tf))
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist: pass a checkpoint file or its folder")
     return _load_file(path)
@@ -221,6 +223,21 @@ def to_hf_names(state_dict, expected_names):
                              "one parameter twice; drop one before loading")
         renamed[new], source[new] = array, name
     return renamed
+
+
+_LAYER = re.compile(r"(?:^|\.)encoder\.layer\.(\d{1,9})\.")
+
+
+def check_layer_count(num_hidden_layers, state_dict):
+    """Refuse a config that asks for more encoder layers than the checkpoint holds.
+
+    Called before the model lists its parameters, so that a damaged config.json
+    (``num_hidden_layers`` = 2**30) is refused at once instead of building names for ever.
+    """
+    held = {int(m.group(1)) for name in state_dict if (m := _LAYER.search(name))}
+    if num_hidden_layers > len(held):
+        raise ValueError(f"the config asks for num_hidden_layers={num_hidden_layers}, but the checkpoint holds "
+                         f"{len(held)} encoder layers: do config.json and the weights belong together?")
 
 
 def match_state_dict(expected, state_dict, tied=None):

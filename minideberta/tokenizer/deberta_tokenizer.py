@@ -40,12 +40,15 @@ from typing import NamedTuple
 import numpy as np
 import sentencepiece
 
+from .files import check_special_tokens, read_settings
+
 from .encoding import (BatchEncoding, Row, Tokens, as_texts, columns, non_negative_int, pad, pair_texts,
                        strategies, to_array, windows)
 
 PAD, CLS, SEP, UNK, MASK = "[PAD]", "[CLS]", "[SEP]", "[UNK]", "[MASK]"
 VOCAB_FILE = "spm.model"
 CONFIG_FILE = "tokenizer_config.json"
+SPECIAL_TOKENS_FILE = "special_tokens_map.json"
 SPACE = "▁"  # sentencepiece's stand-in for a space: a piece starting with it starts a word
 
 
@@ -141,12 +144,11 @@ class DebertaV2Tokenizer:
         settings = {}
         config_path = directory / CONFIG_FILE
         if config_path.is_file():
-            config = json.loads(config_path.read_text(encoding="utf-8"))
-            if config.get("vocab_type", "spm") != "spm":
-                raise ValueError(f"{config_path} says vocab_type={config['vocab_type']!r}; "
-                                 f"DeBERTa-v2/v3 use a sentencepiece ('spm') vocabulary")
-            used = ("do_lower_case", "split_by_punct", "model_max_length")
-            settings = {key: config[key] for key in used if key in config}
+            settings = read_settings(config_path)
+        if (directory / SPECIAL_TOKENS_FILE).is_file():
+            check_special_tokens(directory / SPECIAL_TOKENS_FILE, {
+                "pad_token": PAD, "cls_token": CLS, "sep_token": SEP, "unk_token": UNK, "mask_token": MASK,
+                "bos_token": CLS, "eos_token": SEP})
         settings.update(kwargs)
         return cls(directory / VOCAB_FILE, **settings)
 

@@ -5,9 +5,10 @@ file (``spm.model``) is a protobuf message holding, for each of its 128000 piece
 piece's text and a score: the log-probability of that piece in the unigram language
 model. Tokenizing a text then takes three steps, each written out here in plain Python:
 
-1. **Read the model.** ``read_model`` decodes the protobuf wire format by hand: a
-   message is a run of (field number, wire type) keys, each followed by a varint, a
-   4- or 8-byte number, or a length-prefixed blob (a string or a nested message).
+1. **Read the model.** ``read_model`` (in ``spm_proto.py``) decodes the protobuf wire
+   format by hand: a message is a run of (field number, wire type) keys, each followed
+   by a varint, a 4- or 8-byte number, or a length-prefixed blob (a string or a nested
+   message).
 2. **Normalize.** ``Normalizer`` applies the model's character map (for DeBERTa,
    ``nmt_nfkc``: NFKC folding, so ``"ﬁ"`` becomes ``"fi"`` and full-width ``"Ａ"``
    becomes ``"A"``), then sentencepiece's whitespace conventions: drop leading,
@@ -28,128 +29,16 @@ arithmetic and its rule for ties (the longer last piece wins). This file is for
 reading; ``minideberta.tokenizer`` calls the C++ sentencepiece, which is much faster.
 """
 import struct
-from dataclasses import dataclass
 
 import numpy as np
 
-# Piece types, numbered as in sentencepiece_model.proto.
-NORMAL, UNKNOWN, CONTROL, USER_DEFINED, UNUSED, BYTE = 1, 2, 3, 4, 5, 6
-UNIGRAM = 1  # TrainerSpec.model_type
+from .spm_proto import (BYTE, CONTROL, NORMAL, UNIGRAM, UNKNOWN, UNUSED, USER_DEFINED, Piece,  # noqa: F401
+                        SentencePieceModel, read_model)
 
 SPACE = "▁"  # U+2581, sentencepiece's visible stand-in for a space
 UNK_PENALTY = np.float32(10.0)  # the unknown piece scores this far below the worst piece
-
-
-@dataclass(frozen=True)
-class Piece:
-    """One vocabulary entry: its text, its log-probability, its type (NORMAL, BYTE, ...)."""
-
-    text: str
-    score: float
-    type: int
-
-
-@dataclass(frozen=True)
-class SentencePieceModel:
-    """What a ``.model`` file holds that tokenizing needs (training settings are skipped)."""
-
-    pieces: list
-    model_type: int
-    byte_fallback: bool
-    treat_whitespace_as_suffix: bool
-    normalizer_name: str
-    precompiled_charsmap: bytes
-    add_dummy_prefix: bool
-    remove_extra_whitespaces: bool
-    escape_whitespaces: bool
-
-
-# ----------------------------------------------------------------------------- protobuf
-
-def _varint(buf, pos):
-    """Decode the base-128 varint at ``buf[pos:]``: 7 bits a byte, low bits first."""
-    value, shift = 0, 0
-    while True:
-        if pos >= len(buf):
-            raise ValueError("truncated varint: not a sentencepiece model")
-        byte = buf[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return value, pos
-        shift += 7
-
-
-def _fields(buf):
-    """Yield ``(field_number, value)`` for each field of one protobuf message.
-
-    ``value`` is an int for varints, raw bytes for fixed-size numbers and for
-    length-delimited fields (strings, bytes and nested messages alike: the caller
-    knows which is which from the field number).
-    """
-    pos = 0
-    while pos < len(buf):
-        key, pos = _varint(buf, pos)
-        number, wire_type = key >> 3, key & 7
-        if wire_type == 0:
-            value, pos = _varint(buf, pos)
-        elif wire_type in (1, 5):  # 64-bit and 32-bit fixed-size numbers
-            size = 8 if wire_type == 1 else 4
-            value, pos = bytes(buf[pos:pos + size]), pos + size
-        elif wire_type == 2:
-            size, pos = _varint(buf, pos)
-            value, pos = bytes(buf[pos:pos + size]), pos + size
-        else:
-            raise ValueError(f"protobuf wire type {wire_type} at byte {pos}: not a sentencepiece model")
-        if pos > len(buf):
-            raise ValueError("truncated protobuf field: not a sentencepiece model")
-        yield number, value
-
-
-def _read_piece(buf):
-    text, score, kind = "", 0.0, NORMAL  # the defaults proto2 gives absent fields
-    for number, value in _fields(buf):
-        if number == 1:
-            text = value.decode("utf-8")
-        elif number == 2:
-            (score,) = struct.unpack("<f", value)
-        elif number == 3:
-            kind = value
-    return Piece(text, score, kind)
-
-
-def read_model(source):
-    """Parse a sentencepiece ``ModelProto`` from a file path or from its bytes.
-
-    Field numbers are those of sentencepiece_model.proto: ModelProto 1 = pieces,
-    2 = trainer_spec, 3 = normalizer_spec; SentencePiece 1 = piece, 2 = score,
-    3 = type. Raises ``ValueError`` if the bytes are not a sentencepiece model.
-    """
-    if not isinstance(source, (bytes, bytearray)):
-        with open(source, "rb") as f:
-            source = f.read()
-    pieces = []
-    trainer, normalizer = {}, {}
-    for number, value in _fields(source):
-        if number == 1:
-            pieces.append(_read_piece(value))
-        elif number == 2:
-            trainer = dict(_fields(value))
-        elif number == 3:
-            normalizer = dict(_fields(value))
-    if not pieces:
-        raise ValueError("no vocabulary pieces found: not a sentencepiece model")
-    return SentencePieceModel(
-        pieces=pieces,
-        model_type=trainer.get(3, UNIGRAM),
-        byte_fallback=bool(trainer.get(35, False)),
-        treat_whitespace_as_suffix=bool(trainer.get(24, False)),
-        normalizer_name=normalizer.get(1, b"").decode("utf-8"),
-        precompiled_charsmap=normalizer.get(2, b""),
-        add_dummy_prefix=bool(normalizer.get(3, True)),
-        remove_extra_whitespaces=bool(normalizer.get(4, True)),
-        escape_whitespaces=bool(normalizer.get(5, True)),
-    )
+# Normalized once when a model is read, so that a damaged character map is found then.
+PROBE = "Hello, World! ﬁne Ｆull-width «quotes» café 東京 \u00a0 x\u0301 ½ ①"
 
 
 # ---------------------------------------------------------------------------- normalize
@@ -164,9 +53,18 @@ class _CharsMap:
     """
 
     def __init__(self, blob):
-        (trie_size,) = struct.unpack_from("<I", blob, 0)
+        trie_size = struct.unpack_from("<I", blob, 0)[0] if len(blob) >= 4 else -1
+        if not 4 <= trie_size <= len(blob) - 4 or trie_size % 4:
+            raise ValueError(f"the precompiled character map ({len(blob)} bytes) declares a trie of {trie_size} "
+                             "bytes: the model is damaged")
         self.units = np.frombuffer(blob, dtype="<u4", count=trie_size // 4, offset=4).tolist()
         self.replacements = blob[4 + trie_size:]
+
+    def _unit(self, node):
+        if node >= len(self.units):
+            raise ValueError(f"the character map's trie points at unit {node} of {len(self.units)}: "
+                             "the model is damaged")
+        return self.units[node]
 
     @staticmethod
     def _offset(unit):
@@ -174,21 +72,24 @@ class _CharsMap:
 
     def longest_match(self, data, pos):
         """``(length, replacement)`` of the longest rule matching ``data[pos:]``, or ``(0, b"")``."""
-        units = self.units
-        node = self._offset(units[0])
+        node = self._offset(self.units[0])
         length, value = 0, None
         for i in range(pos, len(data)):
             byte = data[i]
             node ^= byte
-            unit = units[node]
+            unit = self._unit(node)
             if (unit & ((1 << 31) | 0xFF)) != byte:  # this child does not exist
                 break
             node ^= self._offset(unit)
             if (unit >> 8) & 1:
-                length, value = i + 1 - pos, units[node] & 0x7FFFFFFF
+                length, value = i + 1 - pos, self._unit(node) & 0x7FFFFFFF
         if value is None:
             return 0, b""
-        return length, self.replacements[value:self.replacements.index(b"\0", value)]
+        end = self.replacements.find(b"\0", value)
+        if end < 0:
+            raise ValueError(f"the character map's replacement at byte {value} is not NUL-terminated: "
+                             "the model is damaged")
+        return length, self.replacements[value:end]
 
 
 def _utf8_length(lead_byte):
@@ -247,7 +148,10 @@ class Normalizer:
         if self.remove_extra_whitespaces:
             while out.endswith(self.space):
                 del out[-len(self.space):]
-        return out.decode("utf-8")
+        try:
+            return out.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ValueError("the character map gives replacements that are not UTF-8: the model is damaged") from None
 
 
 # ------------------------------------------------------------------------------ segment
@@ -277,15 +181,26 @@ class Unigram:
         # Every prefix of every piece: the scan for pieces starting at a position stops
         # as soon as the text read so far is no piece's prefix.
         self.prefixes = {text[:k] for text in self.vocab for k in range(1, len(text) + 1)}
-        self.unk_id = next(i for i, p in enumerate(model.pieces) if p.type == UNKNOWN)
+        unknown = [i for i, p in enumerate(model.pieces) if p.type == UNKNOWN]
         normal_scores = [s for s, p in zip(self.scores, model.pieces) if p.type == NORMAL]
+        if len(unknown) != 1 or not normal_scores:
+            raise ValueError(f"a unigram model needs one unknown piece and some normal pieces, this one has "
+                             f"{len(unknown)} and {len(normal_scores)}: not a sentencepiece model, or a damaged one")
+        self.unk_id = unknown[0]
         self.unk_score = min(normal_scores) - UNK_PENALTY
         self.byte_ids = {p.text: i for i, p in enumerate(model.pieces) if p.type == BYTE}
+        if model.byte_fallback and len({f"<0x{b:02X}>" for b in range(256)} & set(self.byte_ids)) != 256:
+            raise ValueError("the model has byte_fallback but lacks some of the 256 byte pieces <0x00>..<0xFF>")
+        self.normalizer.normalize(PROBE)  # a damaged character map shows here rather than in a later encode
 
     @classmethod
     def from_file(cls, path):
-        """Read a ``.model`` file (see ``read_model``)."""
-        return cls(read_model(path))
+        """Read a ``.model`` file (see ``read_model``); a ``ValueError`` names the file if it is not one."""
+        model = read_model(path)
+        try:
+            return cls(model)
+        except ValueError as error:
+            raise ValueError(f"{path}: {error}") from None
 
     def segment(self, normalized):
         """Best segmentation of normalized text: a list of ``(piece_text, id)``.
