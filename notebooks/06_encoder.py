@@ -1,0 +1,278 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 6. The encoder layer and the stack
+#
+# One DeBERTa layer is BERT's *post-LayerNorm* block: attention, then a feed-forward network (FFN),
+# each followed by a residual sum and a LayerNorm (the LayerNorm comes *after* the sum):
+#
+# $$
+# a = \mathrm{LN}\big(x + W_O\,\mathrm{Attn}(x)\big), \qquad
+# y = \mathrm{LN}\big(a + W_2\,\mathrm{GELU}(W_1 a)\big)
+# $$
+#
+# and the encoder applies $L$ such layers in turn, $h_0 = $ embeddings, $h_{l+1} = \mathrm{layer}_l(h_l)$.
+# What is DeBERTa's own: every layer reads the **same** table of relative-position embeddings
+# $P$ ($2k$ rows, one per relative-distance bucket), passed once through the encoder's own LayerNorm
+# (v3: `norm_rel_ebd="layer_norm"`), and the attention of layer $l$ uses $P$ with layer $l$'s own
+# projections.
+#
+# Files to keep open: `minideberta/encoder.py` (`layer_forward`, `layer_backward`, `forward`, `backward`,
+# `relative_embeddings_forward`), `minideberta/attention.py`, `minideberta/ops.py`.
+#
+# Sections: 1. a model; 2. one layer taken apart and checked against `layer_forward`; 3. what the post-LN
+# does to every row; 4. the shared relative table and its gradient, summed over layers; 5. `hidden_states`
+# and `attentions`, and the attention maps of every layer and head.
+
+# %%
+import numpy as np
+import matplotlib.pyplot as plt
+
+from minideberta import DebertaV2Config, DebertaV2Model, attention, encoder
+from minideberta.ops import activation_forward, layer_norm_forward, linear_forward, subtree
+
+np.set_printoptions(linewidth=120, precision=4, suppress=True)
+
+# %% [markdown]
+# ## 1. A model
+#
+# A tiny v3-shaped encoder (relative attention with c2p and p2c, shared attention keys, LayerNorm on the
+# relative table, no absolute positions in the input), random weights from a fixed seed, in float64 so that
+# "equal" can mean "equal to 1e-12". The weights are drawn with std 0.2 rather than transformers' 0.02, so
+# that attention is far from uniform and the pictures show something.
+
+# %%
+config = DebertaV2Config(vocab_size=100, hidden_size=32, num_hidden_layers=3, num_attention_heads=4,
+                         intermediate_size=64, max_position_embeddings=64, relative_attention=True,
+                         position_buckets=8, max_relative_positions=32, pos_att_type="c2p|p2c",
+                         share_att_key=True, norm_rel_ebd="layer_norm", position_biased_input=False,
+                         hidden_act="gelu", initializer_range=0.2)
+model = DebertaV2Model(config, seed=0, dtype=np.float64)
+p = model.params
+
+rng = np.random.default_rng(0)
+B, N = 2, 10
+input_ids = rng.integers(5, config.vocab_size, size=(B, N))
+attention_mask = np.ones((B, N), dtype=np.int64)
+attention_mask[1, 7:] = 0  # the second sequence has 3 padding tokens
+L, H = config.num_hidden_layers, config.num_attention_heads
+print(f"{L} layers, {H} heads of size {config.attention_head_size}, hidden {config.hidden_size}, "
+      f"relative table {p['encoder.rel_embeddings.weight'].shape}")
+
+# %% [markdown]
+# `output_hidden_states=True` returns the embedding output and every layer's output ($L+1$ arrays);
+# `output_attentions=True` every layer's attention probabilities, one $(B, H, N, N)$ array per layer.
+
+# %%
+out = model(input_ids, attention_mask=attention_mask, output_hidden_states=True, output_attentions=True)
+print("hidden_states:", len(out.hidden_states), "x", out.hidden_states[0].shape)
+print("attentions:   ", len(out.attentions), "x", out.attentions[0].shape)
+assert len(out.hidden_states) == L + 1 and len(out.attentions) == L
+assert all(a.shape == (B, H, N, N) for a in out.attentions)
+assert np.array_equal(out.hidden_states[-1], out.last_hidden_state)
+
+# %% [markdown]
+# ## 2. One layer, taken apart
+#
+# The layer's two halves, written with the library's pieces: `attention.forward` for the disentangled
+# self-attention (notebook 5), `linear_forward`, `activation_forward` and `layer_norm_forward` from
+# `ops.py`. The masks come from `encoder.attention_masks` (a pair may attend when both tokens are real),
+# and the table and its row indices from `encoder.relative_embeddings_forward`.
+
+# %%
+enc = subtree(p, "encoder")
+pair_mask, token_mask = encoder.attention_masks(attention_mask)
+table, rel_rows, _ = encoder.relative_embeddings_forward(enc, config, N)
+eps = config.layer_norm_eps
+
+
+def layer_by_hand(lp, x):
+    """a = LN(x + W_O Attn(x));  y = LN(a + W_2 GELU(W_1 a))."""
+    ctx, _ = attention.forward(subtree(lp, "attention.self"), x, pair_mask, config, table, rel_rows)
+    attn_out, _ = linear_forward(subtree(lp, "attention.output.dense"), ctx)
+    a, _ = layer_norm_forward(subtree(lp, "attention.output.LayerNorm"), x + attn_out, eps)
+    f, _ = linear_forward(subtree(lp, "intermediate.dense"), a)  # (B, N, D) -> (B, N, intermediate_size)
+    f, _ = activation_forward(config.hidden_act, f)
+    f, _ = linear_forward(subtree(lp, "output.dense"), f)  # (B, N, intermediate_size) -> (B, N, D)
+    y, _ = layer_norm_forward(subtree(lp, "output.LayerNorm"), a + f, eps)
+    return a, y
+
+
+x0 = out.hidden_states[0]
+a0, y0 = layer_by_hand(subtree(enc, "layer.0"), x0)
+y_lib, _ = encoder.layer_forward(subtree(enc, "layer.0"), x0, pair_mask, config, table, rel_rows)
+gap_layer = np.abs(y0 - y_lib).max()
+gap_model = max(np.abs(layer_by_hand(subtree(enc, f"layer.{i}"), out.hidden_states[i])[1]
+                       - out.hidden_states[i + 1]).max() for i in range(L))
+print(f"by hand vs encoder.layer_forward: {gap_layer:.1e};  every layer vs model.hidden_states: {gap_model:.1e}")
+assert gap_layer < 1e-12 and gap_model < 1e-12
+
+# %% [markdown]
+# ## 3. What post-LayerNorm does to the residual stream
+#
+# Because the LayerNorm comes after each sum, every hidden state is a LayerNorm output: undo its gain
+# and bias, $(y - \beta)/\gamma$, and each token's vector has mean 0 and variance $v/(v+\epsilon) \approx 1$,
+# whatever the weights. The sums before the LayerNorms, $x + \mathrm{attn}$ and $a + \mathrm{FFN}$, are free
+# to grow; the picture shows the size of the two summands and of their sum per layer (mean over real tokens).
+
+# %%
+real = token_mask  # (B, N) True for real tokens
+for i in range(L):
+    ln = subtree(enc, f"layer.{i}.output.LayerNorm")
+    z = (out.hidden_states[i + 1] - ln["bias"]) / ln["weight"]
+    assert np.abs(z[real].mean(axis=-1)).max() < 1e-10
+    assert np.abs(z[real].var(axis=-1) - 1).max() < 1e-5  # v / (v + eps) with eps = 1e-7
+print("every real row of every layer's output, gain and bias undone: mean 0, variance 1")
+
+rows = []
+for i in range(L):
+    lp, x = subtree(enc, f"layer.{i}"), out.hidden_states[i]
+    a, _ = layer_by_hand(lp, x)
+    ctx, _ = attention.forward(subtree(lp, "attention.self"), x, pair_mask, config, table, rel_rows)
+    attn_out, _ = linear_forward(subtree(lp, "attention.output.dense"), ctx)
+    norm = lambda t: np.linalg.norm(t[real], axis=-1).mean()  # noqa: E731
+    rows.append((norm(x), norm(attn_out), norm(x + attn_out), norm(a)))
+rows = np.array(rows)
+
+fig, ax = plt.subplots(figsize=(7, 3.2))
+for k, label in enumerate(["x (layer input)", "W_O Attn(x)", "x + W_O Attn(x)", "a = LN(...)"]):
+    ax.plot(range(L), rows[:, k], "o-", label=label)
+ax.axhline(np.sqrt(config.hidden_size), color="0.6", ls="--", lw=1, label="sqrt(D): a LayerNorm output")
+ax.set_xlabel("layer")
+ax.set_ylabel("mean L2 norm per token")
+ax.set_xticks(range(L))
+ax.legend(fontsize=8)
+ax.set_title("the residual sum, before and after the LayerNorm")
+plt.show()
+# With gain 1 and bias 0 (a fresh model) a LayerNorm output has norm sqrt(D) exactly (up to eps).
+ln_is_identity = all(np.allclose(enc[f"layer.{i}.attention.output.LayerNorm.weight"], 1)
+                     and np.allclose(enc[f"layer.{i}.attention.output.LayerNorm.bias"], 0) for i in range(L))
+if ln_is_identity:
+    assert np.allclose(rows[:, 3], np.sqrt(config.hidden_size), rtol=1e-6)
+
+# %% [markdown]
+# ## 4. One relative table for all layers
+#
+# `encoder.rel_embeddings.weight` has $2k$ rows (here $k$ = `position_buckets` = 8). The stack passes it
+# through `encoder.LayerNorm` **once** and hands the same normalised table to every layer:
+
+# %%
+ln_table, _ = layer_norm_forward(subtree(enc, "LayerNorm"), enc["rel_embeddings.weight"], eps)
+assert np.abs(ln_table - table).max() < 1e-15
+print("table", table.shape, "= LayerNorm(encoder.rel_embeddings.weight)")
+
+fig, axes = plt.subplots(1, 2, figsize=(10, 2.8))
+axes[0].imshow(enc["rel_embeddings.weight"].T, aspect="auto", cmap="RdBu_r")
+axes[0].set_title("encoder.rel_embeddings.weight (transposed)")
+axes[1].imshow(table.T, aspect="auto", cmap="RdBu_r")
+axes[1].set_title("after encoder.LayerNorm: what every layer reads")
+for ax in axes:
+    ax.set_xlabel("bucket row")
+    ax.set_ylabel("feature")
+plt.show()
+
+# %% [markdown]
+# Used by $L$ layers, the table gets the **sum** of their gradients, and only that sum goes back through
+# the LayerNorm:
+#
+# $$
+# \frac{\partial \ell}{\partial P} = \sum_{l=0}^{L-1} \frac{\partial \ell}{\partial P}\Big|_{\text{layer } l},
+# \qquad
+# \frac{\partial \ell}{\partial W_{\text{rel}}} = \mathrm{LN}'^{\top}\frac{\partial \ell}{\partial P}.
+# $$
+#
+# Below, the stack is run layer by layer with `encoder.layer_forward`, each layer's backward
+# (`encoder.layer_backward`) returns its own share `drel`, and the sum, taken back through the
+# LayerNorm by `encoder.relative_embeddings_backward`, must equal what `encoder.backward` (the whole stack
+# at once) returns.
+
+# %%
+dy = rng.normal(size=(B, N, config.hidden_size))  # a random upstream gradient of the last layer
+
+(states, _), stack_cache = encoder.forward(enc, x0, attention_mask, config)
+_, stack_grads = encoder.backward(enc, [None] * L + [dy], stack_cache)
+
+h, caches = x0, []
+for i in range(L):
+    h, c = encoder.layer_forward(subtree(enc, f"layer.{i}"), h, pair_mask, config, table, rel_rows)
+    caches.append(c)
+d, shares = dy, []
+for i in reversed(range(L)):
+    (d, _, drel), _ = encoder.layer_backward(subtree(enc, f"layer.{i}"), d, caches[i])
+    shares.insert(0, drel)
+_, _, table_ln_cache = encoder.relative_embeddings_forward(enc, config, N)
+summed = encoder.relative_embeddings_backward(enc, config, sum(shares), table_ln_cache)
+
+gap = np.abs(summed["rel_embeddings.weight"] - stack_grads["rel_embeddings.weight"]).max()
+print(f"sum over layers, then the LayerNorm's backward, vs encoder.backward: {gap:.1e}")
+assert gap < 1e-12
+
+fig, ax = plt.subplots(figsize=(7, 3))
+for i, s in enumerate(shares):
+    ax.plot(np.linalg.norm(s, axis=-1), "o-", label=f"layer {i}")
+ax.plot(np.linalg.norm(sum(shares), axis=-1), "k--", label="sum")
+ax.set_xlabel("bucket row of the table")
+ax.set_ylabel("|d loss / d row|")
+ax.set_title("every layer's share of the relative table's gradient")
+ax.legend(fontsize=8)
+plt.show()
+
+# %% [markdown]
+# The rows with no gradient at all are buckets that no pair of tokens at distance $< N$ reaches.
+
+# %% [markdown]
+# ## 5. Attention maps of every layer and head
+#
+# `out.attentions[l][b, h]` is the $(N, N)$ matrix of attention probabilities of layer $l$, head $h$: row
+# $i$ is the distribution of query $i$ over the keys. On a padded sequence, real queries give the padded
+# keys probability 0 and sum to 1 over the real keys; padded queries attend to nothing (a zero row, the
+# XSoftmax of notebook 2).
+
+# %%
+n_real = int(real[1].sum())
+for probs in out.attentions:
+    assert np.allclose(probs[0].sum(-1), 1, atol=1e-12)  # the first sequence has no padding
+    assert np.allclose(probs[1, :, :n_real].sum(-1), 1, atol=1e-12)
+    assert np.all(probs[1, :, :, n_real:] == 0) and np.all(probs[1, :, n_real:, :] == 0)
+print(f"sequence 1: {n_real} real tokens; rows sum to 1 over real keys, padded keys and queries are 0")
+
+fig, axes = plt.subplots(L, H, figsize=(2.2 * H, 2.2 * L), squeeze=False)
+for layer in range(L):
+    for head in range(H):
+        ax = axes[layer, head]
+        ax.imshow(out.attentions[layer][1, head], vmin=0, cmap="viridis")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if layer == 0:
+            ax.set_title(f"head {head}", fontsize=9)
+        if head == 0:
+            ax.set_ylabel(f"layer {layer}", fontsize=9)
+fig.suptitle("attention probabilities of sequence 1 (its last 3 tokens are padding); rows: queries, columns: keys")
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# With random weights the patterns mean nothing; with a trained checkpoint
+# (run the notebook with `MINIDEBERTA_MODEL=folder`) heads specialise: previous token, next token,
+# `[SEP]`, the token itself.
+#
+# ## Questions
+#
+# 1. A pre-LayerNorm transformer (GPT-2) computes $y = x + \mathrm{Attn}(\mathrm{LN}(x))$ instead. Which of the
+#    checks of section 3 would still hold, and which would fail?
+# 2. `encoder.backward` adds the table's gradient over layers *before* the LayerNorm's backward. Why is that
+#    the same as taking each layer's share through the LayerNorm and adding afterwards? (Hint: is the
+#    LayerNorm's backward linear in its upstream gradient?) Check your answer with
+#    `encoder.relative_embeddings_backward` on two shares.
+# 3. Exercise: write `encoder.layer_backward` yourself, then `python -m minideberta exercises check
+#    encoder.layer_backward`.
