@@ -38,7 +38,8 @@
 import numpy as np
 import matplotlib.pyplot as plt
 
-from minideberta import DebertaV2Config, DebertaV2Model, attention, encoder
+from minideberta import attention, encoder
+from minideberta.apps import course
 from minideberta.ops import activation_forward, layer_norm_forward, linear_forward, subtree
 
 np.set_printoptions(linewidth=120, precision=4, suppress=True)
@@ -46,28 +47,26 @@ np.set_printoptions(linewidth=120, precision=4, suppress=True)
 # %% [markdown]
 # ## 1. A model
 #
-# A tiny v3-shaped encoder (relative attention with c2p and p2c, shared attention keys, LayerNorm on the
-# relative table, no absolute positions in the input), random weights from a fixed seed, in float64 so that
-# "equal" can mean "equal to 1e-12". The weights are drawn with std 0.2 rather than transformers' 0.02, so
-# that attention is far from uniform and the pictures show something.
+# The course's model (`minideberta/apps/course.py`): the checkpoint named by `MINIDEBERTA_MODEL` if set, else
+# the embedded pre-trained `weights/minideberta-v3-tiny-generator`, else a tiny seeded random model of
+# DeBERTa-v3's shape (relative attention with c2p and p2c, shared attention keys, LayerNorm on the relative
+# table, no absolute positions in the input). We load it in float64, so that "equal" can mean "equal to
+# 1e-12", and read two sentences of different lengths: the second is padded.
 
 # %%
-config = DebertaV2Config(vocab_size=100, hidden_size=32, num_hidden_layers=3, num_attention_heads=4,
-                         intermediate_size=64, max_position_embeddings=64, relative_attention=True,
-                         position_buckets=8, max_relative_positions=32, pos_att_type="c2p|p2c",
-                         share_att_key=True, norm_rel_ebd="layer_norm", position_biased_input=False,
-                         hidden_act="gelu", initializer_range=0.2)
-model = DebertaV2Model(config, seed=0, dtype=np.float64)
-p = model.params
+print(course.describe())
+model, tokenizer = course.course_model(dtype=np.float64)
+config = model.config
+p = subtree(model.params, "deberta")  # the backbone's arrays: embeddings.*, encoder.*
 
-rng = np.random.default_rng(0)
-B, N = 2, 10
-input_ids = rng.integers(5, config.vocab_size, size=(B, N))
-attention_mask = np.ones((B, N), dtype=np.int64)
-attention_mask[1, 7:] = 0  # the second sequence has 3 padding tokens
+texts = ["The encoder reads every token in the light of all the others.", "A short one."]
+batch = tokenizer(texts, padding=True, return_tensors="np")
+input_ids, attention_mask = batch["input_ids"], batch["attention_mask"]
+tokens = tokenizer.convert_ids_to_tokens(input_ids[1].tolist())
+B, N = input_ids.shape
 L, H = config.num_hidden_layers, config.num_attention_heads
 print(f"{L} layers, {H} heads of size {config.attention_head_size}, hidden {config.hidden_size}, "
-      f"relative table {p['encoder.rel_embeddings.weight'].shape}")
+      f"relative table {p['encoder.rel_embeddings.weight'].shape}; batch {B} x {N} tokens")
 
 # %% [markdown]
 # `output_hidden_states=True` returns the embedding output and every layer's output ($L+1$ arrays);
@@ -75,11 +74,11 @@ print(f"{L} layers, {H} heads of size {config.attention_head_size}, hidden {conf
 
 # %%
 out = model(input_ids, attention_mask=attention_mask, output_hidden_states=True, output_attentions=True)
-print("hidden_states:", len(out.hidden_states), "x", out.hidden_states[0].shape)
-print("attentions:   ", len(out.attentions), "x", out.attentions[0].shape)
+print("hidden_states:", len(out.hidden_states), "x", out.hidden_states[0].shape, "(B, N, D)")
+print("attentions:   ", len(out.attentions), "x", out.attentions[0].shape, "(B, H, N, N)")
 assert len(out.hidden_states) == L + 1 and len(out.attentions) == L
 assert all(a.shape == (B, H, N, N) for a in out.attentions)
-assert np.array_equal(out.hidden_states[-1], out.last_hidden_state)
+assert out.hidden_states[0].shape == (B, N, config.hidden_size)
 
 # %% [markdown]
 # ## 2. One layer, taken apart
@@ -163,7 +162,7 @@ if ln_is_identity:
 # %% [markdown]
 # ## 4. One relative table for all layers
 #
-# `encoder.rel_embeddings.weight` has $2k$ rows (here $k$ = `position_buckets` = 8). The stack passes it
+# `encoder.rel_embeddings.weight` has $2k$ rows ($k$ = `position_buckets`). The stack passes it
 # through `encoder.LayerNorm` **once** and hands the same normalised table to every layer:
 
 # %%
@@ -197,7 +196,8 @@ plt.show()
 # at once) returns.
 
 # %%
-dy = rng.normal(size=(B, N, config.hidden_size))  # a random upstream gradient of the last layer
+rng = np.random.default_rng(0)
+dy = rng.normal(size=(B, N, config.hidden_size)) * attention_mask[..., None]  # a random upstream gradient, 0 on padding
 
 (states, _), stack_cache = encoder.forward(enc, x0, attention_mask, config)
 _, stack_grads = encoder.backward(enc, [None] * L + [dy], stack_cache)
@@ -217,18 +217,23 @@ gap = np.abs(summed["rel_embeddings.weight"] - stack_grads["rel_embeddings.weigh
 print(f"sum over layers, then the LayerNorm's backward, vs encoder.backward: {gap:.1e}")
 assert gap < 1e-12
 
+# Distances between N tokens are -(N-1)..N-1: with N below position_buckets // 2 they are their own buckets,
+# rows k-(N-1)..k+(N-1) of the table. No other row can get gradient.
+k = config.position_span
+window = np.arange(k - (N - 1), k + N)
+row_norms = np.linalg.norm(sum(shares), axis=-1)
+outside = np.setdiff1d(np.arange(len(row_norms)), window)
+assert np.all(row_norms[outside] == 0) and np.all(row_norms[window] > 0)
+
 fig, ax = plt.subplots(figsize=(7, 3))
-for i, s in enumerate(shares):
-    ax.plot(np.linalg.norm(s, axis=-1), "o-", label=f"layer {i}")
-ax.plot(np.linalg.norm(sum(shares), axis=-1), "k--", label="sum")
-ax.set_xlabel("bucket row of the table")
+for i, share in enumerate(shares):
+    ax.plot(window - k, np.linalg.norm(share[window], axis=-1), "o-", ms=3, label=f"layer {i}")
+ax.plot(window - k, row_norms[window], "k--", label="sum")
+ax.set_xlabel("row of the table - k (the relative distance)")
 ax.set_ylabel("|d loss / d row|")
-ax.set_title("every layer's share of the relative table's gradient")
+ax.set_title(f"every layer's share of the table's gradient (the other {len(outside)} rows get none)")
 ax.legend(fontsize=8)
 plt.show()
-
-# %% [markdown]
-# The rows with no gradient at all are buckets that no pair of tokens at distance $< N$ reaches.
 
 # %% [markdown]
 # ## 5. Attention maps of every layer and head
@@ -246,25 +251,33 @@ for probs in out.attentions:
     assert np.all(probs[1, :, :, n_real:] == 0) and np.all(probs[1, :, n_real:, :] == 0)
 print(f"sequence 1: {n_real} real tokens; rows sum to 1 over real keys, padded keys and queries are 0")
 
-fig, axes = plt.subplots(L, H, figsize=(2.2 * H, 2.2 * L), squeeze=False)
+shown = tokenizer.convert_ids_to_tokens(input_ids[0].tolist())  # sequence 0, no padding
+top = max(float(a[0].max()) for a in out.attentions)
+if not course.is_trained():  # std-0.02 random weights: every score near 0, every row near 1/N
+    assert top < 1.5 / N
+fig, axes = plt.subplots(L, H, figsize=(3.2 * H + 1, 3.2 * L), squeeze=False)
 for layer in range(L):
     for head in range(H):
         ax = axes[layer, head]
-        ax.imshow(out.attentions[layer][1, head], vmin=0, cmap="viridis")
+        im = ax.imshow(out.attentions[layer][0, head], vmin=0, vmax=top, cmap="viridis")
         ax.set_xticks([])
         ax.set_yticks([])
         if layer == 0:
             ax.set_title(f"head {head}", fontsize=9)
         if head == 0:
+            ax.set_yticks(range(N), shown, fontsize=6)
             ax.set_ylabel(f"layer {layer}", fontsize=9)
-fig.suptitle("attention probabilities of sequence 1 (its last 3 tokens are padding); rows: queries, columns: keys")
+        if layer == L - 1:
+            ax.set_xticks(range(N), shown, fontsize=6, rotation=90)
+fig.suptitle("attention probabilities of every layer and head; rows: queries, columns: keys")
 fig.tight_layout()
+fig.colorbar(im, ax=axes, shrink=0.6)
 plt.show()
 
 # %% [markdown]
-# With random weights the patterns mean nothing; with a trained checkpoint
-# (run the notebook with `MINIDEBERTA_MODEL=folder`) heads specialise: previous token, next token,
-# `[SEP]`, the token itself.
+# With random weights (std 0.02, as transformers initialises) every score is near 0 and the maps are nearly
+# uniform; with trained weights (the embedded model, or `MINIDEBERTA_MODEL=folder`) heads specialise: the
+# previous token, the next one, `[SEP]`, the token itself.
 #
 # ## Questions
 #
