@@ -30,7 +30,7 @@
 import matplotlib.pyplot as plt
 import numpy as np
 
-from minideberta import emd, embeddings, encoder, heads
+from minideberta import embeddings, emd, encoder, heads
 from minideberta.apps import course, pipelines
 from minideberta.ops import subtree
 

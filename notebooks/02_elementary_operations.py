@@ -83,7 +83,7 @@ assert np.allclose(d_exact, scipy.special.ndtr(x) + x * phi, rtol=0, atol=1e-15)
 
 samples = rng.normal(scale=2, size=(3, 50))
 for fwd, bwd in ((ops.gelu_forward, ops.gelu_backward), (ops.gelu_new_forward, ops.gelu_new_backward)):
-    error = check(lambda p, x: fwd(x), lambda p, dy, cache: (bwd(dy, cache), {}), {}, [samples])
+    error = check(lambda p, x, fwd=fwd: fwd(x), lambda p, dy, cache, bwd=bwd: (bwd(dy, cache), {}), {}, [samples])
     print(f"{fwd.__name__:18s} backward vs central differences: {error:.1e}")
     assert error < gradcheck.EXPECTED_ERROR
 

@@ -36,8 +36,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from minideberta import DebertaV2Config
-from minideberta.relative_position import (build_relative_position, make_log_bucket_position, rel_to_abs,
-                                           relative_index_tables)
+from minideberta.relative_position import (
+    build_relative_position,
+    make_log_bucket_position,
+    rel_to_abs,
+    relative_index_tables,
+)
 
 np.set_printoptions(linewidth=120)
 

@@ -48,7 +48,7 @@ def test_no_notebook_with_outputs_is_committed():
 def test_notebook_runs_draws_and_asserts(path, kernel_dirs):
     nb = course_render.read(path)
     code = "\n".join(cell.source for cell in nb.cells if cell.cell_type == "code")
-    assert re.search(r"^\s*assert\b", code, re.M), f"{path.name} asserts nothing"
+    assert re.search(r"^\s*assert\b", code, re.MULTILINE), f"{path.name} asserts nothing"
 
     start = time.perf_counter()
     nb = course_render.execute(path)  # raises CellExecutionError, with the cell and its traceback, on any error
