@@ -2,26 +2,32 @@
 
 Each token has a content vector and each distance delta = i - j a position vector (a row of the
 shared relative-embedding table, after its LayerNorm). The score of query i for key j sums
-three dot products, all scaled by 1/sqrt(d * (1 + number of position terms)):
+three dot products, scaled once by 1/sqrt(d * (1 + number of position terms)):
 
-    c2c  content of i . content of j          Q_i . K_j
-    c2p  content of i . position i - j         Q_i . Kr[row(i - j)]     ("c2p" in pos_att_type)
-    p2c  position . content of j               K_j . Qr[row(i - j)]     ("p2c" in pos_att_type)
+    A_ij = ( Q_i . K_j  +  Q_i . Kr[row(i - j)]  +  K_j . Qr[row(i - j)] ) / sqrt(3 d)
+              c2c           c2p                      p2c
+
+    Q = H Wq, K = H Wk, V = H Wv        the content projections of the hidden states H
+    Kr = P Wk_r, Qr = P Wq_r            the relative table P projected for keys and for queries
+    out = softmax(A) V                  with DeBERTa's XSoftmax masking (ops.masked_softmax_forward)
 
 Note the p2c row: the paper writes delta(j, i), the distance seen from the key, but Microsoft's
 code (and transformers) index the key-against-key buckets with their sign flipped, which
 lands on row(i - j), the same row as c2p; that is what the checkpoints were trained with.
 
-Kr and Qr are the relative embeddings projected by the layer's key and query projections
-(``share_att_key``, v3) or by their own ``pos_key_proj`` / ``pos_query_proj`` (v2 without sharing).
-Rows come from ``relative_position.relative_index_tables``; each projected row is computed once
-for the whole batch, and the position terms are read off (N, 2N-1) tables with ``rel_to_abs``.
+Kr and Qr use the layer's own key and query projections (``share_att_key``, v3) or separate
+``pos_key_proj`` / ``pos_query_proj`` (v2 without sharing). As Microsoft and transformers do, the
+whole (2k, D) table is projected once per layer and the row of every distance gathered from it
+(``relative_position.relative_index_tables`` gives the rows). The position terms are scored
+against the 2N-1 distances, (N, 2N-1), and read as (N, N) scores by key with ``rel_to_abs``.
 """
 import math
+from typing import NamedTuple
 
 from .backend import get_xp
-from .ops import (add_grads, dropout_backward, dropout_forward, linear_backward, linear_forward,
-                  masked_softmax_backward, masked_softmax_forward, prefixed, subtree)
+from .ops import (DropoutCache, LinearCache, SoftmaxCache, add_grads, dropout_backward, dropout_forward,
+                  linear_backward, linear_forward, masked_softmax_backward, masked_softmax_forward, prefixed,
+                  scatter_add_rows, subtree)
 from .relative_position import rel_to_abs
 
 
@@ -41,43 +47,34 @@ def by_head(x, heads):
     return x.reshape(batch * n, heads, -1).transpose(1, 0, 2)
 
 
-def position_scores(x, pos, batch):
-    """Every token against every relative distance: (B, N, H*d) x (H, 2N-1, d) -> (B, H, N, 2N-1).
-
-    The position vectors are the same for the whole batch, so one matrix product per head over
-    all B*N tokens does the work of B*H small ones.
-    """
-    heads = pos.shape[0]
-    table = by_head(x, heads) @ pos.swapaxes(-1, -2)  # (H, B*N, 2N-1)
-    return table.reshape(heads, batch, -1, table.shape[-1]).transpose(1, 0, 2, 3)
+# ---- the position vectors: the relative table through a projection, one row per distance ----
+class ProjectionCache(NamedTuple):
+    linear: LinearCache  # its input: the (2k, D) relative table
+    rows: object  # (2N-1,) int, the table row of each distance N-1, ..., -(N-1)
 
 
 def position_projection_forward(p, table, rows, heads):
-    """Project the relative-embedding rows one score table needs: (2k, D) -> (H, 2N-1, d).
+    """Kr (or Qr): every row of the relative table projected, then the row of each distance.
 
-    ``rows`` is monotone in the distance, so distances that share a row (beyond the bucket
-    range, or clipped at the table's edge) are neighbours: each distinct row is projected once
-    and repeated over its run. The projection depends on the weights only, never on the batch.
+    p: the projection's ``weight``/``bias``; table (2k, D); rows (2N-1,). Returns (H, 2N-1, d).
+    The projection depends on the weights only, never on the batch.
     """
-    xp = get_xp(table)
-    starts = xp.flatnonzero(xp.concatenate([xp.ones(1, dtype=bool), rows[1:] != rows[:-1]]))  # each run's first
-    lengths = xp.diff(xp.concatenate([starts, xp.asarray([len(rows)])]))
-    projected, linear_cache = linear_forward(p, table[rows[starts]])  # (runs, H*d)
-    per_distance = xp.repeat(projected, lengths, axis=0)  # (2N-1, H*d)
+    projected, linear_cache = linear_forward(p, table)  # (2k, D) -> (2k, H*d)
+    per_distance = projected[rows]  # (2N-1, H*d)
     pos = per_distance.reshape(len(rows), heads, -1).transpose(1, 0, 2)  # (H, 2N-1, d)
-    return pos, (linear_cache, rows[starts], starts, table.shape)
+    return pos, ProjectionCache(linear_cache, rows)
 
 
 def position_projection_backward(p, dpos, cache):
-    xp = get_xp(dpos)
-    linear_cache, run_rows, starts, table_shape = cache
+    """In the forward: ``per_distance = (table W^T + b)[rows]``. Returns ``dtable, grads``.
+
+    A gather's gradient is a scatter-add: distances that share a row (beyond the bucket range, or
+    clipped at the table's edge) add their gradients into it; rows no distance read get zero.
+    """
     heads, m, d = dpos.shape
-    dper_distance = dpos.transpose(1, 0, 2).reshape(m, heads * d)  # (2N-1, H*d)
-    dprojected = xp.add.reduceat(dper_distance, starts, axis=0)  # a repeat's gradient: the sum of each run
-    drows, grads = linear_backward(p, dprojected, linear_cache)
-    dtable = xp.zeros(table_shape, dtype=dpos.dtype)
-    dtable[run_rows] = drows  # monotone rows: each appears in one run only
-    return dtable, grads
+    dper_distance = dpos.transpose(1, 0, 2).reshape(m, heads * d)  # (H, 2N-1, d) -> (2N-1, H*d)
+    dprojected = scatter_add_rows(cache.linear.x.shape[0], cache.rows, dper_distance)  # (2k, H*d)
+    return linear_backward(p, dprojected, cache.linear)
 
 
 def position_weights(config, term):
@@ -85,6 +82,78 @@ def position_weights(config, term):
     if config.share_att_key:
         return "key_proj" if term == "c2p" else "query_proj"
     return "pos_key_proj" if term == "c2p" else "pos_query_proj"
+
+
+# ---- the two position terms ----
+def position_scores(x, pos):
+    """Every token against every relative distance: (B, N, H*d) x (H, 2N-1, d) -> (B, H, N, 2N-1).
+
+    The position vectors are the same for the whole batch, so one matrix product per head over
+    all B*N tokens does the work of B*H small ones.
+    """
+    batch, heads = x.shape[0], pos.shape[0]
+    by_distance = by_head(x, heads) @ pos.swapaxes(-1, -2)  # (H, B*N, 2N-1)
+    return by_distance.reshape(heads, batch, -1, by_distance.shape[-1]).transpose(1, 0, 2, 3)
+
+
+def c2p_scores(q, pos_key):
+    """content-to-position: ``out[b, h, i, j] = Q_i . Kr[row(i - j)]``. q (B, N, H*d), pos_key (H, 2N-1, d)."""
+    return rel_to_abs(position_scores(q, pos_key))  # (B, H, N, 2N-1) -> (B, H, N, N)
+
+
+def p2c_scores(k, pos_query):
+    """position-to-content: ``out[b, h, i, j] = K_j . Qr[row(i - j)]``. k (B, N, H*d), pos_query (H, 2N-1, d).
+
+    Scored from the key's side: row j of the (N, 2N-1) table holds key j against every distance,
+    so the (N, N) view is indexed [j, i] and transposed.
+    """
+    return rel_to_abs(position_scores(k, pos_query)).swapaxes(-1, -2)  # (B, H, N, N), [i, j]
+
+
+def position_scores_backward(dscores, x, pos):
+    """Of ``rel_to_abs(position_scores(x, pos))`` with upstream (B, H, N, N): returns ``dx, dpos``.
+
+    The (N, N) gradient is scattered back onto the (N, 2N-1) table it was read from (entries of
+    the table no pair read get zero), then both matrix products are differentiated.
+    """
+    xp = get_xp(dscores)
+    batch, heads, n, _ = dscores.shape
+    dby_distance = xp.zeros((heads, batch, n, 2 * n - 1), dtype=dscores.dtype)
+    rel_to_abs(dby_distance.transpose(1, 0, 2, 3))[...] = dscores  # write through the view
+    dby_distance = dby_distance.reshape(heads, batch * n, 2 * n - 1)
+    dx = merge_heads((dby_distance @ pos).reshape(heads, batch, n, -1).transpose(1, 0, 2, 3))  # (B, N, H*d)
+    dpos = dby_distance.swapaxes(-1, -2) @ by_head(x, heads)  # (H, 2N-1, d), summed over the batch
+    return dx, dpos
+
+
+def c2p_scores_backward(dc2p, q, pos_key):
+    """In the forward: ``c2p = c2p_scores(q, pos_key)``. Returns ``dq, dpos_key``."""
+    return position_scores_backward(dc2p, q, pos_key)
+
+
+def p2c_scores_backward(dp2c, k, pos_query):
+    """In the forward: ``p2c = p2c_scores(k, pos_query)`` (a transposed read). Returns ``dk, dpos_query``."""
+    return position_scores_backward(dp2c.swapaxes(-1, -2), k, pos_query)
+
+
+# ---- the layer's attention ----
+class AttentionCache(NamedTuple):
+    config: object  # DebertaV2Config
+    terms: tuple  # the position terms used, a subset of ("c2p", "p2c")
+    scale: float  # 1 / sqrt(d * (1 + number of position terms))
+    query_proj: LinearCache  # its input (B, N, D): hidden, or EMD's query states
+    key_proj: LinearCache  # its input (B, N, D): hidden
+    value_proj: LinearCache  # its input (B, N, D): hidden
+    separate_queries: bool  # the queries came from EMD's query states: their gradient is returned apart
+    q: object  # (B, N, H*d) queries, unscaled
+    k: object  # (B, N, H*d) keys
+    v: object  # (B, N, H*d) values
+    pos: dict  # term -> (H, 2N-1, d): Kr for "c2p", Qr for "p2c"
+    projections: dict  # term -> ProjectionCache of the projection that made pos[term]
+    table_dropout: object  # DropoutCache of the relative table, or None without position terms
+    softmax: SoftmaxCache  # of the probabilities (B, H, N, N)
+    probs_dropout: DropoutCache  # of the attention dropout
+    dropped: object  # (B, H, N, N) the probabilities after dropout, what met V
 
 
 def forward(p, hidden, mask, config, rel_embeddings=None, rel_rows=None, query_states=None, rng=None):
@@ -96,92 +165,84 @@ def forward(p, hidden, mask, config, rel_embeddings=None, rel_rows=None, query_s
     ``relative_index_tables(N, config)``. rng: a NumPy Generator for dropout in training, None
     in evaluation. Returns (B, N, H*d).
     """
-    heads, batch = config.num_attention_heads, hidden.shape[0]
-    terms = [t for t in ("c2p", "p2c") if t in config.pos_att_type] if config.relative_attention else []
+    heads = config.num_attention_heads
+    terms = tuple(t for t in ("c2p", "p2c") if t in config.pos_att_type) if config.relative_attention else ()
     queries_in = hidden if query_states is None else query_states
-    q, q_cache = linear_forward(subtree(p, "query_proj"), queries_in)  # (B, N, H*d)
+    q, q_cache = linear_forward(subtree(p, "query_proj"), queries_in)  # (B, N, D) -> (B, N, H*d)
     k, k_cache = linear_forward(subtree(p, "key_proj"), hidden)
     v, v_cache = linear_forward(subtree(p, "value_proj"), hidden)
-    # One factor per kind of position term: a repeated entry ("c2p|c2p") still means c2p once.
-    scale = 1 / math.sqrt(config.attention_head_size * (1 + len(set(config.pos_att_type))))
-    q *= scale  # every score holds one query (p2c: one position query), so scale those, not the scores
 
-    scores = split_heads(q, heads) @ split_heads(k, heads).swapaxes(-1, -2)  # (B, H, N, N)
-    pos, pos_caches, table_cache = {}, {}, None
+    pos, projections, table_dropout = {}, {}, None
     if terms:
-        table, table_cache = dropout_forward(rel_embeddings, config.hidden_dropout_prob, rng)
+        table, table_dropout = dropout_forward(rel_embeddings, config.hidden_dropout_prob, rng)
         for term, rows in zip(("c2p", "p2c"), rel_rows):
             if term in terms:
-                pos[term], pos_caches[term] = position_projection_forward(
+                pos[term], projections[term] = position_projection_forward(
                     subtree(p, position_weights(config, term)), table, rows, heads)
-        if "c2p" in terms:
-            scores += rel_to_abs(position_scores(q, pos["c2p"], batch))  # (B, H, N, 2N-1) -> (B, H, N, N)
-        if "p2c" in terms:
-            # Scored from the key's side: row j of the table holds key j against every distance.
-            pos["p2c"] = pos["p2c"] * scale
-            scores += rel_to_abs(position_scores(k, pos["p2c"], batch)).swapaxes(-1, -2)
+
+    # One factor per kind of position term: a repeated entry ("c2p|c2p") still means c2p once.
+    scale = 1 / math.sqrt(config.attention_head_size * (1 + len(set(config.pos_att_type))))
+    c2c = split_heads(q, heads) @ split_heads(k, heads).swapaxes(-1, -2)  # (B, H, N, N)
+    c2p = c2p_scores(q, pos["c2p"]) if "c2p" in terms else 0
+    p2c = p2c_scores(k, pos["p2c"]) if "p2c" in terms else 0
+    scores = (c2c + c2p + p2c) * scale  # the equation of the module docstring
+
     probs, softmax_cache = masked_softmax_forward(scores, mask)
-    dropped, drop_cache = dropout_forward(probs, config.attention_probs_dropout_prob, rng)
-    context = merge_heads(dropped @ split_heads(v, heads))  # (B, N, H*d)
-    cache = dict(config=config, terms=terms, separate_queries=query_states is not None, scale=scale,
-                 q=q, k=k, v=v, q_cache=q_cache, k_cache=k_cache, v_cache=v_cache, pos=pos,
-                 pos_caches=pos_caches, table_cache=table_cache, softmax_cache=softmax_cache,
-                 dropped=dropped, drop_cache=drop_cache)
-    return context, cache
+    dropped, probs_dropout = dropout_forward(probs, config.attention_probs_dropout_prob, rng)
+    context = merge_heads(dropped @ split_heads(v, heads))  # (B, H, N, d) -> (B, N, H*d)
+    return context, AttentionCache(config, terms, scale, q_cache, k_cache, v_cache, query_states is not None, q, k, v,
+                                   pos, projections, table_dropout, softmax_cache, probs_dropout, dropped)
 
 
 def probabilities(cache):
     """The attention probabilities (B, H, N, N) of a forward, as ``output_attentions`` returns them."""
-    return cache["dropped"]
+    return cache.dropped
 
 
 def backward(p, dcontext, cache):
     """Returns ``(dhidden, dquery_states, drel_embeddings), grads``.
 
     dquery_states is None unless the forward had separate query states; drel_embeddings is
-    None without relative attention.
+    None without relative attention. Each step undoes one line of the forward, last line first.
     """
     c = cache
-    config, q, k, pos, scale = c["config"], c["q"], c["k"], c["pos"], c["scale"]
-    heads = config.num_attention_heads
-    xp = get_xp(dcontext)
-    dctx = split_heads(dcontext, heads)  # (B, H, N, d)
-    dv = merge_heads(c["dropped"].swapaxes(-1, -2) @ dctx)
-    dprobs = dropout_backward(dctx @ split_heads(c["v"], heads).swapaxes(-1, -2), c["drop_cache"])  # (B, H, N, N)
-    dscores = masked_softmax_backward(dprobs, c["softmax_cache"])
-    dq = merge_heads(dscores @ split_heads(k, heads))  # (B, N, H*d), gradient of the scaled queries
-    dk = merge_heads(dscores.swapaxes(-1, -2) @ split_heads(q, heads))
+    heads = c.config.num_attention_heads
+    dctx = split_heads(dcontext, heads)  # (B, N, H*d) -> (B, H, N, d)
+    # context = dropped @ V
+    dv = merge_heads(c.dropped.swapaxes(-1, -2) @ dctx)
+    dprobs = dropout_backward(dctx @ split_heads(c.v, heads).swapaxes(-1, -2), c.probs_dropout)  # (B, H, N, N)
+    dscores = masked_softmax_backward(dprobs, c.softmax)
+    # scores = (c2c + c2p + p2c) * scale: each term gets dscores * scale
+    dterm = dscores * c.scale
+    # c2c = Q K^T
+    dq = merge_heads(dterm @ split_heads(c.k, heads))  # (B, N, H*d)
+    dk = merge_heads(dterm.swapaxes(-1, -2) @ split_heads(c.q, heads))
 
     grads, drel = {}, None
-    if c["terms"]:
-        batch, n, _ = q.shape
-        dtable = 0
-        for term in c["terms"]:
-            # Scatter the (N, N) gradient back onto the (N, 2N-1) table it was read from.
-            dtab = xp.zeros((heads, batch, n, 2 * n - 1), dtype=dscores.dtype)
-            x, dx = (q, dq) if term == "c2p" else (k, dk)
-            rel_to_abs(dtab.transpose(1, 0, 2, 3))[...] = dscores if term == "c2p" else dscores.swapaxes(-1, -2)
-            dtab = dtab.reshape(heads, batch * n, 2 * n - 1)
-            dx_heads = by_head(dx, heads)
-            dx_heads += dtab @ pos[term]
-            dpos = dtab.swapaxes(-1, -2) @ by_head(x, heads)  # (H, 2N-1, d)
-            if term == "p2c":
-                dpos *= scale
-            name = position_weights(config, term)
-            dtab_rows, g = position_projection_backward(subtree(p, name), dpos, c["pos_caches"][term])
-            dtable = dtable + dtab_rows
-            add_grads(grads, prefixed(g, name))
-        drel = dropout_backward(dtable, c["table_cache"])
+    if c.terms:
+        drel_table = 0
+        for term in c.terms:
+            if term == "c2p":
+                dq_term, dpos = c2p_scores_backward(dterm, c.q, c.pos["c2p"])
+                dq += dq_term
+            else:
+                dk_term, dpos = p2c_scores_backward(dterm, c.k, c.pos["p2c"])
+                dk += dk_term
+            name = position_weights(c.config, term)
+            drel_term, g = position_projection_backward(subtree(p, name), dpos, c.projections[term])
+            drel_table = drel_table + drel_term
+            add_grads(grads, prefixed(g, name))  # with share_att_key the content projection's too
+        drel = dropout_backward(drel_table, c.table_dropout)
 
-    dq *= scale
-    dqueries_in, g = linear_backward(subtree(p, "query_proj"), dq, c["q_cache"])
+    # q, k, v = the three content projections
+    dqueries_in, g = linear_backward(subtree(p, "query_proj"), dq, c.query_proj)
     add_grads(grads, prefixed(g, "query_proj"))
-    dhidden, g = linear_backward(subtree(p, "key_proj"), dk, c["k_cache"])
+    dhidden, g = linear_backward(subtree(p, "key_proj"), dk, c.key_proj)
     add_grads(grads, prefixed(g, "key_proj"))
-    dvalues_in, g = linear_backward(subtree(p, "value_proj"), dv, c["v_cache"])
+    dvalues_in, g = linear_backward(subtree(p, "value_proj"), dv, c.value_proj)
     add_grads(grads, prefixed(g, "value_proj"))
     dhidden += dvalues_in
-    if c["separate_queries"]:
+    if c.separate_queries:
         return (dhidden, dqueries_in, drel), grads
     dhidden += dqueries_in
     return (dhidden, None, drel), grads

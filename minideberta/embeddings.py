@@ -8,48 +8,61 @@ v3 models add no absolute positions here (``position_biased_input`` false): posi
 through relative attention, and absolute positions only in the Enhanced Mask Decoder. The
 ``[PAD]`` row of the word table (``pad_token_id``) receives no gradient, as torch's padding_idx.
 """
+from typing import NamedTuple
+
 from .ops import (dropout_backward, dropout_forward, embedding_backward, embedding_forward, layer_norm_backward,
                   layer_norm_forward, linear_backward, linear_forward, prefixed, subtree)
+
+
+class EmbeddingsCache(NamedTuple):
+    pad_token_id: int  # the word table's row that gets no gradient
+    word: object  # EmbeddingCache of the word lookup, None when inputs_embeds were given
+    position: object  # EmbeddingCache of the position lookup, None without position_biased_input
+    token_type: object  # EmbeddingCache of the token-type lookup, None without token types
+    proj: object  # LinearCache of embed_proj (B, N, E) -> (B, N, D), None when E == D
+    layer_norm: object  # LayerNormCache
+    mask: object  # (B, N, 1) 0/1, the real tokens
+    dropout: object  # DropoutCache
 
 
 def forward(p, input_ids, token_type_ids, position_ids, token_mask, config, inputs_embeds=None, rng=None):
     """p: ``embeddings.*``. input_ids, token_type_ids, position_ids, token_mask: (B, N) arrays
     (token_type_ids/position_ids are unused when the config has no such embeddings).
     inputs_embeds (B, N, embedding_size) replaces the word lookup when given."""
-    caches = {}
+    word = position = token_type = proj = None
     if inputs_embeds is None:
-        e, caches["word"] = embedding_forward(subtree(p, "word_embeddings"), input_ids)  # (B, N, E)
+        e, word = embedding_forward(subtree(p, "word_embeddings"), input_ids)  # (B, N) -> (B, N, E)
     else:
         e = inputs_embeds.copy()
     if config.position_biased_input:
-        pos, caches["position"] = embedding_forward(subtree(p, "position_embeddings"), position_ids)
+        pos, position = embedding_forward(subtree(p, "position_embeddings"), position_ids)
         e += pos
     if config.type_vocab_size > 0:
-        types, caches["token_type"] = embedding_forward(subtree(p, "token_type_embeddings"), token_type_ids)
+        types, token_type = embedding_forward(subtree(p, "token_type_embeddings"), token_type_ids)
         e += types
     if config.embedding_size != config.hidden_size:
-        e, caches["proj"] = linear_forward(subtree(p, "embed_proj"), e)  # (B, N, E) -> (B, N, D)
-    e, caches["ln"] = layer_norm_forward(subtree(p, "LayerNorm"), e, config.layer_norm_eps)
-    mask = token_mask[..., None].astype(e.dtype)
+        e, proj = linear_forward(subtree(p, "embed_proj"), e)  # (B, N, E) -> (B, N, D)
+    e, ln_cache = layer_norm_forward(subtree(p, "LayerNorm"), e, config.layer_norm_eps)
+    mask = token_mask[..., None].astype(e.dtype)  # (B, N) -> (B, N, 1)
     e *= mask
-    e, caches["dropout"] = dropout_forward(e, config.hidden_dropout_prob, rng)
-    return e, (config, mask, caches)
+    e, drop_cache = dropout_forward(e, config.hidden_dropout_prob, rng)
+    return e, EmbeddingsCache(config.pad_token_id, word, position, token_type, proj, ln_cache, mask, drop_cache)
 
 
 def backward(p, dy, cache):
     """Returns ``dinputs_embeds, grads``; dinputs_embeds is the gradient of the summed embedding
-    (before embed_proj), which is the gradient of ``inputs_embeds`` when those were given."""
-    config, mask, caches = cache
-    d = dropout_backward(dy, caches["dropout"]) * mask
-    d, g_ln = layer_norm_backward(subtree(p, "LayerNorm"), d, caches["ln"])
+    (before embed_proj), which is the gradient of ``inputs_embeds`` when those were given.
+    Undoes the forward's lines from the last: dropout, mask, LayerNorm, embed_proj, the lookups."""
+    c = cache
+    d = dropout_backward(dy, c.dropout) * c.mask
+    d, g_ln = layer_norm_backward(subtree(p, "LayerNorm"), d, c.layer_norm)
     grads = prefixed(g_ln, "LayerNorm")
-    if "proj" in caches:
-        d, g_proj = linear_backward(subtree(p, "embed_proj"), d, caches["proj"])
+    if c.proj is not None:
+        d, g_proj = linear_backward(subtree(p, "embed_proj"), d, c.proj)
         grads["embed_proj.weight"] = g_proj["weight"]
-    for name, table, padding_idx in (("word", "word_embeddings", config.pad_token_id),
-                                     ("position", "position_embeddings", None),
-                                     ("token_type", "token_type_embeddings", None)):
-        if name in caches:
-            g = embedding_backward(subtree(p, table), d, caches[name], padding_idx)
-            grads[f"{table}.weight"] = g["weight"]
+    for lookup, table, padding_idx in ((c.word, "word_embeddings", c.pad_token_id),
+                                       (c.position, "position_embeddings", None),
+                                       (c.token_type, "token_type_embeddings", None)):
+        if lookup is not None:
+            grads[f"{table}.weight"] = embedding_backward(subtree(p, table), d, lookup, padding_idx)["weight"]
     return d, grads

@@ -14,47 +14,57 @@ true the positions are already in the input and the decoder is the plain last la
 This is Microsoft's ``EnhancedMaskDecoder`` (DeBERTa/apps/models/masked_language_model.py);
 transformers does not implement it.
 """
-from .encoder import (attention_masks, layer_backward, layer_forward, relative_embeddings_backward,
-                      relative_embeddings_forward)
+from typing import NamedTuple
+
+from .encoder import layer_backward, layer_forward, relative_embeddings_backward, relative_embeddings_forward
 from .ops import add_grads, embedding_backward, embedding_forward, prefixed, subtree
 
 PASSES = 2
 
 
-def forward(p, states, attention_mask, position_ids, config, rng=None):
+class EMDCache(NamedTuple):
+    config: object  # DebertaV2Config
+    positions: object  # EmbeddingCache of the absolute position lookup (B, N)
+    relative: object  # encoder.RelativeTable the decoder's layer read (its LayerNorm's cache)
+    passes: list  # PASSES LayerCaches of the last layer, in order
+
+
+def forward(p, states, pair_mask, position_ids, config, rng=None):
     """p: the backbone's arrays (``embeddings.*``, ``encoder.*``); states: the encoder's hidden
-    states [embeddings, layer 1, ..., layer L]; attention_mask (B, N) or (B, N, N);
+    states [embeddings, layer 1, ..., layer L]; pair_mask (B, 1, N, N) or None (``encoder.attention_masks``);
     position_ids (B, N). Returns the decoded states (B, N, D) for the MLM head."""
-    hidden = states[-2]
+    hidden = states[-2]  # (B, N, D), the second-to-last layer's output
     positions, pos_cache = embedding_forward(subtree(p, "embeddings.position_embeddings"), position_ids)
     enc = subtree(p, "encoder")
     last = subtree(enc, f"layer.{config.num_hidden_layers - 1}")
-    mask, _ = attention_masks(attention_mask)
-    table, rel_rows, rel_ln_cache = relative_embeddings_forward(enc, config, hidden.shape[1])
-    query, caches = positions + hidden, []
+    relative = relative_embeddings_forward(enc, config, hidden.shape[1])
+    query, passes = positions + hidden, []
     for _ in range(PASSES):
-        query, cache = layer_forward(last, hidden, mask, config, table, rel_rows, query_states=query, rng=rng)
-        caches.append(cache)
-    return query, (config, pos_cache, rel_ln_cache, caches)
+        query, cache = layer_forward(last, hidden, pair_mask, config, relative.table, relative.rows,
+                                     query_states=query, rng=rng)
+        passes.append(cache)
+    return query, EMDCache(config, pos_cache, relative, passes)
 
 
 def backward(p, dquery, cache):
     """Returns ``dhidden, grads``: the gradient of the second-to-last hidden state, and of the last
-    layer, the relative embeddings and the position table (names relative to the backbone)."""
-    config, pos_cache, rel_ln_cache, caches = cache
+    layer, the relative embeddings and the position table (names relative to the backbone).
+
+    In the forward: ``query = last(hidden, queries=query)`` twice, from ``query = positions + hidden``.
+    hidden fed both passes as keys and values, and the first query: its gradient sums all three.
+    """
+    config = cache.config
     enc = subtree(p, "encoder")
     last_name = f"layer.{config.num_hidden_layers - 1}"
     last = subtree(enc, last_name)
-    grads, dhidden, dtable = {}, 0, None
-    for layer_cache in reversed(caches):
+    grads, dhidden, dtables = {}, 0, []
+    for layer_cache in reversed(cache.passes):
         (dkeys, dquery, drel), g = layer_backward(last, dquery, layer_cache)
         add_grads(grads, prefixed(g, f"encoder.{last_name}"))
         dhidden = dhidden + dkeys
-        if drel is not None:
-            dtable = drel if dtable is None else dtable + drel
+        dtables.append(drel)
     dhidden = dhidden + dquery  # the first query was H + positions
-    g_pos = embedding_backward(subtree(p, "embeddings.position_embeddings"), dquery, pos_cache)
+    g_pos = embedding_backward(subtree(p, "embeddings.position_embeddings"), dquery, cache.positions)
     grads["embeddings.position_embeddings.weight"] = g_pos["weight"]
-    if dtable is not None:
-        add_grads(grads, prefixed(relative_embeddings_backward(enc, config, dtable, rel_ln_cache), "encoder"))
+    add_grads(grads, prefixed(relative_embeddings_backward(enc, config, dtables, cache.relative), "encoder"))
     return dhidden, grads

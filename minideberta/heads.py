@@ -12,9 +12,19 @@
   Microsoft's LMMaskPredictionHead): each token's state plus the [CLS] state -> LayerNorm ->
   dense -> activation -> one logit, "was this token replaced by the generator?".
 """
+from typing import NamedTuple
+
 from .backend import get_xp
 from .ops import (activation_backward, activation_forward, dropout_backward, dropout_forward,
                   layer_norm_backward, layer_norm_forward, linear_backward, linear_forward, prefixed, subtree)
+
+
+class PoolerCache(NamedTuple):
+    hidden_shape: tuple  # (B, N, D): only position 0 was read
+    act: str  # config.pooler_hidden_act
+    dropout: object  # DropoutCache of the [CLS] state (B, D)
+    dense: object  # LinearCache
+    activation: object  # the activation's cache
 
 
 def pooler_forward(p, hidden, config, rng=None):
@@ -22,10 +32,11 @@ def pooler_forward(p, hidden, config, rng=None):
     x, drop_cache = dropout_forward(hidden[:, 0], config.pooler_dropout, rng)  # (B, D)
     x, dense_cache = linear_forward(subtree(p, "dense"), x)
     y, act_cache = activation_forward(config.pooler_hidden_act, x)
-    return y, (hidden.shape, config.pooler_hidden_act, drop_cache, dense_cache, act_cache)
+    return y, PoolerCache(hidden.shape, config.pooler_hidden_act, drop_cache, dense_cache, act_cache)
 
 
 def pooler_backward(p, dy, cache):
+    """In the forward: ``y = act(dense(dropout(hidden[:, 0])))``."""
     shape, act, drop_cache, dense_cache, act_cache = cache
     d, g = linear_backward(subtree(p, "dense"), activation_backward(act, dy, act_cache), dense_cache)
     dhidden = get_xp(dy).zeros(shape, dtype=dy.dtype)
@@ -33,17 +44,32 @@ def pooler_backward(p, dy, cache):
     return dhidden, prefixed(g, "dense")
 
 
+class ClassifierCache(NamedTuple):
+    dropout: object  # DropoutCache of the input
+    linear: object  # LinearCache
+
+
 def classifier_forward(p, x, rate, rng=None):
     """dropout(rate) -> linear: (..., D) -> (..., num_outputs)."""
     x, drop_cache = dropout_forward(x, rate, rng)
     y, linear_cache = linear_forward(p, x)
-    return y, (drop_cache, linear_cache)
+    return y, ClassifierCache(drop_cache, linear_cache)
 
 
 def classifier_backward(p, dy, cache):
+    """In the forward: ``y = linear(dropout(x))``."""
     drop_cache, linear_cache = cache
     dx, grads = linear_backward(p, dy, linear_cache)
     return dropout_backward(dx, drop_cache), grads
+
+
+class MLMHeadCache(NamedTuple):
+    act: str  # config.hidden_act
+    h: object  # (B, N, E) the transformed states that met the decoder
+    word_embeddings: object  # (V, E) the tied decoder
+    dense: object  # LinearCache
+    activation: object  # the activation's cache
+    layer_norm: object  # LayerNormCache
 
 
 def mlm_head_forward(p, hidden, word_embeddings, config):
@@ -53,11 +79,11 @@ def mlm_head_forward(p, hidden, word_embeddings, config):
     h, ln_cache = layer_norm_forward(subtree(p, "LayerNorm"), h, config.layer_norm_eps)
     logits = h @ word_embeddings.T  # (B, N, E) @ (E, V)
     logits += p["bias"]
-    return logits, (config.hidden_act, h, word_embeddings, dense_cache, act_cache, ln_cache)
+    return logits, MLMHeadCache(config.hidden_act, h, word_embeddings, dense_cache, act_cache, ln_cache)
 
 
 def mlm_head_backward(p, dlogits, cache):
-    """Returns ``(dhidden, dword_embeddings), grads``: the tied decoder's share of the table's gradient."""
+    """In the forward: ``logits = LN(act(dense(hidden))) @ word_embeddings^T + bias``. Returns ``(dhidden, dword_embeddings), grads``: the tied decoder's share of the table's gradient."""
     act, h, word_embeddings, dense_cache, act_cache, ln_cache = cache
     rows = dlogits.reshape(-1, dlogits.shape[-1])  # (B*N, V)
     dword = rows.T @ h.reshape(-1, h.shape[-1])  # (V, E)
@@ -70,16 +96,25 @@ def mlm_head_backward(p, dlogits, cache):
     return (dhidden, dword), grads
 
 
+class RTDHeadCache(NamedTuple):
+    act: str  # config.hidden_act
+    layer_norm: object  # LayerNormCache of hidden + hidden[:, :1]
+    dense: object  # LinearCache
+    activation: object  # the activation's cache
+    classifier: object  # LinearCache of the (B, N, D) -> (B, N, 1) classifier
+
+
 def rtd_head_forward(p, hidden, config):
     """p: ``mask_predictions.*``; hidden (B, N, D) -> logits (B, N)."""
     h, ln_cache = layer_norm_forward(subtree(p, "LayerNorm"), hidden + hidden[:, :1], config.layer_norm_eps)
     h, dense_cache = linear_forward(subtree(p, "dense"), h)
     h, act_cache = activation_forward(config.hidden_act, h)
     logits, cls_cache = linear_forward(subtree(p, "classifier"), h)  # (B, N, 1)
-    return logits[..., 0], (config.hidden_act, ln_cache, dense_cache, act_cache, cls_cache)
+    return logits[..., 0], RTDHeadCache(config.hidden_act, ln_cache, dense_cache, act_cache, cls_cache)
 
 
 def rtd_head_backward(p, dlogits, cache):
+    """In the forward: ``logits = classifier(act(dense(LN(hidden + hidden[:, :1]))))``."""
     act, ln_cache, dense_cache, act_cache, cls_cache = cache
     dh, g_cls = linear_backward(subtree(p, "classifier"), dlogits[..., None], cls_cache)
     dh, g_dense = linear_backward(subtree(p, "dense"), activation_backward(act, dh, act_cache), dense_cache)

@@ -4,11 +4,21 @@ A model call takes ids (or embeddings) and optional masks, types and positions, 
 does. This file turns them into arrays of the right shape and fills in the defaults, or says
 exactly what is wrong. Nothing is clipped, truncated or cast to fit.
 """
-from types import SimpleNamespace
+from typing import NamedTuple
 
 import numpy as np
 
 from .backend import get_xp
+from .encoder import Masks, attention_masks
+
+
+class Inputs(NamedTuple):
+    input_ids: object  # (B, N) int, or None when inputs_embeds were given
+    inputs_embeds: object  # (B, N, embedding_size), or None
+    attention_mask: object  # (B, N) 1 = real token, or (B, N, N) query x key
+    token_type_ids: object  # (B, N) int
+    position_ids: object  # (B, N) int
+    masks: Masks  # attention_masks(attention_mask): the pair and token masks, computed once
 
 
 def integer_array(name, value, xp):
@@ -88,5 +98,4 @@ def prepare_inputs(config, dtype, input_ids=None, attention_mask=None, token_typ
     if config.position_biased_input:
         check_range("position_ids", position_ids, config.max_position_embeddings, "max_position_embeddings")
 
-    return SimpleNamespace(input_ids=input_ids, inputs_embeds=inputs_embeds, attention_mask=attention_mask,
-                           token_type_ids=token_type_ids, position_ids=position_ids, batch=batch, length=n)
+    return Inputs(input_ids, inputs_embeds, attention_mask, token_type_ids, position_ids, attention_masks(attention_mask))

@@ -5,6 +5,8 @@
 The loss is a 0-d array of the logits' dtype; ``dloss`` is the upstream gradient (1 for the
 loss itself). All are means over the counted elements, as torch's default ``reduction="mean"``.
 """
+from typing import NamedTuple
+
 from .backend import get_xp
 
 
@@ -27,6 +29,13 @@ def check_class_labels(labels, num_classes, ignore_index=-100, name="labels"):
     return labels
 
 
+class CrossEntropyCache(NamedTuple):
+    logp: object  # (M, C) log softmax of the logits
+    safe: object  # (M,) int, the labels with ignored ones replaced by 0 (a valid index)
+    counted: object  # (M,) bool, the rows whose label is not the ignore index
+    count: int  # how many rows were counted (the mean's denominator)
+
+
 def cross_entropy_forward(logits, labels, ignore_index=-100):
     """Mean of -log softmax(logits)[label] over the labels that are not ``ignore_index``.
 
@@ -43,30 +52,41 @@ def cross_entropy_forward(logits, labels, ignore_index=-100):
     picked = xp.take_along_axis(logp, safe[:, None], axis=-1)[:, 0]
     count = int(counted.sum())
     loss = -(picked * counted).sum() / count if count else xp.asarray(xp.nan, dtype=logits.dtype)
-    return loss, (logp, safe, counted, count)
+    return loss, CrossEntropyCache(logp, safe, counted, count)
 
 
 def cross_entropy_backward(dloss, cache):
-    """d/dlogits = (softmax - onehot(label)) / count on counted rows, 0 on ignored rows."""
-    xp = get_xp(cache[0])
+    """In the forward: ``loss = -mean(logp[label])`` over counted rows.
+    d/dlogits = (softmax - onehot(label)) / count on counted rows, 0 on ignored rows."""
     logp, safe, counted, count = cache
+    xp = get_xp(logp)
     dlogits = xp.exp(logp)
     xp.put_along_axis(dlogits, safe[:, None], xp.take_along_axis(dlogits, safe[:, None], axis=-1) - 1, axis=-1)
     dlogits *= counted[:, None] * (dloss / max(count, 1))
     return dlogits
 
 
+class SoftCrossEntropyCache(NamedTuple):
+    logp: object  # (..., C) log softmax of the logits
+    targets: object  # (..., C) the target probabilities
+
+
 def soft_cross_entropy_forward(logits, targets):
     """Mean over rows of -sum(targets * log softmax(logits)): cross-entropy with probability targets."""
     logp = log_softmax(logits)
-    return -(logp * targets).sum(axis=-1).mean(), (logp, targets)
+    return -(logp * targets).sum(axis=-1).mean(), SoftCrossEntropyCache(logp, targets)
 
 
 def soft_cross_entropy_backward(dloss, cache):
+    """In the forward: ``loss = -mean over rows of sum(targets * logp)``."""
     logp, targets = cache
     xp = get_xp(logp)
     rows = logp.size // logp.shape[-1]
     return (xp.exp(logp) * targets.sum(axis=-1, keepdims=True) - targets) * (dloss / rows)
+
+
+class MSECache(NamedTuple):
+    diff: object  # predictions - targets, any shape
 
 
 def mse_forward(predictions, targets):
@@ -74,12 +94,18 @@ def mse_forward(predictions, targets):
     if predictions.shape != targets.shape:
         raise ValueError(f"labels of shape {targets.shape} do not match predictions of shape {predictions.shape}")
     diff = predictions - targets
-    return (diff * diff).mean(), diff
+    return (diff * diff).mean(), MSECache(diff)
 
 
 def mse_backward(dloss, cache):
-    diff = cache
+    """In the forward: ``loss = mean(diff^2)``, diff = predictions - targets."""
+    diff = cache.diff
     return diff * (2 * dloss / diff.size)
+
+
+class BCECache(NamedTuple):
+    logits: object  # the logits, any shape
+    targets: object  # the 0/1 (or soft) targets, same shape
 
 
 def bce_with_logits_forward(logits, targets):
@@ -88,10 +114,82 @@ def bce_with_logits_forward(logits, targets):
         raise ValueError(f"labels of shape {targets.shape} do not match logits of shape {logits.shape}")
     xp = get_xp(logits)
     losses = xp.maximum(logits, 0) - logits * targets + xp.log1p(xp.exp(-abs(logits)))
-    return losses.mean(), (logits, targets)
+    return losses.mean(), BCECache(logits, targets)
 
 
 def bce_with_logits_backward(dloss, cache):
+    """In the forward: ``loss = mean(max(x, 0) - x t + log(1 + e^-|x|))``; d/dx = sigmoid(x) - t."""
     logits, targets = cache
     xp = get_xp(logits)
     return (1 / (1 + xp.exp(-logits)) - targets) * (dloss / logits.size)
+
+
+# ---- the losses of the task heads, chosen as transformers chooses them ----
+class TaskLossCache(NamedTuple):
+    problem: str  # which loss ran: "cross_entropy", "soft_cross_entropy", "mse", "bce" or "none" (nothing counted)
+    inner: object  # that loss's cache; for "none" the logits themselves (their gradient is zero)
+    logits_shape: tuple  # the logits' shape, which the gradient takes back
+
+
+def check_label_shape(labels, shapes, what):
+    if tuple(labels.shape) not in shapes:
+        raise ValueError(f"labels have shape {tuple(labels.shape)}; {what} needs labels of shape "
+                         + " or ".join(str(shape) for shape in shapes))
+    return labels
+
+
+def per_token_loss(logits, labels):
+    """Cross-entropy of (B, N, C) logits against (B, N) labels, -100 ignored (token tasks, masked LM)."""
+    labels = get_xp(logits).asarray(labels)
+    if labels.shape != logits.shape[:-1]:
+        raise ValueError(f"labels have shape {labels.shape}; this head needs one label per token, shape "
+                         f"{logits.shape[:-1]} (-100 where there is nothing to predict)")
+    loss, cache = cross_entropy_forward(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
+    return loss, TaskLossCache("cross_entropy", cache, logits.shape)
+
+
+def classification_loss(logits, labels, config):
+    """transformers' DebertaV2ForSequenceClassification loss, chosen by ``problem_type`` and the labels:
+    one output -> regression (MSE); class ids -> cross-entropy (negative ids ignored, as transformers
+    does for DeBERTa); (B, C) targets -> soft cross-entropy; "multi_label_classification" -> BCE."""
+    xp = get_xp(logits)
+    labels = xp.asarray(labels)
+    batch, n = logits.shape
+    problem = config.problem_type
+    if problem is None:
+        if n == 1:
+            problem = "regression"
+        elif labels.ndim == 1 or labels.shape[-1] == 1:
+            check_label_shape(labels, [(batch,), (batch, 1)], "classification (one class id per sequence)")
+            labels = check_class_labels(labels.reshape(-1), n, ignore_index="negative")
+            if not bool((labels >= 0).any()):  # nothing to count: transformers defines the loss as 0
+                return xp.zeros((), dtype=logits.dtype), TaskLossCache("none", logits, logits.shape)
+            loss, cache = cross_entropy_forward(logits, xp.where(labels >= 0, labels, -100))
+            return loss, TaskLossCache("cross_entropy", cache, logits.shape)
+        else:
+            check_label_shape(labels, [(batch, n)], "classification with probability targets")
+            loss, cache = soft_cross_entropy_forward(logits, labels.astype(logits.dtype))
+            return loss, TaskLossCache("soft_cross_entropy", cache, logits.shape)
+    if problem == "regression":
+        if labels.dtype.kind != "f":
+            raise ValueError(f"regression labels must be floating point, got dtype {labels.dtype}")
+        if n == 1:
+            check_label_shape(labels, [(batch,), (batch, 1)], "regression (one value per sequence)")
+        loss, cache = mse_forward(logits.reshape(labels.shape) if n == 1 else logits, labels.astype(logits.dtype))
+        return loss, TaskLossCache("mse", cache, logits.shape)
+    if problem == "single_label_classification":
+        loss, cache = cross_entropy_forward(logits, labels.reshape(-1))
+        return loss, TaskLossCache("cross_entropy", cache, logits.shape)
+    loss, cache = bce_with_logits_forward(logits, labels.astype(logits.dtype))
+    return loss, TaskLossCache("bce", cache, logits.shape)
+
+
+TASK_LOSS_BACKWARDS = {"cross_entropy": cross_entropy_backward, "soft_cross_entropy": soft_cross_entropy_backward,
+                       "mse": mse_backward, "bce": bce_with_logits_backward}
+
+
+def task_loss_backward(cache, dloss=1.0):
+    """The gradient of ``per_token_loss`` or ``classification_loss`` with respect to the logits."""
+    if cache.problem == "none":
+        return get_xp(cache.inner).zeros_like(cache.inner)
+    return TASK_LOSS_BACKWARDS[cache.problem](dloss, cache.inner).reshape(cache.logits_shape)

@@ -12,10 +12,12 @@ With Microsoft's head the model also keeps Microsoft's absolute position table
 (``deberta.embeddings.position_embeddings.weight``, which transformers drops for v3 models)
 and decodes through the Enhanced Mask Decoder (``emd.py``) as the checkpoint was trained.
 """
+from typing import NamedTuple
+
 from . import emd as enhanced_mask_decoder
 from . import heads
 from .ops import add_grads, prefixed, subtree
-from .tasks import TaskModel, per_token_loss, per_token_loss_backward
+from .tasks import TaskModel
 
 LEGACY_NAMES = {"dense": "cls.predictions.transform.dense", "LayerNorm": "cls.predictions.transform.LayerNorm",
                 "bias": "cls.predictions.bias"}
@@ -24,6 +26,11 @@ MICROSOFT_NAMES = {"dense": "lm_predictions.lm_head.dense", "LayerNorm": "lm_pre
 
 
 POSITIONS = "deberta.embeddings.position_embeddings.weight"
+
+
+class MaskedLMHeadCache(NamedTuple):
+    head: heads.MLMHeadCache  # the MLM head on the decoded states
+    emd: object  # emd.EMDCache when the forward decoded through the Enhanced Mask Decoder, else None
 
 
 class DebertaV2ForMaskedLM(TaskModel):
@@ -99,27 +106,20 @@ class DebertaV2ForMaskedLM(TaskModel):
         emd_cache, decoded = None, states[-1]
         if self.use_emd:
             decoded, emd_cache = enhanced_mask_decoder.forward(subtree(self.params, "deberta"), states,
-                                                               inputs.attention_mask, inputs.position_ids,
+                                                               inputs.masks.pair, inputs.position_ids,
                                                                self.config, self.rng)
         logits, cache = heads.mlm_head_forward(self.head_params(), decoded,
                                                self.params["deberta.embeddings.word_embeddings.weight"], self.config)
-        return {"logits": logits}, (cache, emd_cache)
+        return {"logits": logits}, MaskedLMHeadCache(cache, emd_cache)
 
     def head_backward(self, dlogits, cache):
-        head_cache, emd_cache = cache
         names = self.head_names(self.config)
-        (ddecoded, dword), g = heads.mlm_head_backward(self.head_params(), dlogits, head_cache)
+        (ddecoded, dword), g = heads.mlm_head_backward(self.head_params(), dlogits, cache.head)
         grads = {**prefixed(subtree(g, "dense"), names["dense"]), **prefixed(subtree(g, "LayerNorm"), names["LayerNorm"]),
                  names["bias"]: g["bias"]}
-        add_grads(grads, {"deberta.embeddings.word_embeddings.weight": dword})
-        if emd_cache is None:
-            return ddecoded, grads
-        dhidden, g_emd = enhanced_mask_decoder.backward(subtree(self.params, "deberta"), ddecoded, emd_cache)
+        add_grads(grads, {"deberta.embeddings.word_embeddings.weight": dword})  # the tied decoder
+        if cache.emd is None:
+            return {-1: ddecoded}, grads
+        dhidden, g_emd = enhanced_mask_decoder.backward(subtree(self.params, "deberta"), ddecoded, cache.emd)
         add_grads(grads, prefixed(g_emd, "deberta"))
-        return [None] * (self.config.num_hidden_layers - 1) + [dhidden, None], grads
-
-    def loss(self, fields, labels):
-        return per_token_loss(fields["logits"], labels)
-
-    def loss_backward(self, cache):
-        return per_token_loss_backward(cache)
+        return {-2: dhidden}, grads  # EMD decoded from the second-to-last hidden state

@@ -10,29 +10,38 @@ same names. The task classes in ``tasks.py`` add a head on top.
     grads = model.backward(d_last_hidden_state)       # grads["embeddings.word_embeddings.weight"]
 """
 import contextlib
+import threading
 import warnings
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 from . import embeddings, encoder
-
 from .checkpoints import weights
 from .config import DebertaV2Config
 from .inputs import prepare_inputs
 from .ops import add_grads, prefixed, subtree
 
-_grad = {"enabled": True}
+# ---- the gradient switch: whether a forward keeps what its backward needs ----
+# As torch's grad mode: on by default; ``no_grad()`` turns it off for a block. It belongs to the
+# thread that set it (a second thread starts with it on), and nothing else in the package changes it.
+_grad_mode = threading.local()
+
+
+def grad_enabled():
+    """True when forwards keep their caches for a ``backward()`` (the default), False inside ``no_grad()``."""
+    return getattr(_grad_mode, "enabled", True)
 
 
 @contextlib.contextmanager
 def no_grad():
     """Within this block forwards keep no cache (inference memory), and ``backward()`` is unavailable."""
-    previous, _grad["enabled"] = _grad["enabled"], False
+    previous, _grad_mode.enabled = grad_enabled(), False
     try:
         yield
     finally:
-        _grad["enabled"] = previous
+        _grad_mode.enabled = previous
 
 
 class ModelOutput(dict):
@@ -44,6 +53,12 @@ class ModelOutput(dict):
         if name in self.FIELDS:
             return self.get(name)
         raise AttributeError(name)
+
+
+class BackboneCache(NamedTuple):
+    embeddings: object  # embeddings.EmbeddingsCache
+    encoder: object  # encoder.EncoderCache
+    had_embeds: bool  # the forward took inputs_embeds: d/d(inputs_embeds) is returned
 
 
 class Gradients(dict):
@@ -240,25 +255,24 @@ class DebertaV2PreTrainedModel:
         ``inputs`` holds the checked inputs with their defaults filled in (see ``inputs.py``)."""
         x = prepare_inputs(self.config, self.dtype, input_ids, attention_mask, token_type_ids,
                            position_ids, inputs_embeds)
-        keep = _grad["enabled"]
+        keep = grad_enabled()
         e, emb_cache = embeddings.forward(subtree(self.params, self._name("embeddings")), x.input_ids,
-                                          x.token_type_ids, x.position_ids, encoder.attention_masks(x.attention_mask)[1],
+                                          x.token_type_ids, x.position_ids, x.masks.token,
                                           self.config, x.inputs_embeds, self.rng)
         (states, attentions), enc_cache = encoder.forward(subtree(self.params, self._name("encoder")), e,
-                                                          x.attention_mask, self.config, output_attentions,
+                                                          x.masks, self.config, output_attentions,
                                                           keep_cache=keep, rng=self.rng,
                                                           keep_states=keep or output_hidden_states)
-        cache = (emb_cache, enc_cache, inputs_embeds is not None) if keep else None
+        cache = BackboneCache(emb_cache, enc_cache, inputs_embeds is not None) if keep else None
         return (states, attentions, x), cache
 
     def encode_backward(self, dstates, cache):
         """dstates: gradient of each hidden state (L+1 entries, None for none) -> Gradients."""
-        emb_cache, enc_cache, had_embeds = cache
-        dx, enc_grads = encoder.backward(subtree(self.params, self._name("encoder")), dstates, enc_cache)
-        dembeds, emb_grads = embeddings.backward(subtree(self.params, self._name("embeddings")), dx, emb_cache)
+        dx, enc_grads = encoder.backward(subtree(self.params, self._name("encoder")), dstates, cache.encoder)
+        dembeds, emb_grads = embeddings.backward(subtree(self.params, self._name("embeddings")), dx, cache.embeddings)
         grads = Gradients(prefixed(enc_grads, self._name("encoder")))
         add_grads(grads, prefixed(emb_grads, self._name("embeddings")))
-        grads.inputs_embeds = dembeds if had_embeds else None
+        grads.inputs_embeds = dembeds if cache.had_embeds else None
         return grads
 
     def outputs(self, states, attentions, output_hidden_states, output_attentions, **fields):
@@ -271,7 +285,7 @@ class DebertaV2PreTrainedModel:
 
     def remember(self, cache):
         """Keep a forward's cache for one ``backward()`` (none under no_grad)."""
-        self._cache = cache if _grad["enabled"] else None
+        self._cache = cache if grad_enabled() else None  # under no_grad the backbone kept nothing
 
     def take_cache(self):
         if self._cache is None:
@@ -290,6 +304,11 @@ class DebertaV2PreTrainedModel:
         return self.forward(*args, **kwargs)
 
 
+class ModelCache(NamedTuple):
+    backbone: BackboneCache
+    n_states: int  # how many hidden states the encoder returned (L + 1)
+
+
 class DebertaV2Model(DebertaV2PreTrainedModel):
     """The bare encoder: ``last_hidden_state`` (B, N, hidden_size)."""
 
@@ -299,11 +318,11 @@ class DebertaV2Model(DebertaV2PreTrainedModel):
                 inputs_embeds=None, output_hidden_states=False, output_attentions=False):
         (states, attentions, _), cache = self.encode(input_ids, attention_mask, token_type_ids, position_ids,
                                                      inputs_embeds, output_attentions, output_hidden_states)
-        self.remember((cache, len(states)))
+        self.remember(ModelCache(cache, len(states)))
         return self.outputs(states, attentions, output_hidden_states, output_attentions,
                             last_hidden_state=states[-1])
 
     def backward(self, d_output):
         """d_output: d(something)/d(last_hidden_state), (B, N, hidden_size)."""
-        cache, n_states = self.take_cache()
-        return self.complete(self.encode_backward([None] * (n_states - 1) + [d_output], cache))
+        cache = self.take_cache()
+        return self.complete(self.encode_backward([None] * (cache.n_states - 1) + [d_output], cache.backbone))

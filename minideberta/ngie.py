@@ -10,9 +10,17 @@ It runs beside layer 0 when ``conv_kernel_size`` > 0, with ``conv_act`` (gelu fo
 v2 checkpoints, tanh by default) and ``conv_groups``. The weight is ``(C_out, C_in/groups, K)``
 as in torch.nn.Conv1d, with ``(K-1)/2`` zeros of padding on each side so the length is kept.
 """
+from typing import NamedTuple
+
 from .backend import get_xp
 from .ops import (activation_backward, activation_forward, dropout_backward, dropout_forward,
                   layer_norm_backward, layer_norm_forward, prefixed, subtree)
+
+
+class Conv1dCache(NamedTuple):
+    cols: object  # (G, B*N, C_in/G * K) the im2col matrix: each token's K neighbours, per group
+    x_shape: tuple  # (B, N, C_in)
+    groups: int
 
 
 def conv1d_forward(p, x, groups):
@@ -27,10 +35,11 @@ def conv1d_forward(p, x, groups):
     w = p["weight"].reshape(groups, c_out // groups, c_group * kernel)  # (G, C_out/G, C_in/G*K)
     y = (cols @ w.transpose(0, 2, 1)).transpose(1, 0, 2).reshape(batch, n, c_out)
     y += p["bias"]
-    return y, (cols, x.shape, groups)
+    return y, Conv1dCache(cols, x.shape, groups)
 
 
 def conv1d_backward(p, dy, cache):
+    """In the forward: ``y = cols @ w^T + b`` per group, ``cols`` the K shifted copies of the input."""
     xp = get_xp(dy)
     cols, (batch, n, c_in), groups = cache
     c_out, c_group, kernel = p["weight"].shape
@@ -46,6 +55,15 @@ def conv1d_backward(p, dy, cache):
     return dpadded[:, pad:pad + n], grads
 
 
+class NgieCache(NamedTuple):
+    act: str  # config.conv_act
+    mask: object  # (B, N, 1) 0/1, the real tokens
+    conv: Conv1dCache
+    dropout: object  # DropoutCache of the convolution's output
+    activation: object  # the activation's cache
+    layer_norm: object  # LayerNormCache of layer0_output + out
+
+
 def forward(p, embeddings, layer0_output, input_mask, config, rng=None):
     """p: ``encoder.conv.*``; embeddings, layer0_output: (B, N, D); input_mask: (B, N) 0/1."""
     mask = input_mask[..., None].astype(embeddings.dtype)  # (B, N, 1)
@@ -56,11 +74,11 @@ def forward(p, embeddings, layer0_output, input_mask, config, rng=None):
     # Not in place: some activations (tanh) keep their output as their cache.
     y, ln_cache = layer_norm_forward(subtree(p, "LayerNorm"), out + layer0_output, config.layer_norm_eps)
     y *= mask
-    return y, (config.conv_act, mask, conv_cache, drop_cache, act_cache, ln_cache)
+    return y, NgieCache(config.conv_act, mask, conv_cache, drop_cache, act_cache, ln_cache)
 
 
 def backward(p, dy, cache):
-    """Returns ``(dembeddings, dlayer0_output), grads``."""
+    """Returns ``(dembeddings, dlayer0_output), grads``, undoing the forward's lines from the last."""
     act, mask, conv_cache, drop_cache, act_cache, ln_cache = cache
     dsum, g_ln = layer_norm_backward(subtree(p, "LayerNorm"), dy * mask, ln_cache)
     dout = dropout_backward(activation_backward(act, dsum, act_cache), drop_cache) * mask

@@ -8,6 +8,7 @@ and ``cache`` holds exactly what the backward needs. Every function takes its ar
 its inputs, so the code runs unchanged on CuPy. Nothing here changes a dtype.
 """
 import math
+from typing import NamedTuple
 
 from .backend import SQRT_HALF, erf, get_xp
 
@@ -36,16 +37,21 @@ def sum_to_shape(a, ndim):
 
 
 # ---- linear: y = x W^T + b, W stored (out, in) as in torch.nn.Linear ----
+class LinearCache(NamedTuple):
+    x: object  # (..., in) the input
+
+
 def linear_forward(p, x):
     # One 2-D matrix product for all rows: faster than a batch of (N, in) products.
     y = (x.reshape(-1, x.shape[-1]) @ p["weight"].T).reshape(*x.shape[:-1], -1)  # (..., in) -> (..., out)
     if "bias" in p:
         y += p["bias"]
-    return y, x
+    return y, LinearCache(x)
 
 
 def linear_backward(p, dy, cache):
-    x = cache
+    """In the forward: ``y = x W^T + b``. dx = dy W, dW = dy^T x, db = sum of dy over the rows."""
+    x = cache.x
     dy2 = dy.reshape(-1, dy.shape[-1])  # (rows, out)
     grads = {"weight": dy2.T @ x.reshape(-1, x.shape[-1])}  # (out, in)
     if "bias" in p:
@@ -54,6 +60,11 @@ def linear_backward(p, dy, cache):
 
 
 # ---- layer normalisation over the last axis (Ba et al. 2016), biased variance as torch ----
+class LayerNormCache(NamedTuple):
+    xhat: object  # (..., D) the normalised input (x - mean) * rstd
+    rstd: object  # (..., 1) 1 / sqrt(var + eps)
+
+
 def layer_norm_forward(p, x, eps):
     """y = (x - mean) / sqrt(var + eps) * weight + bias over the last axis."""
     xp = get_xp(x)
@@ -62,14 +73,21 @@ def layer_norm_forward(p, x, eps):
     xhat *= rstd
     y = xhat * p["weight"]
     y += p["bias"]
-    return y, (xhat, rstd)
+    return y, LayerNormCache(xhat, rstd)
 
 
 def layer_norm_backward(p, dy, cache):
-    xhat, rstd = cache
+    """In the forward: ``y = xhat * weight + bias``, ``xhat = (x - mean(x)) * rstd``. With g = dy * weight,
+
+        dx = rstd * (g - mean(g) - xhat * mean(g * xhat))        (means over the last axis, D terms)
+        dweight = sum of dy * xhat,   dbias = sum of dy          (over every axis but the last)
+
+    The two means remove the parts of g along the constant vector (the mean that was subtracted)
+    and along xhat itself (the variance that was divided by).
+    """
+    xhat, rstd = cache.xhat, cache.rstd
     grads = {"weight": sum_to_shape(dy * xhat, 1), "bias": sum_to_shape(dy, 1)}
     g = dy * p["weight"]
-    # d/dx of (x - mean) * rstd: remove the components along 1 and along xhat, then scale.
     dx = g - g.mean(axis=-1, keepdims=True)
     dx -= xhat * (g * xhat).mean(axis=-1, keepdims=True)
     dx *= rstd
@@ -85,6 +103,10 @@ def normal_cdf(x, out):
     return out
 
 
+class GeluCache(NamedTuple):
+    x: object  # the input (the backward recomputes Phi(x))
+
+
 def gelu_forward(x):
     """GELU(x) = x * Phi(x) = x/2 * (1 + erf(x / sqrt 2)), the exact form (Hendrycks & Gimpel 2016).
 
@@ -94,13 +116,13 @@ def gelu_forward(x):
     """
     y = normal_cdf(x, out=get_xp(x).empty_like(x))
     y *= x
-    return y, x
+    return y, GeluCache(x)
 
 
 def gelu_backward(dy, cache):
-    """d GELU / dx = Phi(x) + x * phi(x), with phi the standard normal density."""
+    """In the forward: ``y = x Phi(x)``. d GELU / dx = Phi(x) + x * phi(x), with phi the standard normal density."""
     xp = get_xp(dy)
-    x = cache
+    x = cache.x
     dx = normal_cdf(x, out=xp.empty_like(x))
     pdf = x * x
     pdf *= -0.5
@@ -112,45 +134,67 @@ def gelu_backward(dy, cache):
     return dx
 
 
+class GeluTanhCache(NamedTuple):
+    x: object  # the input
+    t: object  # tanh(sqrt(2/pi) (x + 0.044715 x^3)), same shape
+
+
 def gelu_new_forward(x):
     """The tanh approximation 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) (transformers' gelu_new)."""
     xp = get_xp(x)
     t = xp.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3))
-    return 0.5 * x * (1 + t), (x, t)
+    return 0.5 * x * (1 + t), GeluTanhCache(x, t)
 
 
 def gelu_new_backward(dy, cache):
-    x, t = cache
+    """In the forward: ``y = x (1 + t) / 2`` with t = tanh(u), u = sqrt(2/pi) (x + 0.044715 x^3)."""
+    x, t = cache.x, cache.t
     dinner = math.sqrt(2 / math.pi) * (1 + 3 * 0.044715 * x * x)
     return dy * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * dinner)
 
 
+class TanhCache(NamedTuple):
+    y: object  # the output tanh(x)
+
+
 def tanh_forward(x):
     y = get_xp(x).tanh(x)
-    return y, y
+    return y, TanhCache(y)
 
 
 def tanh_backward(dy, cache):
-    return dy * (1 - cache * cache)
+    """In the forward: ``y = tanh(x)``; dy/dx = 1 - y^2."""
+    return dy * (1 - cache.y * cache.y)
+
+
+class ReluCache(NamedTuple):
+    positive: object  # bool, x > 0
 
 
 def relu_forward(x):
     positive = x > 0
-    return x * positive, positive
+    return x * positive, ReluCache(positive)
 
 
 def relu_backward(dy, cache):
-    return dy * cache
+    """In the forward: ``y = x * (x > 0)``; the gradient passes where x was positive."""
+    return dy * cache.positive
+
+
+class SiluCache(NamedTuple):
+    x: object  # the input
+    sig: object  # sigmoid(x)
 
 
 def silu_forward(x):
     """SiLU / swish: x * sigmoid(x)."""
     sig = 1 / (1 + get_xp(x).exp(-x))
-    return x * sig, (x, sig)
+    return x * sig, SiluCache(x, sig)
 
 
 def silu_backward(dy, cache):
-    x, sig = cache
+    """In the forward: ``y = x s``, s = sigmoid(x); dy/dx = s + x s (1 - s)."""
+    x, sig = cache.x, cache.sig
     return dy * sig * (1 + x * (1 - sig))
 
 
@@ -169,10 +213,15 @@ def activation_forward(name, x):
 
 
 def activation_backward(name, dy, cache):
+    """The backward of ``activation_forward(name, x)``."""
     return ACTIVATION_FUNCTIONS[name][1](dy, cache)
 
 
 # ---- masked softmax with XSoftmax semantics ----
+class SoftmaxCache(NamedTuple):
+    probs: object  # (..., N) the probabilities, 0 at masked entries
+
+
 def masked_softmax_forward(scores, mask):
     """Softmax over the last axis where ``mask`` is True; masked entries are exactly 0.
 
@@ -189,41 +238,58 @@ def masked_softmax_forward(scores, mask):
     probs /= probs.sum(axis=-1, keepdims=True)
     if mask is not None:
         probs *= mask
-    return probs, probs
+    return probs, SoftmaxCache(probs)
 
 
 def masked_softmax_backward(dprobs, cache):
-    """dS = P * (dP - sum(dP * P)); masked entries have P = 0 and so get no gradient."""
-    probs = cache
+    """In the forward: ``P = softmax(S)`` row by row. dS = P * (dP - sum(dP * P)); masked entries
+    have P = 0 and so get no gradient."""
+    probs = cache.probs
     ds = dprobs * probs
     ds -= probs * ds.sum(axis=-1, keepdims=True)
     return ds
 
 
 # ---- dropout (inverted: kept units are scaled by 1/(1-rate) at training time) ----
+class DropoutCache(NamedTuple):
+    keep: object  # same shape as x: 0 or 1/(1-rate) per entry; None when dropout was the identity
+
+
 def dropout_forward(x, rate, rng):
     """Zero each entry with probability ``rate``; ``rng`` None (evaluation) or rate 0 is the identity."""
     if rng is None or rate == 0:
-        return x, None
+        return x, DropoutCache(None)
     keep = (rng.random(x.shape) >= rate).astype(x.dtype) * (1 / (1 - rate))
-    return x * keep, keep
+    return x * keep, DropoutCache(keep)
 
 
 def dropout_backward(dy, cache):
-    return dy if cache is None else dy * cache
+    """In the forward: ``y = x * keep``."""
+    return dy if cache.keep is None else dy * cache.keep
 
 
 # ---- embedding lookup; its backward is a scatter-add into the table ----
+class EmbeddingCache(NamedTuple):
+    ids: object  # (...,) int, the rows that were read
+
+
 def embedding_forward(p, ids):
-    return p["weight"][ids], ids  # (...,) -> (..., dim)
+    return p["weight"][ids], EmbeddingCache(ids)  # (...,) -> (..., dim)
+
+
+def scatter_add_rows(n_rows, rows, values):
+    """The gradient of a gather ``table[rows]``: a (n_rows, dim) array where each row of ``values``
+    (m, dim) is added into row ``rows[m]``; rows read several times add up, rows never read are 0."""
+    xp = get_xp(values)
+    out = xp.zeros((n_rows, values.shape[-1]), dtype=values.dtype)
+    xp.add.at(out, rows, values)
+    return out
 
 
 def embedding_backward(p, dy, cache, padding_idx=None):
-    """Rows used several times add up their gradients; ``padding_idx`` gets none (as in torch)."""
-    xp = get_xp(dy)
-    ids = cache
-    dweight = xp.zeros_like(p["weight"])
-    xp.add.at(dweight, ids.reshape(-1), dy.reshape(-1, dy.shape[-1]))
+    """In the forward: ``y = weight[ids]``. Rows used several times add up their gradients;
+    ``padding_idx`` gets none (as in torch)."""
+    dweight = scatter_add_rows(p["weight"].shape[0], cache.ids.reshape(-1), dy.reshape(-1, dy.shape[-1]))
     if padding_idx is not None:
         dweight[padding_idx] = 0
     return {"weight": dweight}

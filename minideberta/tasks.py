@@ -4,13 +4,26 @@ Each class has transformers' name, parameter names, outputs and loss. ``forward`
 backbone and the head and, given labels, the loss; ``backward()`` then returns the gradient of
 that loss for every parameter, and ``backward(d_output)`` the gradient of any function of the
 outputs whose derivative you pass (d_logits, or (d_start_logits, d_end_logits) for QA).
+
+A class says what its head computes in ``head`` / ``head_backward`` and its loss in ``loss`` /
+``loss_backward``; ``TaskModel`` runs them in order and keeps their caches in one ``TaskCache``.
 """
+from typing import NamedTuple
+
 import numpy as np
 
 from . import heads, losses
-from .encoder import attention_masks
-from .ops import add_grads, prefixed, subtree
+from .backend import get_xp
 from .model import DebertaV2PreTrainedModel
+from .ops import add_grads, prefixed, subtree
+
+
+class TaskCache(NamedTuple):
+    backbone: object  # BackboneCache of embeddings + encoder
+    n_states: int  # how many hidden states the encoder returned (L + 1)
+    head: object  # the head's own cache (a NamedTuple of heads.py, or the class's)
+    loss: object  # the loss's cache, None when the forward had no labels
+    groups: tuple  # (B, C) for multiple choice, whose B*C sequences ran as one batch; None otherwise
 
 
 class TaskModel(DebertaV2PreTrainedModel):
@@ -22,100 +35,49 @@ class TaskModel(DebertaV2PreTrainedModel):
                              position_ids=position_ids, inputs_embeds=inputs_embeds),
                         labels, output_hidden_states, output_attentions)
 
-    def run(self, inputs, targets, output_hidden_states, output_attentions):
+    def run(self, inputs, targets, output_hidden_states, output_attentions, groups=None):
         (states, attentions, checked), cache = self.encode(**inputs, output_attentions=output_attentions,
                                                            output_hidden_states=output_hidden_states)
         fields, head_cache = self.head(states, checked)
+        if groups is not None:
+            fields = {k: v.reshape(groups) for k, v in fields.items()}  # (B*C, 1) -> (B, C)
         loss_cache = None
         if targets is not None:
-            fields["loss"], loss_cache = self.loss(fields, targets)
-        self.remember((cache, len(states), head_cache, loss_cache))
+            fields["loss"], loss_cache = self.loss(fields, targets, checked)
+        self.remember(TaskCache(cache, len(states), head_cache, loss_cache, groups))
         return self.outputs(states, attentions, output_hidden_states, output_attentions, **fields)
 
     def backward(self, d_output=None):
         """Gradients of the loss (no argument) or of the outputs whose gradient ``d_output`` is."""
-        cache, n_states, head_cache, loss_cache = self.take_cache()
+        cache = self.take_cache()
         if d_output is None:
-            if loss_cache is None:
+            if cache.loss is None:
                 raise ValueError("backward() with no argument differentiates the loss: pass labels to the "
                                  "forward, or pass the gradient of the outputs to backward(d_output)")
-            d_output = self.loss_backward(loss_cache)
-        dstates, head_grads = self.head_backward(d_output, head_cache)
-        if not isinstance(dstates, list):  # most heads read the last hidden state only
-            dstates = [None] * (n_states - 1) + [dstates]
-        grads = self.encode_backward(dstates, cache)
-        return self.complete(add_grads(grads, head_grads))
+            d_output = self.loss_backward(cache.loss)
+        if cache.groups is not None:
+            d_output = d_output.reshape(-1, 1)  # (B, C) -> (B*C, 1)
+        dstates_by_index, head_grads = self.head_backward(d_output, cache.head)
+        dstates = [None] * cache.n_states  # most heads read the last hidden state only
+        for index, d in dstates_by_index.items():
+            dstates[index] = d
+        grads = self.encode_backward(dstates, cache.backbone)
+        add_grads(grads, head_grads)
+        if cache.groups is not None and grads.inputs_embeds is not None:  # back to (B, C, N, dim), as it came in
+            grads.inputs_embeds = grads.inputs_embeds.reshape(cache.groups + grads.inputs_embeds.shape[1:])
+        return self.complete(grads)
+
+    def loss(self, fields, labels, inputs):
+        """Cross-entropy per token (token classification, masked LM); other heads override this."""
+        return losses.per_token_loss(fields["logits"], labels)
+
+    def loss_backward(self, cache):
+        return losses.task_loss_backward(cache)
 
 
-def per_token_loss(logits, labels):
-    """Cross-entropy of (B, N, C) logits against (B, N) labels, -100 ignored (token tasks, masked LM)."""
-    labels = np.asarray(labels)
-    if labels.shape != logits.shape[:-1]:
-        raise ValueError(f"labels have shape {labels.shape}; this head needs one label per token, shape "
-                         f"{logits.shape[:-1]} (-100 where there is nothing to predict)")
-    loss, cache = losses.cross_entropy_forward(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
-    return loss, (cache, logits.shape)
-
-
-def per_token_loss_backward(cache):
-    ce_cache, shape = cache
-    return losses.cross_entropy_backward(1.0, ce_cache).reshape(shape)
-
-
-def check_label_shape(labels, shapes, what):
-    if tuple(labels.shape) not in shapes:
-        raise ValueError(f"labels have shape {tuple(labels.shape)}; {what} needs labels of shape "
-                         + " or ".join(str(shape) for shape in shapes))
-    return labels
-
-
-def classification_loss(logits, labels, config):
-    """transformers' DebertaV2ForSequenceClassification loss, chosen by problem_type and labels."""
-    xp = np
-    labels = xp.asarray(labels)
-    batch, n = logits.shape
-    problem = config.problem_type
-    if problem is None:
-        if n == 1:
-            problem = "regression"
-        elif labels.ndim == 1 or labels.shape[-1] == 1:
-            # transformers' default for DeBERTa counts only labels >= 0: negative labels are ignored.
-            check_label_shape(labels, [(batch,), (batch, 1)], "classification (one class id per sequence)")
-            labels = losses.check_class_labels(labels.reshape(-1), n, ignore_index="negative")
-            if not (labels >= 0).any():  # nothing to count: transformers defines the loss as 0
-                return xp.zeros((), dtype=logits.dtype), ("none", logits)
-            loss, cache = losses.cross_entropy_forward(logits, xp.where(labels >= 0, labels, -100))
-            return loss, ("ce", cache)
-        else:
-            check_label_shape(labels, [(batch, n)], "classification with probability targets")
-            loss, cache = losses.soft_cross_entropy_forward(logits, labels.astype(logits.dtype))
-            return loss, ("soft", cache)
-    if problem == "regression":
-        if labels.dtype.kind != "f":
-            raise ValueError(f"regression labels must be floating point, got dtype {labels.dtype}")
-        if n == 1:
-            check_label_shape(labels, [(batch,), (batch, 1)], "regression (one value per sequence)")
-        loss, cache = losses.mse_forward(logits.reshape(labels.shape) if n == 1 else logits,
-                                         labels.astype(logits.dtype))
-        return loss, ("mse", cache, logits.shape)
-    if problem == "single_label_classification":
-        loss, cache = losses.cross_entropy_forward(logits, labels.reshape(-1))
-        return loss, ("ce", cache)
-    loss, cache = losses.bce_with_logits_forward(logits, labels.astype(logits.dtype))
-    return loss, ("bce", cache)
-
-
-def classification_loss_backward(cache):
-    kind = cache[0]
-    if kind == "ce":
-        return losses.cross_entropy_backward(1.0, cache[1])
-    if kind == "soft":
-        return losses.soft_cross_entropy_backward(1.0, cache[1])
-    if kind == "mse":
-        return losses.mse_backward(1.0, cache[1]).reshape(cache[2])
-    if kind == "none":
-        return np.zeros_like(cache[1])
-    return losses.bce_with_logits_backward(1.0, cache[1])
+class SequenceHeadCache(NamedTuple):
+    pooler: heads.PoolerCache
+    classifier: heads.ClassifierCache
 
 
 class DebertaV2ForSequenceClassification(TaskModel):
@@ -136,19 +98,15 @@ class DebertaV2ForSequenceClassification(TaskModel):
         pooled, pool_cache = heads.pooler_forward(subtree(self.params, "pooler"), states[-1], self.config, self.rng)
         logits, cls_cache = heads.classifier_forward(subtree(self.params, "classifier"), pooled,
                                                      self.classifier_dropout(), self.rng)
-        return {"logits": logits}, (pool_cache, cls_cache)
+        return {"logits": logits}, SequenceHeadCache(pool_cache, cls_cache)
 
     def head_backward(self, dlogits, cache):
-        pool_cache, cls_cache = cache
-        dpooled, g_cls = heads.classifier_backward(subtree(self.params, "classifier"), dlogits, cls_cache)
-        dlast, g_pool = heads.pooler_backward(subtree(self.params, "pooler"), dpooled, pool_cache)
-        return dlast, {**prefixed(g_cls, "classifier"), **prefixed(g_pool, "pooler")}
+        dpooled, g_cls = heads.classifier_backward(subtree(self.params, "classifier"), dlogits, cache.classifier)
+        dlast, g_pool = heads.pooler_backward(subtree(self.params, "pooler"), dpooled, cache.pooler)
+        return {-1: dlast}, {**prefixed(g_cls, "classifier"), **prefixed(g_pool, "pooler")}
 
-    def loss(self, fields, labels):
-        return classification_loss(fields["logits"], labels, self.config)
-
-    def loss_backward(self, cache):
-        return classification_loss_backward(cache)
+    def loss(self, fields, labels, inputs):
+        return losses.classification_loss(fields["logits"], labels, self.config)
 
 
 class DebertaV2ForMultipleChoice(DebertaV2ForSequenceClassification):
@@ -167,35 +125,17 @@ class DebertaV2ForMultipleChoice(DebertaV2ForSequenceClassification):
         if grouped is None or np.ndim(grouped) != (3 if input_ids is not None else 4):
             raise ValueError("multiple choice takes input_ids of shape (batch, num_choices, length) "
                              "(or inputs_embeds (batch, num_choices, length, dim))")
-        self.num_choices, self.embeds_shape = np.shape(grouped)[1], np.shape(inputs_embeds)
         flat = lambda a: None if a is None else np.reshape(a, (-1,) + np.shape(a)[2:])  # noqa: E731
-        inputs = dict(input_ids=flat(input_ids), attention_mask=flat(attention_mask),
+        inputs = dict(input_ids=flat(input_ids), attention_mask=flat(attention_mask),  # (B, C, ...) -> (B*C, ...)
                       token_type_ids=flat(token_type_ids), position_ids=flat(position_ids),
                       inputs_embeds=flat(inputs_embeds))
-        return self.run(inputs, labels, output_hidden_states, output_attentions)
+        # The logits come back as (B, C) and d/d(inputs_embeds) as (B, C, N, dim), grouped as they came in.
+        return self.run(inputs, labels, output_hidden_states, output_attentions, groups=tuple(np.shape(grouped)[:2]))
 
-    def head(self, states, inputs):
-        fields, cache = super().head(states, inputs)
-        logits = fields["logits"].reshape(-1, self.num_choices)  # (B*C, 1) -> (B, C)
-        return {"logits": logits}, (cache, self.embeds_shape)
-
-    def head_backward(self, dlogits, cache):
-        head_cache, self.embeds_shape = cache
-        return super().head_backward(dlogits.reshape(-1, 1), head_cache)
-
-    def backward(self, d_output=None):
-        """As every task model's; d/d(inputs_embeds) comes back grouped, (B, C, N, dim), as it went in."""
-        grads = super().backward(d_output)
-        if grads.inputs_embeds is not None:
-            grads.inputs_embeds = grads.inputs_embeds.reshape(self.embeds_shape)
-        return grads
-
-    def loss(self, fields, labels):
-        labels = np.asarray(labels).reshape(-1)
-        return losses.cross_entropy_forward(fields["logits"], labels)
-
-    def loss_backward(self, cache):
-        return losses.cross_entropy_backward(1.0, cache)
+    def loss(self, fields, labels, inputs):
+        labels = get_xp(fields["logits"]).asarray(labels).reshape(-1)
+        loss, cache = losses.cross_entropy_forward(fields["logits"], labels)
+        return loss, losses.TaskLossCache("cross_entropy", cache, fields["logits"].shape)
 
 
 class DebertaV2ForTokenClassification(TaskModel):
@@ -212,13 +152,12 @@ class DebertaV2ForTokenClassification(TaskModel):
 
     def head_backward(self, dlogits, cache):
         dlast, grads = heads.classifier_backward(subtree(self.params, "classifier"), dlogits, cache)
-        return dlast, prefixed(grads, "classifier")
+        return {-1: dlast}, prefixed(grads, "classifier")
 
-    def loss(self, fields, labels):
-        return per_token_loss(fields["logits"], labels)
 
-    def loss_backward(self, cache):
-        return per_token_loss_backward(cache)
+class SpanLossCache(NamedTuple):
+    start: losses.CrossEntropyCache  # of the start logits (B, N) against start_positions
+    end: losses.CrossEntropyCache  # of the end logits against end_positions
 
 
 class DebertaV2ForQuestionAnswering(TaskModel):
@@ -247,27 +186,33 @@ class DebertaV2ForQuestionAnswering(TaskModel):
         return {"start_logits": logits[..., 0], "end_logits": logits[..., 1]}, cache
 
     def head_backward(self, d_output, cache):
-        xp = np
-        dlogits = xp.stack(d_output, axis=-1)  # (B, N, 2)
+        dlogits = get_xp(d_output[0]).stack(d_output, axis=-1)  # 2 x (B, N) -> (B, N, 2)
         dlast, grads = heads.classifier_backward(subtree(self.params, "qa_outputs"), dlogits, cache)
-        return dlast, prefixed(grads, "qa_outputs")
+        return {-1: dlast}, prefixed(grads, "qa_outputs")
 
-    def loss(self, fields, targets):
+    def loss(self, fields, targets, inputs):
+        """(cross-entropy of the start + of the end) / 2; positions past the sequence are ignored."""
         n = fields["start_logits"].shape[1]
         caches, total = [], 0
         for name, positions, logits in zip(("start_positions", "end_positions"), targets,
                                            (fields["start_logits"], fields["end_logits"])):
-            positions = np.asarray(positions).reshape(-1)
+            xp = get_xp(logits)
+            positions = xp.asarray(positions).reshape(-1)
             if positions.shape[0] != logits.shape[0]:
                 raise ValueError(f"{name} has {positions.shape[0]} entries for a batch of {logits.shape[0]}")
-            if positions.dtype.kind not in "iu" or (positions.size and positions.min() < 0):
+            if positions.dtype.kind not in "iu" or (positions.size and int(positions.min()) < 0):
                 raise ValueError(f"{name} must be integer token positions >= 0, got {positions}")
-            loss, cache = losses.cross_entropy_forward(logits, np.where(positions < n, positions, -100))
+            loss, cache = losses.cross_entropy_forward(logits, xp.where(positions < n, positions, -100))
             total, caches = total + loss / 2, caches + [cache]
-        return total, caches
+        return total, SpanLossCache(*caches)
 
-    def loss_backward(self, caches):
-        return tuple(losses.cross_entropy_backward(0.5, cache) for cache in caches)
+    def loss_backward(self, cache):
+        return tuple(losses.cross_entropy_backward(0.5, c) for c in (cache.start, cache.end))
+
+
+class RTDLossCache(NamedTuple):
+    bce: losses.BCECache  # of the real tokens' logits, flattened
+    real: object  # (B, N) bool, the real tokens (where the loss was counted)
 
 
 class DebertaV2ForReplacedTokenDetection(TaskModel):
@@ -285,27 +230,27 @@ class DebertaV2ForReplacedTokenDetection(TaskModel):
 
     def head(self, states, inputs):
         logits, cache = heads.rtd_head_forward(subtree(self.params, "mask_predictions"), states[-1], self.config)
-        self.real_tokens = attention_masks(inputs.attention_mask)[1]
         return {"logits": logits}, cache
 
     def head_backward(self, dlogits, cache):
         dlast, grads = heads.rtd_head_backward(subtree(self.params, "mask_predictions"), dlogits, cache)
-        return dlast, prefixed(grads, "mask_predictions")
+        return {-1: dlast}, prefixed(grads, "mask_predictions")
 
-    def loss(self, fields, labels):
+    def loss(self, fields, labels, inputs):
+        """Mean binary cross-entropy over the real tokens (``inputs.masks.token``)."""
         logits = fields["logits"]
-        labels = np.asarray(labels)
+        xp = get_xp(logits)
+        labels = xp.asarray(labels)
         if labels.shape != logits.shape:
             raise ValueError(f"labels have shape {labels.shape}; replaced-token detection needs one 0/1 label "
                              f"per token, shape {logits.shape}")
-        if not np.isin(labels, (0, 1)).all():
+        if not bool(((labels == 0) | (labels == 1)).all()):
             raise ValueError("replaced-token labels must be 0 (original) or 1 (replaced)")
-        real = self.real_tokens
+        real = inputs.masks.token
         loss, cache = losses.bce_with_logits_forward(logits[real], labels[real].astype(logits.dtype))
-        return loss, (cache, real, logits.shape)
+        return loss, RTDLossCache(cache, real)
 
     def loss_backward(self, cache):
-        bce_cache, real, shape = cache
-        dlogits = np.zeros(shape, dtype=bce_cache[0].dtype)
-        dlogits[real] = losses.bce_with_logits_backward(1.0, bce_cache)
+        dlogits = get_xp(cache.bce.logits).zeros(cache.real.shape, dtype=cache.bce.logits.dtype)
+        dlogits[cache.real] = losses.bce_with_logits_backward(1.0, cache.bce)  # padding gets no gradient
         return dlogits

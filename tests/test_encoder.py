@@ -93,7 +93,7 @@ def test_layer_equals_transformers(case):
 
 def compare_stack(case, attention_mask, real):
     config, module, params, _, x = setup(case)
-    (states, attentions), cache = encoder.forward(params, x, attention_mask, config, output_attentions=True)
+    (states, attentions), cache = encoder.forward(params, x, encoder.attention_masks(attention_mask), config, output_attentions=True)
     with torch.no_grad():
         theirs = module(torch.from_numpy(x), torch.from_numpy(attention_mask), output_hidden_states=True,
                         output_attentions=True)
@@ -119,14 +119,14 @@ def test_encoder_3d_mask_equals_transformers(case):
     states, _ = compare_stack(case, mask3, mask)
     # The 3-D mask really restricted attention: the result differs from the padding-only mask.
     config, _, params, _, x = setup(case)
-    (plain, _), _ = encoder.forward(params, x, mask, config)
+    (plain, _), _ = encoder.forward(params, x, encoder.attention_masks(mask), config)
     assert np.abs(real_rows(plain[-1] - states[-1], mask)).max() > 1e-3
 
 
 def test_no_cache_same_outputs():
     config, _, params, mask, x = setup("v2-nGiE")
-    (states, attentions), cache = encoder.forward(params, x, mask, config, output_attentions=True)
-    (states2, attentions2), cache2 = encoder.forward(params, x, mask, config, output_attentions=True,
+    (states, attentions), cache = encoder.forward(params, x, encoder.attention_masks(mask), config, output_attentions=True)
+    (states2, attentions2), cache2 = encoder.forward(params, x, encoder.attention_masks(mask), config, output_attentions=True,
                                                      keep_cache=False)
     assert cache is not None and cache2 is None
     for a, b in zip(states + attentions, states2 + attentions2):

@@ -433,7 +433,7 @@ def test_encoder_stack(kind, states, setup, batch, seed):
     picked = {"all": slice(None), "last": slice(-1, None), "second-to-last": slice(-2, -1)}[states]
 
     def forward(p, x):
-        (hidden_states, _), cache = encoder.forward(p, x, attention_mask, config, rng=np.random.default_rng(seed))
+        (hidden_states, _), cache = encoder.forward(p, x, encoder.attention_masks(attention_mask), config, rng=np.random.default_rng(seed))
         return np.stack(hidden_states[picked]), cache
 
     def backward(p, dy, cache):
@@ -517,13 +517,14 @@ def test_enhanced_mask_decoder(setup, rel_layer_norm, batch, seed):
     backbone = random_params(shapes, rng)
     attention_mask = padding_mask(rng, batch, n)
     (states, _), _ = encoder.forward(subtree(backbone, "encoder"), rng.normal(size=(batch, n, config.hidden_size)),
-                                     attention_mask, config)
+                                     encoder.attention_masks(attention_mask), config)
     # What EMD reads: the last layer, the relative table (and LayerNorm), the position table.
     p = {k: v for k, v in backbone.items() if not k.startswith("encoder.layer.0.")}
     position_ids = rng.integers(0, config.max_position_embeddings, size=(batch, n))
 
     def forward(p, hidden):
-        return emd.forward(p, [hidden, None], attention_mask, position_ids, config, rng=np.random.default_rng(seed))
+        return emd.forward(p, [hidden, None], encoder.attention_masks(attention_mask).pair, position_ids, config,
+                           rng=np.random.default_rng(seed))
 
     zero = shift_invariant(config, "encoder.layer.1.attention.self.") + rel_norm_shift_invariant(config, "encoder.")
     assert_backward_correct(forward, emd.backward, p, [states[-2].copy()], zero, seed=seed, max_entries=12)
