@@ -77,14 +77,14 @@ assert all(a.shape == (B, H, N, N) for a in out.attentions) and out.logits.shape
 # %%
 params = model.params
 inputs = dict(token_type_ids=np.zeros_like(ids), position_ids=np.arange(N)[None], attention_mask=enc["attention_mask"])
-_, token_mask = encoder.attention_masks(inputs["attention_mask"])
+pair_mask, token_mask = encoder.attention_masks(inputs["attention_mask"])              # None: nothing to mask
 h, _ = embeddings.forward(subtree(params, "deberta.embeddings"), ids, inputs["token_type_ids"],
                           inputs["position_ids"], token_mask, config)                   # (B, N) -> (B, N, D)
 states = [h]
 enc_params = subtree(params, "deberta.encoder")
 table, rows, _ = encoder.relative_embeddings_forward(enc_params, config, N)              # (2k, D), 2 x (2N-1,)
 for layer in range(L):
-    h, _ = encoder.layer_forward(subtree(enc_params, f"layer.{layer}"), h, None, config, table, rows)  # (B, N, D)
+    h, _ = encoder.layer_forward(subtree(enc_params, f"layer.{layer}"), h, pair_mask, config, table, rows)  # (B, N, D)
     states.append(h)
 print("relative table", table.shape, "; rows for the 2N-1 distances:", rows[0].shape)
 for layer, (ours, theirs) in enumerate(zip(states, out.hidden_states)):
@@ -113,7 +113,7 @@ plt.show()
 
 # %%
 assert model.resolve_emd(None), "the course's masked LM decodes through the Enhanced Mask Decoder"
-decoded, _ = emd.forward(subtree(params, "deberta"), states, inputs["attention_mask"], inputs["position_ids"], config)
+decoded, _ = emd.forward(subtree(params, "deberta"), states, pair_mask, inputs["position_ids"], config)
 logits, _ = heads.mlm_head_forward(model.head_params(), decoded, params["deberta.embeddings.word_embeddings.weight"],
                                    config)                                               # (B, N, D) -> (B, N, V)
 print("decoded", decoded.shape, "-> logits", logits.shape)
