@@ -36,7 +36,7 @@ import sentencepiece
 
 from minideberta import DebertaV2Tokenizer
 from minideberta.apps import course
-from minideberta.tokenizer.unigram import SPACE, Unigram
+from minideberta.tokenizer.unigram import BYTE, SPACE, Unigram
 
 spm_file = course.VOCABULARY / "spm.model"
 unigram = Unigram.from_file(spm_file)                                       # the from-scratch reader
@@ -84,6 +84,7 @@ assert pieces == reference.encode(glyph, out_type=str) == unigram.encode_as_piec
 assert pieces[1:] == [f"<0x{b:02X}>" for b in glyph.encode("utf-8")] and len(pieces[1:]) == 4
 assert tokenizer.decode(tokenizer.encode(glyph, add_special_tokens=False)) == glyph
 assert tokenizer.unk_token_id not in tokenizer.encode(glyph)
+assert sum(piece.type == BYTE for piece in unigram.model.pieces) == 256
 
 # %% [markdown]
 # ## 3. The lattice of one word and its Viterbi path

@@ -30,6 +30,7 @@ import numpy as np
 import scipy.special
 
 from minideberta import backend, encoder, gradcheck, ops
+from minideberta.apps import course
 
 
 def check(forward, backward, p, inputs):
@@ -133,10 +134,11 @@ assert (np.sign(ours32) == np.sign(x32)).all() and np.abs(ours32).max() <= 1   #
 # y = \gamma \odot \frac{x - \mu}{\sqrt{\sigma^2 + \varepsilon}} + \beta.$$
 #
 # With $\gamma = 1$ and $\beta = 0$ every output row has mean 0 and variance $\sigma^2 / (\sigma^2 + \varepsilon)$,
-# just below 1. DeBERTa-v3 uses $\varepsilon = 10^{-7}$.
+# just below 1. DeBERTa-v3 uses $\varepsilon = 10^{-7}$ (its official `config.json`, kept in `tests/fixtures/configs`).
 
 # %%
 D, eps = 64, 1e-7
+assert course.official_config("microsoft/deberta-v3-base").layer_norm_eps == eps
 rows = rng.normal(loc=3, scale=[[0.5], [2.0], [5.0]], size=(3, D))     # three rows, different scales
 unit = {"weight": np.ones(D), "bias": np.zeros(D)}
 y, ln_cache = ops.layer_norm_forward(unit, rows, eps)

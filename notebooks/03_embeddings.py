@@ -38,14 +38,16 @@ config = DebertaV2Config(vocab_size=40, hidden_size=16, embedding_size=8, num_hi
 p = subtree(DebertaV2Model(config, seed=0, dtype=np.float64).params, "embeddings")
 for name, array in p.items():
     print(f"{name:28s} {array.shape}")
+v3 = course.official_config("microsoft/deberta-v3-base")
+assert not v3.position_biased_input and v3.type_vocab_size == 0 and v3.embedding_size == v3.hidden_size
 assert p["word_embeddings.weight"].shape == (40, 8) and p["embed_proj.weight"].shape == (16, 8)   # (out, in)
 
 # %% [markdown]
 # ## 1. The sum, the projection, the LayerNorm, the mask
 #
-# Two texts as a batch: a pair of 3 + 2 tokens with token types 0 and 1, and a text of 4 tokens padded
-# with `[PAD]` (id 0) to the batch length 7. The library's forward against the equation written out
-# with NumPy indexing:
+# Two texts as a batch: a pair, `[CLS] a a [SEP] b b [SEP]` with token types 0 then 1, and a single text
+# of 5 tokens padded with two `[PAD]` (id 0) to the batch length 7. The library's forward against the
+# equation written out with NumPy indexing:
 
 # %%
 ids = np.array([[1, 17, 5, 2, 9, 23, 2],
@@ -53,6 +55,7 @@ ids = np.array([[1, 17, 5, 2, 9, 23, 2],
 types = np.array([[0, 0, 0, 0, 1, 1, 1],
                   [0, 0, 0, 0, 0, 0, 0]])
 attention_mask = (ids != 0).astype(np.int64)
+assert ids.shape == (2, 7) and attention_mask.sum(1).tolist() == [7, 5]
 positions = np.broadcast_to(np.arange(ids.shape[1]), ids.shape)
 token_mask = encoder.attention_masks(attention_mask)[1]                        # (B, N) 0/1: real tokens
 
@@ -167,6 +170,7 @@ assert rows_with_gradient == len(table_grad)
 #
 # 1. Where would the gradient of the `[PAD]` row come from in section 3, even though the lookup gives it
 #    none? Check: is `table_grad[0]` zero?
-# 2. Write the scatter-add yourself, without `np.add.at` (why does `dW[ids] += dy` give the wrong
-#    answer when an id repeats?): `python -m minideberta exercises check ops.embedding_backward`, then
-#    `python -m minideberta exercises check embeddings.backward` for the whole block.
+# 2. Write the scatter-add yourself, without `np.add.at`, and compare it with `ops.embedding_backward`: why
+#    does `dW[ids] += dy` give the wrong answer when an id repeats? The same gather-then-scatter-add is the
+#    heart of the relative positions' backward: `python -m minideberta exercises check
+#    attention.position_projection_backward`.

@@ -36,6 +36,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from minideberta import DebertaV2Config
+from minideberta.apps import course
 from minideberta.relative_position import (
     build_relative_position,
     make_log_bucket_position,
@@ -48,7 +49,7 @@ np.set_printoptions(linewidth=120)
 # %% [markdown]
 # ## 1. The bucket curve
 #
-# The official v3 models use `position_buckets=256` and `max_relative_positions=512` (so $m = 128$,
+# The official v3 models use `position_buckets=256` and relative distances up to 512 (so $m = 128$,
 # $P = 512$): linear up to 128, logarithmic after, and $P - 1 = 511$ lands on bucket
 # `bucket_size - 1` = 255. First the formula above written out naively, one distance at a time with
 # Python's `math`, against the library's vectorised `make_log_bucket_position`:
@@ -86,9 +87,11 @@ for d in (1, 127, 128, 129, 200, 300, 511, 1000, 2000):
 # %% [markdown]
 # What the curve shows, checked: the identity up to $|\delta| = 128$, bucket 255 at $\delta = 511$,
 # odd symmetry, never decreasing, and past $P$ the buckets keep growing, slowly: 1000 lands on 317.
-# The table has only 2 × 256 rows, so the attention clips the row index (section 4).
+# The official v3 table has only 2 × 256 = 512 rows, so the attention clips the row index (section 4).
 
 # %%
+v3 = course.official_config("microsoft/deberta-v3-base")
+assert (v3.position_buckets, v3.max_relative, 2 * v3.position_span) == (256, 512, 512)
 linear = np.abs(distances) <= 128
 assert (buckets[linear] == distances[linear]).all()
 assert make_log_bucket_position(np.array(511), 256, 512) == 255 == naive_bucket(511, 256, 512)

@@ -34,6 +34,7 @@ from ..tokenizer.deberta_tokenizer import VOCAB_FILE
 ENVIRONMENT = "MINIDEBERTA_MODEL"
 EMBEDDED = {"masked-lm": "minideberta-v3-tiny-generator", "replaced-token-detection": "minideberta-v3-tiny"}
 VOCABULARY = hub.EMBEDDED / "deberta-v3-tokenizer"
+OFFICIAL_CONFIGS = hub.EMBEDDED.parent / "tests" / "fixtures" / "configs"  # config.json of official models
 SEED = 0
 # DeBERTa-v3's choices (tests/fixtures' official configs) at a width a laptop runs in milliseconds.
 RANDOM_CONFIG = dict(
@@ -75,6 +76,15 @@ def describe():
 def course_model(head="masked-lm", dtype=np.float32):
     """``(model, tokenizer)`` with ``head``, from ``model_folder(head)``."""
     return hub.load_model(model_folder(head), head, np.dtype(dtype), progress=False)
+
+
+def official_config(name="microsoft/deberta-v3-base"):
+    """The config.json of an official checkpoint, as committed in ``tests/fixtures/configs`` (no weights)."""
+    path = OFFICIAL_CONFIGS / (name.replace("/", "__") + ".json")
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: the official configs are in a clone's tests/fixtures/configs "
+                                f"({', '.join(sorted(p.stem for p in OFFICIAL_CONFIGS.glob('*.json')))})")
+    return DebertaV2Config.from_pretrained(path)
 
 
 def random_config():
