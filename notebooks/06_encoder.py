@@ -40,7 +40,7 @@ import matplotlib.pyplot as plt
 
 from minideberta import attention, encoder
 from minideberta.apps import course
-from minideberta.ops import activation_forward, layer_norm_forward, linear_forward, subtree
+from minideberta.ops import activation_forward, layer_norm_backward, layer_norm_forward, linear_forward, subtree
 
 np.set_printoptions(linewidth=120, precision=4, suppress=True)
 
@@ -90,8 +90,10 @@ assert out.hidden_states[0].shape == (B, N, config.hidden_size)
 
 # %%
 enc = subtree(p, "encoder")
-pair_mask, token_mask = encoder.attention_masks(attention_mask)
-table, rel_rows, _ = encoder.relative_embeddings_forward(enc, config, N)
+masks = encoder.attention_masks(attention_mask)  # .pair (B, 1, N, N) or None, .token (B, N)
+pair_mask, token_mask = masks.pair, masks.token
+relative = encoder.relative_embeddings_forward(enc, config, N)  # .table (2k, D), .rows: index rows for length N
+table, rel_rows = relative.table, relative.rows
 eps = config.layer_norm_eps
 
 
@@ -191,15 +193,15 @@ plt.show()
 # $$
 #
 # Below, the stack is run layer by layer with `encoder.layer_forward`, each layer's backward
-# (`encoder.layer_backward`) returns its own share `drel`, and the sum, taken back through the
-# LayerNorm by `encoder.relative_embeddings_backward`, must equal what `encoder.backward` (the whole stack
-# at once) returns.
+# (`encoder.layer_backward`) returns its own share `drel`, and `encoder.relative_embeddings_backward` sums the
+# shares and takes the sum back through the LayerNorm; that must equal what `encoder.backward` (the whole stack
+# at once) returns, and the sum taken through `ops.layer_norm_backward` by hand.
 
 # %%
 rng = np.random.default_rng(0)
 dy = rng.normal(size=(B, N, config.hidden_size)) * attention_mask[..., None]  # a random upstream gradient, 0 on padding
 
-(states, _), stack_cache = encoder.forward(enc, x0, attention_mask, config)
+(states, _), stack_cache = encoder.forward(enc, x0, masks, config)
 _, stack_grads = encoder.backward(enc, [None] * L + [dy], stack_cache)
 
 h, caches = x0, []
@@ -210,12 +212,14 @@ d, shares = dy, []
 for i in reversed(range(L)):
     (d, _, drel), _ = encoder.layer_backward(subtree(enc, f"layer.{i}"), d, caches[i])
     shares.insert(0, drel)
-_, _, table_ln_cache = encoder.relative_embeddings_forward(enc, config, N)
-summed = encoder.relative_embeddings_backward(enc, config, sum(shares), table_ln_cache)
+summed = encoder.relative_embeddings_backward(enc, config, shares, relative)
+by_hand, _ = layer_norm_backward(subtree(enc, "LayerNorm"), sum(shares), relative.layer_norm)
 
 gap = np.abs(summed["rel_embeddings.weight"] - stack_grads["rel_embeddings.weight"]).max()
-print(f"sum over layers, then the LayerNorm's backward, vs encoder.backward: {gap:.1e}")
-assert gap < 1e-12
+gap_hand = np.abs(by_hand - stack_grads["rel_embeddings.weight"]).max()
+print(f"layer by layer, then relative_embeddings_backward, vs encoder.backward: {gap:.1e}; "
+      f"the sum through ops.layer_norm_backward by hand: {gap_hand:.1e}")
+assert gap < 1e-12 and gap_hand < 1e-12
 
 # Distances between N tokens are -(N-1)..N-1: with N below position_buckets // 2 they are their own buckets,
 # rows k-(N-1)..k+(N-1) of the table. No other row can get gradient.

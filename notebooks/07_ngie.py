@@ -210,9 +210,10 @@ mask[1, 6:] = 0
 out = model(ids, attention_mask=mask, output_hidden_states=True)
 e = out.hidden_states[0]
 
-pair_mask, token_mask = encoder.attention_masks(mask)
-table, rel_rows, _ = encoder.relative_embeddings_forward(enc, config, 9)
-layer0, _ = encoder.layer_forward(subtree(enc, "layer.0"), e, pair_mask, config, table, rel_rows)
+masks = encoder.attention_masks(mask)
+relative = encoder.relative_embeddings_forward(enc, config, 9)
+token_mask = masks.token
+layer0, _ = encoder.layer_forward(subtree(enc, "layer.0"), e, masks.pair, config, relative.table, relative.rows)
 h1, block_cache = ngie.forward(subtree(enc, "conv"), e, layer0, token_mask, config)
 gap_block = np.abs(h1 - out.hidden_states[1]).max()
 print(f"ngie.forward(embeddings, layer 0) vs hidden_states[1]: {gap_block:.1e}")

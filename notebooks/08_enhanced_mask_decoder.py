@@ -91,8 +91,10 @@ backbone = subtree(model.params, "deberta")
 enc = subtree(backbone, "encoder")
 last = subtree(enc, f"layer.{L - 1}")
 
-pair_mask, _ = encoder.attention_masks(mask)
-table, rel_rows, _ = encoder.relative_embeddings_forward(enc, config, N)
+masks = encoder.attention_masks(mask)
+pair_mask = masks.pair
+relative = encoder.relative_embeddings_forward(enc, config, N)
+table, rel_rows = relative.table, relative.rows
 H = states[-2]  # (B, N, D): the keys and values of both passes
 q = H + model.params[POSITIONS][position_ids]  # q0: the only place absolute positions enter
 passes = [q]
@@ -100,7 +102,7 @@ for _ in range(2):
     q, _ = encoder.layer_forward(last, H, pair_mask, config, table, rel_rows, query_states=q)
     passes.append(q)
 
-decoded, emd_cache = emd.forward(backbone, states, mask, position_ids, config)
+decoded, emd_cache = emd.forward(backbone, states, pair_mask, position_ids, config)
 gap = np.abs(decoded - passes[-1]).max()
 print(f"two passes of layer_forward vs emd.forward: {gap:.1e}")
 assert gap < 1e-12
@@ -217,13 +219,13 @@ g_h = rng.normal(size=(B, N, config.hidden_size)) * mask[..., None]
 
 
 def loss_three_uses():
-    (st, _), _ = encoder.forward(enc, emb, mask, config)
-    q2, _ = emd.forward(backbone, st, mask, position_ids, config)
+    (st, _), _ = encoder.forward(enc, emb, masks, config)
+    q2, _ = emd.forward(backbone, st, pair_mask, position_ids, config)
     return np.sum(g_q * q2) + np.sum(g_h * st[-1])
 
 
-(st, _), enc_cache = encoder.forward(enc, emb, mask, config)
-q2, emd_cache = emd.forward(backbone, st, mask, position_ids, config)
+(st, _), enc_cache = encoder.forward(enc, emb, masks, config)
+q2, emd_cache = emd.forward(backbone, st, pair_mask, position_ids, config)
 dH, emd_grads = emd.backward(backbone, g_q, emd_cache)
 _, enc_grads = encoder.backward(enc, [None] * (L - 1) + [dH, g_h], enc_cache)
 prefix = f"layer.{L - 1}."

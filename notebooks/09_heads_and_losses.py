@@ -39,7 +39,7 @@ import numpy as np
 import matplotlib.pyplot as plt
 
 from minideberta import (DebertaV2ForMultipleChoice, DebertaV2ForQuestionAnswering, DebertaV2ForSequenceClassification,
-                         DebertaV2ForTokenClassification, emd, gradcheck, heads, losses)
+                         DebertaV2ForTokenClassification, emd, encoder, gradcheck, heads, losses)
 from minideberta.apps import course
 from minideberta.ops import subtree
 
@@ -100,7 +100,7 @@ for row, target in enumerate(["\u2581store", "\u2581cat"]):
 B, N = ids.shape
 
 out = mlm(ids, attention_mask=mask, labels=labels, output_hidden_states=True)
-decoded, _ = emd.forward(subtree(mlm.params, "deberta"), out.hidden_states, mask,
+decoded, _ = emd.forward(subtree(mlm.params, "deberta"), out.hidden_states, encoder.attention_masks(mask).pair,
                          np.broadcast_to(np.arange(N), (B, N)), config)
 head = subtree(mlm.params, "lm_predictions.lm_head")
 t = layer_norm(gelu(decoded @ head["dense.weight"].T + head["dense.bias"]), head["LayerNorm.weight"],

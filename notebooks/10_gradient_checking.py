@@ -221,8 +221,9 @@ config = DebertaV2Config(vocab_size=50, hidden_size=16, num_hidden_layers=1, num
 enc = subtree(DebertaV2Model(config, seed=0, dtype=np.float64).params, "encoder")
 layer = subtree(enc, "layer.0")
 hidden = rng.normal(size=(2, 7, config.hidden_size))
-pair_mask, _ = encoder.attention_masks(np.ones((2, 7)))
-table, rel_rows, _ = encoder.relative_embeddings_forward(enc, config, 7)
+pair_mask = encoder.attention_masks(np.ones((2, 7))).pair  # None: no padding, nothing to mask
+relative = encoder.relative_embeddings_forward(enc, config, 7)
+table, rel_rows = relative.table, relative.rows
 BROKEN = "attention.output.dense.weight"
 
 
