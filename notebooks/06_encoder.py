@@ -35,12 +35,18 @@
 # and `attentions`, and the attention maps of every layer and head.
 
 # %%
-import numpy as np
 import matplotlib.pyplot as plt
+import numpy as np
 
 from minideberta import attention, encoder
 from minideberta.apps import course
-from minideberta.ops import activation_forward, layer_norm_backward, layer_norm_forward, linear_forward, subtree
+from minideberta.ops import (
+    activation_forward,
+    layer_norm_backward,
+    layer_norm_forward,
+    linear_forward,
+    subtree,
+)
 
 np.set_printoptions(linewidth=120, precision=4, suppress=True)
 
@@ -141,7 +147,7 @@ for i in range(L):
     a, _ = layer_by_hand(lp, x)
     ctx, _ = attention.forward(subtree(lp, "attention.self"), x, pair_mask, config, table, rel_rows)
     attn_out, _ = linear_forward(subtree(lp, "attention.output.dense"), ctx)
-    norm = lambda t: np.linalg.norm(t[real], axis=-1).mean()  # noqa: E731
+    norm = lambda t: np.linalg.norm(t[real], axis=-1).mean()
     rows.append((norm(x), norm(attn_out), norm(x + attn_out), norm(a)))
 rows = np.array(rows)
 

@@ -38,8 +38,8 @@
 # backward, against the flipped kernel and central differences; 5. the block inside the model.
 
 # %%
-import numpy as np
 import matplotlib.pyplot as plt
+import numpy as np
 
 from minideberta import DebertaV2Config, DebertaV2Model, encoder, gradcheck, ngie
 from minideberta.ops import subtree

@@ -36,8 +36,8 @@
 # positions enter (and where they do not); 4. the last layer's gradient from its three uses.
 
 # %%
-import numpy as np
 import matplotlib.pyplot as plt
+import numpy as np
 
 from minideberta import emd, encoder, gradcheck
 from minideberta.apps import course

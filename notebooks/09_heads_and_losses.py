@@ -35,11 +35,20 @@
 import math
 import warnings
 
-import numpy as np
 import matplotlib.pyplot as plt
+import numpy as np
 
-from minideberta import (DebertaV2ForMultipleChoice, DebertaV2ForQuestionAnswering, DebertaV2ForSequenceClassification,
-                         DebertaV2ForTokenClassification, emd, encoder, gradcheck, heads, losses)
+from minideberta import (
+    DebertaV2ForMultipleChoice,
+    DebertaV2ForQuestionAnswering,
+    DebertaV2ForSequenceClassification,
+    DebertaV2ForTokenClassification,
+    emd,
+    encoder,
+    gradcheck,
+    heads,
+    losses,
+)
 from minideberta.apps import course
 from minideberta.ops import subtree
 

@@ -48,8 +48,8 @@ import tempfile
 import warnings
 from pathlib import Path
 
-import numpy as np
 import matplotlib.pyplot as plt
+import numpy as np
 
 from minideberta import DebertaV2ForSequenceClassification
 from minideberta.apps import course
@@ -176,8 +176,8 @@ def fresh_model():
 
 
 # A random backbone (std-0.02 weights) needs larger steps than a pre-trained one, which they would wreck.
-settings = dict(steps=30, batch_size=8, lr=2e-3 if course.is_trained() else 1e-2, warmup_steps=6,
-                weight_decay=0.01, max_grad_norm=1.0, eval_every=10, seed=0, progress=False)
+settings = {"steps": 30, "batch_size": 8, "lr": 2e-3 if course.is_trained() else 1e-2, "warmup_steps": 6,
+            "weight_decay": 0.01, "max_grad_norm": 1.0, "eval_every": 10, "seed": 0, "progress": False}
 checkpoints = Path(tempfile.mkdtemp(prefix="minideberta-notebook-11-"))
 model = fresh_model()
 before = evaluate(model, eval_set)
