@@ -70,6 +70,20 @@ assert tokenizer.tokenize(text) == reference.encode(text, out_type=str) == unigr
 assert tokenizer.encode("ﬁne", add_special_tokens=False) == tokenizer.encode("fine", add_special_tokens=False)
 
 # %% [markdown]
+# What a tokenizer that normalizes with NFC and has no byte fallback would make of the same text: the
+# vocabulary was built from NFKC-folded text, so "ﬁ", the full-width letters, "…" and "²" are no pieces
+# at all, and each becomes `[UNK]` (id 3): seven `[UNK]` for six different characters the model can no
+# longer tell apart.
+
+# %%
+nfc_pieces = unigram.segment(SPACE + SPACE.join(nfc.split()))      # the segmenter alone, on NFC text
+print([piece if i != unigram.unk_id else "[UNK]" for piece, i in nfc_pieces])
+unknown = [piece for piece, i in nfc_pieces if i == unigram.unk_id]
+assert unknown == ["ﬁ", "Ｆ", "ｕ", "ｌ", "ｌ", "…", "²"] and len(set(unknown)) == 6
+assert unigram.unk_id == tokenizer.unk_token_id == 3
+assert tokenizer.unk_token_id not in tokenizer.encode(text)        # sentencepiece's own way: no [UNK]
+
+# %% [markdown]
 # ## 2. Byte fallback
 #
 # A character that no piece covers would be `[UNK]`. The v3 model has *byte fallback* instead: 256
@@ -196,6 +210,10 @@ for k, (row, start) in enumerate(zip(rows, starts)):
     if k:
         assert rows[k - 1][-1 - stride:-1] == row[1:1 + stride]      # neighbours share `stride` tokens
 assert starts[-1] + len(rows[-1]) - 2 == len(tokens)                 # the last window reaches the end
+
+# Without return_overflowing_tokens, truncation keeps the first window and drops the rest.
+cut = tokenizer(long_text, truncation=True, max_length=max_length)["input_ids"]
+assert cut == rows[0] and len(cut) == max_length
 
 # %% [markdown]
 # ## Questions and exercises
