@@ -172,7 +172,7 @@ def loss_of_model():
     return model(ids, attention_mask=mask, labels=labels).loss
 
 
-sample = (predicted[:, None] * config.hidden_size + rng.choice(config.hidden_size, 2, replace=False)).ravel()
+sample = predicted * config.hidden_size + rng.choice(config.hidden_size, len(predicted))  # one entry per row
 numeric = gradcheck.numerical_gradient(loss_of_model, model.params[POSITIONS], indices=sample)
 error_p = gradcheck.rel_error(grads[POSITIONS].reshape(-1)[sample], numeric.reshape(-1)[sample],
                               scale=np.abs(grads[POSITIONS]).max())
@@ -252,7 +252,7 @@ errors = {}
 for n in ("attention.self.value_proj.weight", "attention.output.dense.weight", "intermediate.dense.weight",
           "output.LayerNorm.weight"):
     x = enc[prefix + n]
-    idx = rng.choice(x.size, 5, replace=False)
+    idx = rng.choice(x.size, 3, replace=False)
     numeric = gradcheck.numerical_gradient(loss_three_uses, x, indices=idx)
     errors[n] = gradcheck.rel_error(total[n].reshape(-1)[idx], numeric.reshape(-1)[idx],
                                     scale=np.abs(total[n]).max())
@@ -286,7 +286,7 @@ _, enc_only = encoder.backward(enc, [None] * (L - 1) + [dH, None], enc_cache)  #
 assert all(np.all(enc_only[prefix + n] == 0) for n in names)
 
 name = f"deberta.encoder.layer.{L - 1}.output.dense.weight"
-idx = rng.choice(grads[name].size, 4, replace=False)
+idx = rng.choice(grads[name].size, 2, replace=False)
 numeric = gradcheck.numerical_gradient(loss_of_model, model.params[name], indices=idx)
 error_q = gradcheck.rel_error(grads[name].reshape(-1)[idx], numeric.reshape(-1)[idx], scale=np.abs(grads[name]).max())
 print(f"model: d loss / d {name} vs central differences: {error_q:.1e}")
