@@ -297,5 +297,6 @@ plt.show()
 #    the same as taking each layer's share through the LayerNorm and adding afterwards? (Hint: is the
 #    LayerNorm's backward linear in its upstream gradient?) Check your answer with
 #    `encoder.relative_embeddings_backward` on two shares.
-# 3. Exercise: write `encoder.layer_backward` yourself, then `python -m minideberta exercises check
-#    encoder.layer_backward`.
+# 3. Exercise: the biggest part of the layer's backward is the attention's:
+#    `python -m minideberta exercises check attention.backward`. For the layer itself, check a backward of your
+#    own with `gradcheck.check_backward`, as notebook 10 does.

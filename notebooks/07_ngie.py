@@ -252,5 +252,6 @@ plt.show()
 #    attention probabilities of one layer?
 # 2. Why is `dx` a convolution with the flipped kernel? Draw the matrix $M$ with $y = M x$ for one channel,
 #    $K = 3$, $N = 5$: what is $M^\top$?
-# 3. Exercises: `python -m minideberta exercises check ngie.conv1d_forward` and
-#    `python -m minideberta exercises check ngie.conv1d_backward`.
+# 3. Exercises: `python -m minideberta exercises check ngie.conv1d_backward` (the whole backward), or only its
+#    scatter of the taps' gradients back onto the input: `python -m minideberta exercises check
+#    ngie.conv1d_backward.col2im`.

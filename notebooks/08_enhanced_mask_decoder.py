@@ -133,8 +133,7 @@ fig.tight_layout()
 plt.show()
 
 # %% [markdown]
-# How far each query moves from the encoder's own last-layer output $h_L$, per token: $q_0$ differs by the
-# position vectors, and each pass pulls it back towards a LayerNorm output of the same layer.
+# How far each of the decoder's queries is from the encoder's own last-layer output $h_L$ (mean over real tokens).
 
 # %%
 real = mask.astype(bool)

@@ -366,6 +366,5 @@ plt.show()
 # 1. With tied weights, how many parameters does the course's masked LM save compared with a separate
 #    $(V, D)$ decoder? Compare `mlm.num_parameters()` with the size of $E$.
 # 2. Why does the masked-LM loss of a random model sit near $\log V$?
-# 3. Exercises: `python -m minideberta exercises check heads.rtd_head_backward`,
-#    `python -m minideberta exercises check heads.mlm_head_backward` and
+# 3. Exercises: `python -m minideberta exercises check heads.rtd_head_backward` and
 #    `python -m minideberta exercises check losses.cross_entropy_backward`.
