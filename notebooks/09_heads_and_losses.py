@@ -74,6 +74,15 @@ def log_softmax(z):
     return z - np.log(np.exp(z).sum(-1, keepdims=True))
 
 
+def pieces_of(row, word):
+    """Positions of ``word``'s pieces (as the tokenizer splits the word alone) in the id row ``row``."""
+    want = tokenizer.convert_tokens_to_ids(tokenizer.tokenize(word))
+    for at in range(len(row) - len(want) + 1):
+        if row[at:at + len(want)].tolist() == want:
+            return np.arange(at, at + len(want))
+    raise ValueError(f"{word!r} is not in {tokenizer.convert_ids_to_tokens(row.tolist())}")
+
+
 def new_head(cls, **config_changes):
     """A task model on the course's backbone, its head drawn from seed 0 (as fine-tuning starts)."""
     task_config = type(config).from_dict({**config.to_dict(), **config_changes})
@@ -103,8 +112,8 @@ batch = tokenizer(["A new store opened beside the new mall.", "The cat sat on th
                   return_tensors="np")
 mask = batch["attention_mask"]
 ids, labels = batch["input_ids"].copy(), np.full(mask.shape, -100)
-for row, target in enumerate(["\u2581store", "\u2581cat"]):
-    at = tokenizer.convert_ids_to_tokens(ids[row].tolist()).index(target)
+for row, word in enumerate(["store", "cat"]):
+    at = pieces_of(ids[row], word)
     labels[row, at], ids[row, at] = ids[row, at], tokenizer.mask_token_id
 B, N = ids.shape
 
@@ -198,12 +207,17 @@ assert abs(float(out_r.loss) - np.mean((out_r.logits[:, 0] - scores) ** 2)) < 1e
 
 # %%
 tok_model = new_head(DebertaV2ForTokenClassification, id2label={0: "O", 1: "PER", 2: "LOC"})
-ner = tokenizer(["Ada Lovelace lived in London."], return_tensors="np")
-pieces = tokenizer.convert_ids_to_tokens(ner["input_ids"][0].tolist())
-names = {"\u2581Ada": 1, "\u2581Lovelace": 1, "\u2581London": 2}
-tags = np.array([[-100] + [names.get(p, 0) for p in pieces[1:-1]] + [-100]])  # no label on [CLS] and [SEP]
-assert (tags == 1).sum() == 2 and (tags == 2).sum() == 1
-out = tok_model(ner["input_ids"], labels=tags, output_hidden_states=True)
+# Word by word, as a tagging data set comes: the word's label on its first piece, -100 on the others and on
+# [CLS] and [SEP].
+words, classes = ["Ada", "Lovelace", "lived", "in", "London", "."], [1, 1, 0, 0, 2, 0]
+ner_ids, tag_row = [tokenizer.cls_token_id], [-100]
+for word, c in zip(words, classes):
+    word_ids = tokenizer.convert_tokens_to_ids(tokenizer.tokenize(word))
+    ner_ids, tag_row = ner_ids + word_ids, tag_row + [c] + [-100] * (len(word_ids) - 1)
+ner_ids, tags = np.array([ner_ids + [tokenizer.sep_token_id]]), np.array([tag_row + [-100]])
+pieces = tokenizer.convert_ids_to_tokens(ner_ids[0].tolist())
+assert (tags == 1).sum() == 2 and (tags == 2).sum() == 1 and (tags != -100).sum() == len(words)
+out = tok_model(ner_ids, labels=tags, output_hidden_states=True)
 logits = out.hidden_states[-1] @ tok_model.params["classifier.weight"].T + tok_model.params["classifier.bias"]
 counted = tags[0] != -100
 loss = -log_softmax(logits[0, counted])[np.arange(counted.sum()), tags[0, counted]].mean()
@@ -214,7 +228,8 @@ qa_model = new_head(DebertaV2ForQuestionAnswering)
 qa = tokenizer(["Where did Ada Lovelace live?"], ["Ada Lovelace lived in London, where she wrote the first program."],
                return_tensors="np")
 qa_pieces = tokenizer.convert_ids_to_tokens(qa["input_ids"][0].tolist())
-start, end = qa_pieces.index("\u2581London"), qa_pieces.index("\u2581London")
+answer = pieces_of(qa["input_ids"][0], "London")
+start, end = int(answer[0]), int(answer[-1])
 out = qa_model(qa["input_ids"], start_positions=np.array([start]), end_positions=np.array([end]),
                output_hidden_states=True)
 se = out.hidden_states[-1] @ qa_model.params["qa_outputs.weight"].T + qa_model.params["qa_outputs.bias"]
@@ -283,8 +298,10 @@ print(f"choice scores {out.logits[0]}, loss {float(out.loss):.4f}")
 text = tokenizer(["The chef cooked a delicious meal.", "A short one."], padding=True, return_tensors="np")
 rtd_ids, rtd_mask = text["input_ids"].copy(), text["attention_mask"]
 replaced = np.zeros_like(rtd_ids)
-at = tokenizer.convert_ids_to_tokens(rtd_ids[0].tolist()).index("\u2581cooked")
-rtd_ids[0, at] = tokenizer.convert_tokens_to_ids("\u2581ate")  # what a generator might have put there
+at = int(pieces_of(rtd_ids[0], "cooked")[0])
+swap = tokenizer.convert_tokens_to_ids(tokenizer.tokenize("ate"))[0]  # what a generator might have put there
+assert swap != rtd_ids[0, at]
+rtd_ids[0, at] = swap
 replaced[0, at] = 1
 out = rtd(rtd_ids, attention_mask=rtd_mask, labels=replaced, output_hidden_states=True)
 mp = subtree(rtd.params, "mask_predictions")
@@ -296,7 +313,8 @@ zr, yr = z[real], replaced[real]
 loss = np.mean(np.maximum(zr, 0) - zr * yr + np.log1p(np.exp(-np.abs(zr))))
 assert np.abs(z - out.logits).max() < 1e-10 and abs(loss - out.loss) < 1e-12
 p_replaced = 1 / (1 + np.exp(-out.logits[0]))
-print(f"RTD loss {float(out.loss):.4f}; P(replaced) of '{'ate'}': {p_replaced[at]:.3f}, "
+print(f"RTD loss {float(out.loss):.4f}; P(replaced) of {tokenizer.convert_ids_to_tokens([swap])[0]!r}: "
+      f"{p_replaced[at]:.3f}, "
       f"largest elsewhere: {np.delete(p_replaced, at).max():.3f}")
 
 fig, ax = plt.subplots(figsize=(8, 2.8))
