@@ -286,8 +286,8 @@ plt.show()
 
 # %% [markdown]
 # With random weights (std 0.02, as transformers initialises) every score is near 0 and the maps are nearly
-# uniform; with trained weights (the embedded model, or `MINIDEBERTA_MODEL=folder`) heads specialise: the
-# previous token, the next one, `[SEP]`, the token itself.
+# uniform (asserted above). With well-trained weights (`MINIDEBERTA_MODEL=folder`, e.g. an official checkpoint)
+# look for heads that specialise: on the previous token, the next one, `[SEP]`, the token itself.
 #
 # ## Questions
 #
