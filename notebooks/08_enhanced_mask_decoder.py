@@ -81,7 +81,7 @@ for row, word in enumerate(["store", "cat"]):
 B, N = ids.shape
 print(tokenizer.convert_ids_to_tokens(ids[0].tolist()))
 print("decodes through the EMD by default:", model.resolve_emd(None))
-assert model.resolve_emd(None)
+assert model.resolve_emd(None), "this notebook needs a masked LM holding the EMD's position table (Microsoft's layout)"
 
 # %% [markdown]
 # ## 2. The decoder, rebuilt from the layer

@@ -36,17 +36,7 @@ import warnings
 import matplotlib.pyplot as plt
 import numpy as np
 
-from minideberta import (
-    DebertaV2ForMultipleChoice,
-    DebertaV2ForQuestionAnswering,
-    DebertaV2ForSequenceClassification,
-    DebertaV2ForTokenClassification,
-    emd,
-    encoder,
-    gradcheck,
-    heads,
-    losses,
-)
+from minideberta import emd, encoder, gradcheck, heads, losses, tasks
 from minideberta.apps import course
 from minideberta.ops import subtree
 
@@ -116,9 +106,11 @@ for row, word in enumerate(["store", "cat"]):
 B, N = ids.shape
 
 out = mlm(ids, attention_mask=mask, labels=labels, output_hidden_states=True)
-decoded, _ = emd.forward(subtree(mlm.params, "deberta"), out.hidden_states, encoder.attention_masks(mask).pair,
-                         np.broadcast_to(np.arange(N), (B, N)), config)
-head = subtree(mlm.params, "lm_predictions.lm_head")
+decoded = out.hidden_states[-1]  # what the head reads: the last layer's output, or the EMD's when it decodes
+if mlm.resolve_emd(None):
+    decoded, _ = emd.forward(subtree(mlm.params, "deberta"), out.hidden_states, encoder.attention_masks(mask).pair,
+                             np.broadcast_to(np.arange(N), (B, N)), config)
+head = mlm.head_params()  # dense.*, LayerNorm.*, bias: under Microsoft's or transformers' names in the checkpoint
 t = layer_norm(gelu(decoded @ head["dense.weight"].T + head["dense.bias"]), head["LayerNorm.weight"],
                head["LayerNorm.bias"])
 logits = t @ E.T + head["bias"]
@@ -138,9 +130,8 @@ assert np.abs(logits - out.logits).max() < 1e-10 and abs(loss - out.loss) < 1e-1
 grads = mlm.backward()
 _, ce_cache = losses.cross_entropy_forward(out.logits.reshape(-1, config.vocab_size), labels.reshape(-1))
 dlogits = losses.cross_entropy_backward(1.0, ce_cache).reshape(out.logits.shape)
-hp = {k.replace("lm_predictions.lm_head.", ""): v for k, v in mlm.params.items() if k.startswith("lm_predictions.")}
-_, head_cache = heads.mlm_head_forward(hp, decoded, E, config)
-(_, d_decoder), _ = heads.mlm_head_backward(hp, dlogits, head_cache)
+_, head_cache = heads.mlm_head_forward(head, decoded, E, config)
+(_, d_decoder), _ = heads.mlm_head_backward(head, dlogits, head_cache)
 d_lookup = grads["deberta.embeddings.word_embeddings.weight"] - d_decoder
 rows_decoder = np.flatnonzero(np.abs(d_decoder).max(-1) > 0)
 rows_lookup = np.flatnonzero(np.abs(d_lookup).max(-1) > 1e-12 * np.abs(d_decoder).max())
@@ -155,9 +146,7 @@ every = np.arange(config.vocab_size)
 ax.semilogy(every, np.linalg.norm(d_decoder, axis=-1), ".", ms=1, color="C0", label="decoder share (every row)")
 ax.semilogy(input_rows, np.linalg.norm(d_lookup[input_rows], axis=-1), "o", color="C1",
             label="lookup share (input ids)")
-ax.set_xlabel("row of E (token id)")
-ax.set_ylabel("|d loss / d row|")
-ax.set_title("the tied table's gradient")
+ax.set(xlabel="row of E (token id)", ylabel="|d loss / d row|", title="the tied table's gradient")
 ax.legend(fontsize=8, loc="lower left")
 plt.show()
 
@@ -171,7 +160,7 @@ plt.show()
 # (transformers' ContextPooler; the dropouts are off in evaluation.) Only position 0 is read.
 
 # %%
-cls_model = new_head(DebertaV2ForSequenceClassification, id2label={0: "neg", 1: "neutral", 2: "pos"})
+cls_model = new_head(tasks.DebertaV2ForSequenceClassification, id2label={0: "neg", 1: "neutral", 2: "pos"})
 sentences = tokenizer(["I loved it.", "It was fine, I suppose.", "Never again."], padding=True, return_tensors="np")
 y = np.array([2, 1, 0])
 out = cls_model(sentences["input_ids"], attention_mask=sentences["attention_mask"], labels=y,
@@ -186,7 +175,7 @@ assert np.abs(logits - out.logits).max() < 1e-12 and abs(loss - out.loss) < 1e-1
 print(f"3 classes: logits and loss by hand agree; loss {float(out.loss):.4f} (log 3 = {math.log(3):.4f})")
 
 # One label means regression, with the mean squared error:
-reg = new_head(DebertaV2ForSequenceClassification, id2label={0: "score"})
+reg = new_head(tasks.DebertaV2ForSequenceClassification, id2label={0: "score"})
 scores = np.array([0.9, 0.5, 0.1])
 out_r = reg(sentences["input_ids"], attention_mask=sentences["attention_mask"], labels=scores)
 assert abs(float(out_r.loss) - np.mean((out_r.logits[:, 0] - scores) ** 2)) < 1e-14
@@ -204,7 +193,7 @@ assert abs(float(out_r.loss) - np.mean((out_r.logits[:, 0] - scores) ** 2)) < 1e
 # $$
 
 # %%
-tok_model = new_head(DebertaV2ForTokenClassification, id2label={0: "O", 1: "PER", 2: "LOC"})
+tok_model = new_head(tasks.DebertaV2ForTokenClassification, id2label={0: "O", 1: "PER", 2: "LOC"})
 # Word by word, as a tagging data set comes: the word's label on its first piece, -100 on the others and on
 # [CLS] and [SEP].
 words, classes = ["Ada", "Lovelace", "lived", "in", "London", "."], [1, 1, 0, 0, 2, 0]
@@ -222,7 +211,7 @@ loss = -log_softmax(logits[0, counted])[np.arange(counted.sum()), tags[0, counte
 assert np.abs(logits - out.logits).max() < 1e-12 and abs(loss - out.loss) < 1e-12
 print(list(zip(pieces, tags[0].tolist())))
 
-qa_model = new_head(DebertaV2ForQuestionAnswering)
+qa_model = new_head(tasks.DebertaV2ForQuestionAnswering)
 qa = tokenizer(["Where did Ada Lovelace live?"], ["Ada Lovelace lived in London, where she wrote the first program."],
                return_tensors="np")
 qa_pieces = tokenizer.convert_ids_to_tokens(qa["input_ids"][0].tolist())
@@ -265,7 +254,7 @@ plt.show()
 # $\ell = -\log \operatorname{softmax}(\text{scores})_{\text{answer}}$.
 
 # %%
-mc_model = new_head(DebertaV2ForMultipleChoice)
+mc_model = new_head(tasks.DebertaV2ForMultipleChoice)
 choices = ["in London.", "on the Moon.", "under the sea."]
 pairs = tokenizer(["Ada Lovelace lived"] * 3, choices, padding=True, return_tensors="np")
 grouped = {k: v[None] for k, v in pairs.items() if k in ("input_ids", "attention_mask")}  # (1, C, N)
@@ -319,8 +308,7 @@ fig, ax = plt.subplots(figsize=(8, 2.8))
 rtd_pieces = tokenizer.convert_ids_to_tokens(rtd_ids[0].tolist())
 ax.bar(range(len(rtd_pieces)), p_replaced, color=["C3" if i == at else "C0" for i in range(len(rtd_pieces))])
 ax.set_xticks(range(len(rtd_pieces)), rtd_pieces, rotation=60, fontsize=8)
-ax.set_ylabel("P(replaced)")
-ax.set_title("the discriminator's verdict per token (red: the replaced one)")
+ax.set(ylabel="P(replaced)", title="the discriminator's verdict per token (red: the replaced one)")
 fig.tight_layout()
 plt.show()
 
@@ -330,9 +318,9 @@ plt.show()
 
 # %%
 D = 8
-p_small = {"LayerNorm.weight": 1 + 0.1 * rng.normal(size=D), "LayerNorm.bias": 0.1 * rng.normal(size=D),
-           "dense.weight": rng.normal(size=(D, D)), "dense.bias": rng.normal(size=D),
-           "classifier.weight": rng.normal(size=(1, D)), "classifier.bias": rng.normal(size=1)}
+shapes = {"LayerNorm.weight": (D,), "LayerNorm.bias": (D,), "dense.weight": (D, D), "dense.bias": (D,),
+          "classifier.weight": (1, D), "classifier.bias": (1,)}
+p_small = {k: rng.normal(size=shape) for k, shape in shapes.items()}
 errors = gradcheck.check_backward(heads.rtd_head_forward, heads.rtd_head_backward, p_small,
                                   (rng.normal(size=(2, 5, D)), config))
 print({k: f"{v:.1e}" for k, v in errors.items()})
@@ -369,11 +357,9 @@ assert np.isfinite(stable).all() and np.isinf(naive32[0])   # float32: e^120 = i
 fig, ax = plt.subplots(figsize=(7, 3))
 ax.plot(z_line, stable, lw=3, label="bce_with_logits_forward (stable form)")
 ax.plot(z_line, naive32, "--", label="-log(sigmoid(z)) in float32")
-ax.set_xlabel("logit z (label y = 1)")
-ax.set_ylabel("loss")
-ax.set_yscale("symlog")
+ax.set(xlabel="logit z (label y = 1)", ylabel="loss", yscale="symlog",
+       title="the naive form overflows where sigmoid rounds to 0 (gap at the left: inf)")
 ax.legend(fontsize=8)
-ax.set_title("the naive form overflows where sigmoid rounds to 0 (gap at the left: inf)")
 plt.show()
 
 # %% [markdown]
