@@ -1,54 +1,103 @@
-"""The read-along notebooks (notebooks/*.ipynb): each one runs top to bottom without an error,
-and is stored without outputs.
+"""The read-along course (notebooks/NN_topic.py, jupytext percent format).
 
-Executing needs nbformat, nbclient, ipykernel and matplotlib: required test dependencies
-(requirements-dev.txt), imported plainly, so a missing one is an error, never a skip.
-Each notebook runs in a fresh ``python3`` kernel (the ipykernel of this interpreter), in the
-notebook's own folder, with IPython's and Jupyter's runtime files kept in a temporary directory.
+Every notebook is read as a notebook by jupytext and executed top to bottom by nbclient in a fresh
+``python3`` kernel (``apps.course_render.execute``), one test per notebook: it must not raise, must
+draw at least one figure (an image/png output) and must assert something. The executed notebook is
+then rendered to HTML as ``python -m minideberta course render`` does, and its figures must be in
+the page. IPython's and Jupyter's runtime files go to a temporary directory.
 """
-import json
-from pathlib import Path
+import base64
+import re
+import time
 
-import ipykernel  # noqa: F401  (the kernel the notebooks run in)
-import matplotlib  # noqa: F401  (the notebooks plot)
-import nbclient
-import nbformat
 import pytest
 
-NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
-NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
-CELL_TIMEOUT = 120  # seconds per cell; each notebook is meant to run in a few seconds in total
+from minideberta.apps import cli, course, course_render
+
+NOTEBOOKS = course_render.sources()
+README = course_render.NOTEBOOKS / "README.md"
+SECONDS = 20  # the budget of one notebook on 2 cores with its default model (kernel start included)
 
 
-def test_there_are_notebooks():
-    assert NOTEBOOKS, f"no notebooks found in {NOTEBOOK_DIR}"
-
-
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
-def test_notebook_is_stored_without_outputs(path):
-    """Outputs (plots as base64 PNG) make the repository heavy and the diffs unreadable:
-    clear them before committing (Jupyter: Edit > Clear Outputs of All Cells, or
-    ``jupyter nbconvert --clear-output --inplace notebooks/*.ipynb``)."""
-    nb = json.loads(path.read_text(encoding="utf-8"))
-    assert nb.get("nbformat") == 4, f"{path.name}: not an nbformat v4 notebook"
-    dirty = [i for i, cell in enumerate(nb["cells"]) if cell["cell_type"] == "code"
-             and (cell.get("outputs") or cell.get("execution_count") is not None)]
-    assert not dirty, f"{path.name}: code cells {dirty} hold outputs or execution counts; clear them before committing"
-
-
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
-def test_notebook_runs(path, tmp_path, monkeypatch):
-    # The kernel inherits this environment: plots go to the inline backend (never a window), and
-    # IPython's history and the kernel's connection file go to tmp_path, not the home directory.
-    monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+@pytest.fixture
+def kernel_dirs(tmp_path, monkeypatch):
     monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
     monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "runtime"))
 
-    nb = nbformat.read(path, as_version=4)
-    nbformat.validate(nb)
-    client = nbclient.NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3",
-                                     resources={"metadata": {"path": str(path.parent)}})
-    client.execute()  # raises CellExecutionError, with the cell and its traceback, on any error
-    errors = [out for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs
-              if out.output_type == "error"]
-    assert not errors
+
+def test_the_course_is_numbered_in_reading_order():
+    numbers = [int(p.name[:2]) for p in NOTEBOOKS]
+    assert numbers and numbers == list(range(len(numbers))), [p.name for p in NOTEBOOKS]
+
+
+def test_readme_lists_every_notebook_in_order():
+    text = README.read_text(encoding="utf-8")
+    places = [text.find(p.name) for p in NOTEBOOKS]
+    missing = [p.name for p, at in zip(NOTEBOOKS, places) if at < 0]
+    assert not missing, f"notebooks/README.md does not list {missing}"
+    assert places == sorted(places), "notebooks/README.md lists the notebooks out of order"
+
+
+def test_no_notebook_with_outputs_is_committed():
+    """Sources are the .py files; a built .ipynb beside them is ignored by git (.gitignore)."""
+    ignore = (course_render.NOTEBOOKS.parent / ".gitignore").read_text(encoding="utf-8").split()
+    assert "notebooks/*.ipynb" in ignore
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_runs_draws_and_asserts(path, kernel_dirs):
+    nb = course_render.read(path)
+    code = "\n".join(cell.source for cell in nb.cells if cell.cell_type == "code")
+    assert re.search(r"^\s*assert\b", code, re.MULTILINE), f"{path.name} asserts nothing"
+
+    start = time.perf_counter()
+    nb = course_render.execute(path)  # raises CellExecutionError, with the cell and its traceback, on any error
+    seconds = time.perf_counter() - start
+    outputs = [out for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs]
+    assert not [out for out in outputs if out.output_type == "error"]
+    figures = [out for out in outputs if "image/png" in out.get("data", {})]
+    assert figures, f"{path.name} draws no figure"
+    assert seconds < 3 * SECONDS, f"{path.name} took {seconds:.0f} s; a notebook should run in about {SECONDS} s"
+
+    page = course_render.to_html(nb)
+    png = figures[0]["data"]["image/png"].replace("\n", "")
+    assert base64.b64decode(png)[:8] == b"\x89PNG\r\n\x1a\n"
+    assert f'src="data:image/png;base64,{png}"' in page.replace("\n", "")
+
+
+def test_render_writes_one_page_per_notebook_with_figures(tmp_path, kernel_dirs, capsys):
+    """The command line on the course's first notebook: its page, figures embedded, and the index."""
+    first = NOTEBOOKS[0]
+    assert cli.main(["course", "render", str(tmp_path / "html"), "--only", first.name[:2]]) == 0
+    pages = sorted(p.name for p in (tmp_path / "html").iterdir())
+    assert pages == [first.stem + ".html", "index.html"]
+    page = (tmp_path / "html" / (first.stem + ".html")).read_text(encoding="utf-8")
+    assert page.count('src="data:image/png;base64,') >= 1  # a figure (nbconvert's CSS holds a PNG of its own)
+    index = (tmp_path / "html" / "index.html").read_text(encoding="utf-8")
+    assert f'href="{first.stem}.html"' in index
+
+
+def test_render_errors_are_one_line(tmp_path, capsys):
+    assert cli.main(["course", "render", str(tmp_path), "--only", "99"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: no notebook numbered 99") and err.count("\n") == 1
+    assert cli.main(["course", "list"]) == 0
+    assert capsys.readouterr().out.split() == [p.name for p in NOTEBOOKS]
+
+
+def test_course_model_defaults(monkeypatch):
+    """Without MINIDEBERTA_MODEL and without the embedded weights the course runs on the seeded random
+    v3-shaped model; with MINIDEBERTA_MODEL it runs on that folder."""
+    monkeypatch.delenv(course.ENVIRONMENT, raising=False)
+    folder = course.model_folder("masked-lm")
+    if not course.is_trained():
+        assert folder == course.model_folder("replaced-token-detection") == course.random_folder()
+        model, tokenizer = course.course_model()
+        assert model.config.vocab_size == 128100 and len(tokenizer) >= 128001
+        assert model.resolve_emd(None), "the random model must decode through the Enhanced Mask Decoder"
+        rtd, _ = course.course_model("replaced-token-detection")
+        assert rtd.config.position_buckets == 256 and not rtd.config.position_biased_input
+    monkeypatch.setenv(course.ENVIRONMENT, str(course.random_folder()))
+    assert course.is_trained() and course.model_folder("replaced-token-detection") == course.random_folder()
+    with pytest.raises(ValueError, match="head must be one of"):
+        course.model_folder("question-answering")

@@ -47,6 +47,7 @@ TASKS = {
 SUGGEST = {head: command for command, (head, _, _) in TASKS.items()}
 FORWARDED = {"train": "fine-tune a sequence classifier",  # train_cli.py parses its own options
              "exercises": "classroom exercises: list, make a student copy, check"}  # exercises/cli.py
+COURSE = {"course": "execute the read-along notebooks and render them as HTML"}  # course_render.py parses its own
 VERIFY_EXAMPLE = "python -m minideberta verify microsoft/deberta-v3-xsmall --dtype float64"
 
 
@@ -287,7 +288,7 @@ def build_parser():
                               epilog=f"example:\n  {VERIFY_EXAMPLE}")
     sub.set_defaults(run=run_verify)
     dtype(sub, "float64", choices=("float32", "float64"))  # the tolerances verify knows
-    for name, text in FORWARDED.items():
+    for name, text in {**FORWARDED, **COURSE}.items():
         commands.add_parser(name, help=f"{text} (`{name} --help` for its options)", add_help=False)
     sub = commands.add_parser("demo", formatter_class=formatter,
                               help="the library in one offline run, on a small random model",
@@ -348,6 +349,10 @@ def main(argv=None):
 
 def _run(argv):
     try:
+        if argv and argv[0] in COURSE:
+            from . import course_render
+
+            return course_render.main(argv[1:])
         if argv and argv[0] in FORWARDED:
             return run_forwarded(argv[0], argv[1:])
         args = build_parser().parse_args(argv)

@@ -1,0 +1,119 @@
+"""The shared set-up of the read-along notebooks (``notebooks/NN_*.py``): which model they run on.
+
+    from minideberta.apps import course
+    model, tokenizer = course.course_model()                       # masked LM (Enhanced Mask Decoder)
+    rtd, _ = course.course_model("replaced-token-detection")        # the discriminator
+    if course.is_trained(): ...                                     # claims that need trained weights
+
+The model is chosen, in this order:
+1. ``MINIDEBERTA_MODEL=folder`` (or a hub id) when set: a checkpoint of the user's, for both heads;
+2. the embedded models minideberta pre-trained itself, ``weights/minideberta-v3-tiny-generator``
+   (masked LM with EMD) and ``weights/minideberta-v3-tiny`` (discriminator), when they exist;
+3. otherwise a tiny seeded random model of DeBERTa-v3's shape (relative attention with 256 log
+   buckets, shared keys, no absolute positions in the input, EMD's position table, both heads),
+   saved with ``save_pretrained`` into a temporary folder next to the official v3 vocabulary.
+   Its embedding keeps all 128100 rows of the official vocabulary, so every real token has a row,
+   at width 32 (16 MiB in float32). Its predictions are noise: ``is_trained()`` is False.
+"""
+import atexit
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ..checkpoints import hub
+from ..checkpoints.weights import save_safetensors
+from ..config import DebertaV2Config
+from ..masked_lm import POSITIONS, DebertaV2ForMaskedLM
+from ..model import init_params
+from ..tasks import DebertaV2ForReplacedTokenDetection
+from ..tokenizer.deberta_tokenizer import VOCAB_FILE
+
+ENVIRONMENT = "MINIDEBERTA_MODEL"
+EMBEDDED = {"masked-lm": "minideberta-v3-tiny-generator", "replaced-token-detection": "minideberta-v3-tiny"}
+VOCABULARY = hub.EMBEDDED / "deberta-v3-tokenizer"
+OFFICIAL_CONFIGS = hub.EMBEDDED.parent / "tests" / "fixtures" / "configs"  # config.json of official models
+SEED = 0
+# DeBERTa-v3's choices (tests/fixtures' official configs) at a width a laptop runs in milliseconds.
+RANDOM_CONFIG = dict(
+    vocab_size=128100, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+    hidden_act="gelu", max_position_embeddings=512, type_vocab_size=0, initializer_range=0.02,
+    layer_norm_eps=1e-7, relative_attention=True, max_relative_positions=-1, position_buckets=256,
+    pos_att_type="p2c|c2p", norm_rel_ebd="layer_norm", share_att_key=True, position_biased_input=False,
+    pad_token_id=0, legacy=False)
+_random = {}  # the temporary folder of the random model, made once per process
+
+
+def is_trained():
+    """True when the notebooks run on trained weights (the user's or the embedded ones)."""
+    return bool(os.environ.get(ENVIRONMENT)) or all(hub.embedded_folder(n) is not None for n in EMBEDDED.values())
+
+
+def model_folder(head="masked-lm"):
+    """The folder of the model the notebooks use for ``head`` ("masked-lm" or "replaced-token-detection")."""
+    if head not in EMBEDDED:
+        raise ValueError(f"head must be one of {', '.join(EMBEDDED)}, got {head!r}")
+    chosen = os.environ.get(ENVIRONMENT)
+    if chosen:
+        return hub.resolve_model(chosen)
+    if is_trained():
+        return hub.embedded_folder(EMBEDDED[head])
+    return random_folder()
+
+
+def describe():
+    """One line for a notebook's first output: which weights it runs on."""
+    if os.environ.get(ENVIRONMENT):
+        return f"{ENVIRONMENT}={os.environ[ENVIRONMENT]}: trained weights of your choice"
+    if is_trained():
+        return f"the embedded pre-trained models weights/{EMBEDDED['masked-lm']} and weights/{EMBEDDED['replaced-token-detection']}"
+    return ("a tiny seeded random v3-shaped model (the embedded pre-trained weights are not there): shapes and "
+            f"checks are real, predictions are noise; set {ENVIRONMENT}=folder for a real checkpoint")
+
+
+def course_model(head="masked-lm", dtype=np.float32):
+    """``(model, tokenizer)`` with ``head``, from ``model_folder(head)``."""
+    return hub.load_model(model_folder(head), head, np.dtype(dtype), progress=False)
+
+
+def official_config(name="microsoft/deberta-v3-base"):
+    """The config.json of an official checkpoint, as committed in ``tests/fixtures/configs`` (no weights)."""
+    path = OFFICIAL_CONFIGS / (name.replace("/", "__") + ".json")
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: the official configs are in a clone's tests/fixtures/configs "
+                                f"({', '.join(sorted(p.stem for p in OFFICIAL_CONFIGS.glob('*.json')))})")
+    return DebertaV2Config.from_pretrained(path)
+
+
+def random_config():
+    return DebertaV2Config(**RANDOM_CONFIG)
+
+
+def random_folder():
+    """A folder holding the seeded random model with both heads, written once per process."""
+    if "folder" not in _random:
+        folder = Path(tempfile.mkdtemp(prefix="minideberta-course-"))
+        atexit.register(shutil.rmtree, folder, True)
+        write_random_model(folder)
+        _random["folder"] = folder
+    return _random["folder"]
+
+
+def write_random_model(folder, seed=SEED):
+    """Save the random model into ``folder``: masked LM with Microsoft's head and EMD's position table,
+    plus the discriminator's ``mask_predictions`` head, as an official v3 checkpoint holds them."""
+    config = random_config()
+    generator = DebertaV2ForMaskedLM(config, seed=seed, dtype=np.float32)
+    rng = np.random.default_rng(seed + 1)
+    positions = rng.normal(0.0, config.initializer_range, (config.max_position_embeddings, config.embedding_size))
+    generator = DebertaV2ForMaskedLM(config, dtype=np.float32,
+                                     params={**generator.params, POSITIONS: positions.astype(np.float32)})
+    generator.save_pretrained(folder)  # config.json + model.safetensors
+    head = init_params(DebertaV2ForReplacedTokenDetection.head_shapes(config), config, seed + 2, np.float32)
+    save_safetensors({**generator.params, **head}, Path(folder) / "model.safetensors")  # both heads, one file
+    for name in (VOCAB_FILE, "tokenizer_config.json"):
+        if (VOCABULARY / name).is_file():
+            shutil.copy(VOCABULARY / name, Path(folder) / name)
+    return folder

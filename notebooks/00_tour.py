@@ -1,0 +1,177 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 0. A tour: from text to predictions
+#
+# One sentence through the whole of DeBERTa-v3, with the shape of every array on the way:
+#
+# $$\text{text} \xrightarrow{\text{tokenizer}} \text{ids}\ (B, N) \xrightarrow{\text{embeddings}} H_0\ (B, N, D)
+# \xrightarrow{\text{layer } 1} H_1 \cdots \xrightarrow{\text{layer } L} H_L
+# \xrightarrow{\text{head}} \text{logits}.$$
+#
+# Each layer is $H_\ell = \operatorname{Layer}_\ell(H_{\ell-1})$: disentangled self-attention (notebook 05)
+# and a feed-forward block, each followed by a residual sum and a LayerNorm (notebook 06). Two heads
+# sit on top: the masked-language-model head decodes through the **Enhanced Mask Decoder**
+# (notebook 08), and the replaced-token-detection head (the v3 discriminator) says, for each token,
+# how likely it is to have been swapped (notebook 09).
+#
+# Every step below calls the library's own component functions and checks that together they give
+# exactly what the public model class returns.
+
+# %%
+import matplotlib.pyplot as plt
+import numpy as np
+
+from minideberta import embeddings, emd, encoder, heads
+from minideberta.apps import course, pipelines
+from minideberta.ops import subtree
+
+print(course.describe())
+model, tokenizer = course.course_model("masked-lm", dtype=np.float64)                # the generator
+discriminator, _ = course.course_model("replaced-token-detection", dtype=np.float64)
+config = model.config
+print(f"L = {config.num_hidden_layers} layers, D = {config.hidden_size}, H = {config.num_attention_heads} heads, "
+      f"vocabulary {config.vocab_size}, {model.num_parameters():,} parameters")
+
+# %% [markdown]
+# ## 1. Text to tokens
+#
+# The tokenizer (notebook 01) cuts the text into sentencepiece pieces, writes `[MASK]` as its own
+# token, and frames the text as `[CLS] ... [SEP]`.
+
+# %%
+text = "The capital of France is [MASK]."
+enc = tokenizer([text], return_tensors="np")
+ids = enc["input_ids"]                                             # (B, N)
+tokens = tokenizer.convert_ids_to_tokens(ids[0])
+print(list(zip(tokens, ids[0].tolist())))
+B, N = ids.shape
+at = tokens.index("[MASK]")
+assert tokens[0] == "[CLS]" and tokens[-1] == "[SEP]" and ids[0, at] == tokenizer.mask_token_id
+
+out = model(**enc, output_hidden_states=True, output_attentions=True)
+shapes = {"input_ids": ids.shape, "hidden_states[0] (embeddings)": out.hidden_states[0].shape,
+          **{f"hidden_states[{l}] (layer {l})": h.shape for l, h in enumerate(out.hidden_states) if l},
+          "attentions[l]": out.attentions[0].shape, "logits": out.logits.shape}
+for name, shape in shapes.items():
+    print(f"{name:32s} {shape}")
+D, H, V, L = config.hidden_size, config.num_attention_heads, config.vocab_size, config.num_hidden_layers
+assert len(out.hidden_states) == L + 1 and all(h.shape == (B, N, D) for h in out.hidden_states)
+assert all(a.shape == (B, H, N, N) for a in out.attentions) and out.logits.shape == (B, N, V)
+
+# %% [markdown]
+# ## 2. Embeddings, then each layer
+#
+# $H_0 = \operatorname{LayerNorm}(W_\text{word}[\text{ids}])$ masked (notebook 03): v3 adds no absolute
+# position here. The layers share one table of relative-position embeddings (after its own LayerNorm)
+# and the rows each distance uses (notebook 04). Calling the components one after another:
+
+# %%
+params = model.params
+inputs = dict(token_type_ids=np.zeros_like(ids), position_ids=np.arange(N)[None], attention_mask=enc["attention_mask"])
+pair_mask, token_mask = encoder.attention_masks(inputs["attention_mask"])              # None: nothing to mask
+h, _ = embeddings.forward(subtree(params, "deberta.embeddings"), ids, inputs["token_type_ids"],
+                          inputs["position_ids"], token_mask, config)                   # (B, N) -> (B, N, D)
+states = [h]
+enc_params = subtree(params, "deberta.encoder")
+table, rows, _ = encoder.relative_embeddings_forward(enc_params, config, N)              # (2k, D), 2 x (2N-1,)
+for layer in range(L):
+    h, _ = encoder.layer_forward(subtree(enc_params, f"layer.{layer}"), h, pair_mask, config, table, rows)  # (B, N, D)
+    states.append(h)
+print("relative table", table.shape, "; rows for the 2N-1 distances:", rows[0].shape)
+for layer, (ours, theirs) in enumerate(zip(states, out.hidden_states)):
+    print(f"H_{layer}: max |components - model| = {np.abs(ours - theirs).max():.1e}")
+    assert np.abs(ours - theirs).max() < 1e-12
+
+fig, axes = plt.subplots(1, L + 1, figsize=(3 * (L + 1), 3.2))
+for layer, ax in enumerate(axes):
+    ax.imshow(states[layer][0], cmap="RdBu_r", vmin=-3, vmax=3, aspect="auto")
+    ax.set_title(f"H_{layer} {states[layer].shape[1:]}" + (" embeddings" if layer == 0 else ""), fontsize=9)
+    ax.set_yticks(range(N), tokens if layer == 0 else [""] * N, fontsize=7)
+    ax.set_xlabel("feature")
+plt.show()
+
+# %% [markdown]
+# ## 3. Fill-mask through the Enhanced Mask Decoder
+#
+# Relative attention knows how far apart two tokens are, never where they are. The Enhanced Mask
+# Decoder adds the absolute positions just before decoding: with $H_{L-1}$ the second-to-last layer's
+# output and $P$ the absolute position table,
+#
+# $$q_0 = H_{L-1} + P[\text{positions}], \qquad q_{t} = \operatorname{Layer}_L(\text{keys, values} = H_{L-1},\ \text{queries} = q_{t-1}), \quad t = 1, 2,$$
+#
+# the last layer applied twice, and the MLM head decodes $q_2$ with the tied word table:
+# $\text{logits} = \operatorname{LayerNorm}(\operatorname{GELU}(q_2 W^\top + b))\, W_\text{word}^\top + b_\text{out}$.
+
+# %%
+assert model.resolve_emd(None), "the course's masked LM decodes through the Enhanced Mask Decoder"
+decoded, _ = emd.forward(subtree(params, "deberta"), states, pair_mask, inputs["position_ids"], config)
+logits, _ = heads.mlm_head_forward(model.head_params(), decoded, params["deberta.embeddings.word_embeddings.weight"],
+                                   config)                                               # (B, N, D) -> (B, N, V)
+print("decoded", decoded.shape, "-> logits", logits.shape)
+assert np.abs(logits - out.logits).max() < 1e-12
+plain = model(**enc, emd=False).logits                                                   # the last layer, decoded directly
+assert np.abs(plain - out.logits).max() > 1e-6        # EMD changes the prediction
+
+result = pipelines.fill_mask(model, tokenizer, text, top_k=8)
+top = result["masks"][0]["predictions"]
+probs = np.exp(out.logits[0, at] - out.logits[0, at].max())
+probs /= probs.sum()
+expected = np.argsort(-probs[:len(tokenizer)], kind="stable")[:8]
+assert [p["token_id"] for p in top] == expected.tolist()
+assert np.allclose([p["score"] for p in top], probs[expected], rtol=1e-6, atol=0)
+
+fig, ax = plt.subplots(figsize=(7, 3))
+ax.barh([p["token"] for p in top][::-1], [p["score"] for p in top][::-1])
+ax.set_xlabel("probability")
+ax.set_title(f"{text!r}: the 8 most likely tokens behind [MASK]")
+plt.show()
+if course.is_trained():
+    assert top[0]["score"] > 100 / len(tokenizer), "a trained model is far more confident than uniform"
+
+# %% [markdown]
+# ## 4. Replaced-token detection
+#
+# DeBERTa-v3 is pre-trained as a discriminator (ELECTRA-style): a small generator fills masked tokens,
+# and the discriminator sees the result and predicts, for every token, whether it is the original.
+# Its head is one logit per token, $p(\text{replaced}) = \sigma(\text{logit})$ (`heads.rtd_head_forward`):
+# the [CLS] state is added to every position, then LayerNorm, a dense layer with GELU, and a
+# classifier to one number.
+
+# %%
+original, swapped = "The chef cooked a delicious meal.", "The chef painted a delicious meal."
+fig, axes = plt.subplots(1, 2, figsize=(11, 3), sharey=True)
+for ax, sentence in zip(axes, (original, swapped)):
+    rtd = pipelines.replaced_tokens(discriminator, tokenizer, sentence)
+    e = tokenizer([sentence], return_tensors="np")
+    logits = discriminator(**e).logits                                            # (B, N): one logit per token
+    assert logits.shape == e["input_ids"].shape
+    assert np.allclose([t["probability"] for t in rtd], 1 / (1 + np.exp(-logits[0, 1:-1])), rtol=1e-12, atol=0)
+    ax.bar([t["token"] for t in rtd], [t["probability"] for t in rtd])
+    ax.axhline(0.5, color="0.5", ls="--", lw=1)
+    ax.set_title(sentence, fontsize=9)
+    ax.tick_params(axis="x", rotation=45)
+axes[0].set_ylabel("p(replaced)")
+plt.show()
+if course.is_trained():
+    probabilities = [t["probability"] for t in pipelines.replaced_tokens(discriminator, tokenizer, original)]
+    assert np.mean(probabilities) < 0.5, "a trained discriminator finds most tokens of a plain sentence original"
+
+# %% [markdown]
+# With the random default model these bars are noise around 0.5; with trained weights
+# (`MINIDEBERTA_MODEL=folder`, or the embedded pre-trained models) the swapped word should stand out.
+#
+# ## Questions and exercises
+#
+# 1. Which arrays in this notebook grow with the vocabulary, and which with the length $N$? Count the
+#    floats of each for DeBERTa-v3-base ($D = 768$, $L = 12$, $V = 128100$) at $N = 512$.
+# 2. Why does the Enhanced Mask Decoder read $H_{L-1}$ and not $H_L$? Read `minideberta/emd.py`, then
+#    check your own decoder's backward: `python -m minideberta exercises check emd.backward`.

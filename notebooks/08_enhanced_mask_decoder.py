@@ -1,0 +1,311 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 8. The Enhanced Mask Decoder
+#
+# Relative attention only ever sees *distances*. The paper's example (section 3.2): in "a new **store** opened
+# beside the new **mall**", both masked nouns sit next to "new", so their relative contexts are alike; what
+# tells them apart is that one is the sentence's subject, near its start. DeBERTa therefore brings **absolute**
+# positions in at one place only: just before the masked tokens are decoded. With $H = h_{L-1}$ the output of the
+# second-to-last layer and $P$ the absolute position table,
+#
+# $$
+# q_0 = H + P_{\text{pos}}, \qquad
+# q_{k+1} = \mathrm{layer}_{L-1}\big(\text{keys, values} = H,\ \text{queries} = q_k\big), \quad k = 0, 1, \qquad
+# \text{logits} = \mathrm{MLM}(q_2)
+# $$
+#
+# The last layer is applied **twice more**, with its own weights, and its queries (and residual) come from
+# $q_k$ while its keys and values come from $H$. So the last layer's weights are used three times: once in
+# the encoder, twice in the decoder.
+#
+# Files: `minideberta/emd.py` (`forward`, `backward`), `minideberta/masked_lm.py` (`emd=None|True|False`),
+# `minideberta/encoder.py` (`layer_forward(..., query_states=...)`).
+#
+# Sections: 1. a masked LM with the decoder; 2. the decoder rebuilt from `layer_forward`; 3. where absolute
+# positions enter (and where they do not); 4. the last layer's gradient from its three uses.
+
+# %%
+import matplotlib.pyplot as plt
+import numpy as np
+
+from minideberta import emd, encoder, gradcheck
+from minideberta.apps import course
+from minideberta.masked_lm import POSITIONS
+from minideberta.ops import subtree
+
+np.set_printoptions(linewidth=120, precision=4, suppress=True)
+rng = np.random.default_rng(0)
+
+# %% [markdown]
+# ## 1. A masked LM that decodes through the EMD
+#
+# The course's masked LM (`minideberta/apps/course.py`: `MINIDEBERTA_MODEL`, else the embedded
+# `weights/minideberta-v3-tiny-generator`, else a tiny seeded random v3-shaped model) holds what Microsoft's
+# checkpoints hold: Microsoft's MLM head (`legacy=False`) and the absolute position table
+# `deberta.embeddings.position_embeddings.weight`, which transformers drops for v3 models. With both, the model
+# decodes through the EMD by default (`emd=None`). float64, for the gradient checks.
+#
+# The batch: the paper's sentence with "store" masked, and a second, shorter one (padded).
+
+# %%
+print(course.describe())
+model, tokenizer = course.course_model(dtype=np.float64)
+config = model.config
+L = config.num_hidden_layers
+
+def pieces_of(row, word):
+    """Positions of ``word``'s pieces (as the tokenizer splits the word alone) in the id row ``row``."""
+    want = tokenizer.convert_tokens_to_ids(tokenizer.tokenize(word))
+    for at in range(len(row) - len(want) + 1):
+        if row[at:at + len(want)].tolist() == want:
+            return np.arange(at, at + len(want))
+    raise ValueError(f"{word!r} is not in {tokenizer.convert_ids_to_tokens(row.tolist())}")
+
+
+originals = ["A new store opened beside the new mall.", "The cat sat on the mat."]
+batch = tokenizer(originals, padding=True, return_tensors="np")
+mask = batch["attention_mask"]
+ids, labels = batch["input_ids"].copy(), np.full(mask.shape, -100)
+for row, word in enumerate(["store", "cat"]):
+    at = pieces_of(ids[row], word)  # one position, or several if the vocabulary splits the word
+    labels[row, at], ids[row, at] = ids[row, at], tokenizer.mask_token_id  # predict the original pieces there
+B, N = ids.shape
+print(tokenizer.convert_ids_to_tokens(ids[0].tolist()))
+print("decodes through the EMD by default:", model.resolve_emd(None))
+assert model.resolve_emd(None), "this notebook needs a masked LM holding the EMD's position table (Microsoft's layout)"
+
+# %% [markdown]
+# ## 2. The decoder, rebuilt from the layer
+#
+# `emd.forward` takes the encoder's hidden states and returns $q_2$. Below, the same computation written with
+# `encoder.layer_forward` and its `query_states` argument, and both against the model's logits.
+
+# %%
+out = model(ids, attention_mask=mask, labels=labels, output_hidden_states=True)
+states = out.hidden_states
+position_ids = np.broadcast_to(np.arange(N), (B, N))
+backbone = subtree(model.params, "deberta")
+enc = subtree(backbone, "encoder")
+last = subtree(enc, f"layer.{L - 1}")
+
+masks = encoder.attention_masks(mask)
+pair_mask = masks.pair
+relative = encoder.relative_embeddings_forward(enc, config, N)
+table, rel_rows = relative.table, relative.rows
+H = states[-2]  # (B, N, D): the keys and values of both passes
+q = H + model.params[POSITIONS][position_ids]  # q0: the only place absolute positions enter
+passes = [q]
+for _ in range(2):
+    q, _ = encoder.layer_forward(last, H, pair_mask, config, table, rel_rows, query_states=q)
+    passes.append(q)
+
+decoded, emd_cache = emd.forward(backbone, states, pair_mask, position_ids, config)
+gap = np.abs(decoded - passes[-1]).max()
+print(f"two passes of layer_forward vs emd.forward: {gap:.1e}")
+assert gap < 1e-12
+
+# The encoder's own pass through the last layer (queries = keys = H) is hidden_states[-1]:
+own, _ = encoder.layer_forward(last, H, pair_mask, config, table, rel_rows)
+assert np.abs(own - states[-1]).max() < 1e-12
+
+plain = model(ids, attention_mask=mask, emd=False)
+print("logits with and without the decoder differ by up to", f"{np.abs(plain.logits - out.logits).max():.2f}")
+assert np.abs(plain.logits - out.logits).max() > 1e-3
+
+# %% [markdown]
+# What the two decoders predict for the (first) masked piece of "store" (with random weights: noise; with trained ones, the EMD
+# is what the model was trained with, so its guesses are the ones to trust).
+
+# %%
+at = int(np.flatnonzero(labels[0] != -100)[0])
+fig, axes = plt.subplots(1, 2, figsize=(10, 2.8))
+for ax, (title, logits) in zip(axes, [("emd=True (the default)", out.logits), ("emd=False", plain.logits)]):
+    z = logits[0, at] - logits[0, at].max()
+    probs = np.exp(z) / np.exp(z).sum()
+    best = np.argsort(probs)[::-1][:8]
+    ax.barh(range(8)[::-1], probs[best])
+    ax.set_yticks(range(8)[::-1], tokenizer.convert_ids_to_tokens(best.tolist()), fontsize=8)
+    ax.set_title(f"{title}: P(token at position {at})", fontsize=9)
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# How far each of the decoder's queries is from the encoder's own last-layer output $h_L$ (mean over real tokens).
+
+# %%
+real = mask.astype(bool)
+dist = [np.linalg.norm(qk - states[-1], axis=-1)[real].mean() for qk in passes]
+fig, ax = plt.subplots(figsize=(6, 3))
+ax.bar(["q0 = H + P", "q1", "q2 (decoded)"], dist, color=["C1", "C0", "C0"])
+ax.set_ylabel("mean |q_k - h_L| per token")
+ax.set_title("the decoder's queries, against the encoder's last layer")
+plt.show()
+
+# %% [markdown]
+# ## 3. Where absolute positions enter
+#
+# With `position_biased_input` false the embeddings add no position vector, so the table $P$ is read only by
+# the decoder: with `emd=False` the logits do not change when $P$ is overwritten. With the decoder, $P$ gets
+# gradient, but in fewer rows than one might
+# guess: not every position of the batch, only the **positions of the predicted tokens**. The queries never mix
+# across positions (keys and values are $H$, which holds no $P$), so $q_2$ at position $i$ depends on $P_i$ and
+# on no other row; a loss that reads only the masked positions reaches only their rows.
+
+# %%
+saved = model.params[POSITIONS].copy()
+model.params[POSITIONS][...] = rng.normal(size=saved.shape)  # overwrite P ...
+unchanged = np.array_equal(model(ids, attention_mask=mask, emd=False).logits, plain.logits)
+model.params[POSITIONS][...] = saved  # ... and put it back
+assert unchanged
+print("emd=False: logits identical with P overwritten")
+
+model(ids, attention_mask=mask, labels=labels)
+grads = model.backward()
+rows_emd = np.linalg.norm(grads[POSITIONS], axis=-1)
+predicted = np.flatnonzero((labels != -100).any(axis=0))  # positions with a label in some sequence
+assert np.array_equal(np.flatnonzero(rows_emd), predicted)
+print(f"rows of P with gradient: {np.flatnonzero(rows_emd).tolist()}")
+
+# The model's gradient of P, against central differences on a few entries:
+def loss_of_model():
+    return model(ids, attention_mask=mask, labels=labels).loss
+
+
+sample = predicted * config.hidden_size + rng.choice(config.hidden_size, len(predicted))  # one entry per row
+numeric = gradcheck.numerical_gradient(loss_of_model, model.params[POSITIONS], indices=sample)
+error_p = gradcheck.rel_error(grads[POSITIONS].reshape(-1)[sample], numeric.reshape(-1)[sample],
+                              scale=np.abs(grads[POSITIONS]).max())
+print(f"d loss / d P vs central differences: {error_p:.1e}")
+assert error_p < gradcheck.EXPECTED_ERROR
+
+fig, ax = plt.subplots(figsize=(7, 2.8))
+shown = np.arange(2 * N)  # the rows past these get none either (asserted above)
+ax.bar(shown, rows_emd[shown])
+ax.axvspan(-0.5, N - 0.5, color="0.9", zorder=0, label=f"the batch's positions 0..{N - 1}")
+ax.set(xlabel="row of the absolute position table P", ylabel="|d loss / d row|",
+       title=f"only the rows of the predicted positions {predicted.tolist()} get gradient")
+ax.legend(fontsize=8)
+plt.show()
+
+# %% [markdown]
+# ## 4. The last layer's gradient, from its three uses
+#
+# Call the last layer's weights $\theta$. It runs three times: in the encoder ($h_L = f_\theta(H, H)$) and in the
+# two decoder passes ($q_1 = f_\theta(H, q_0)$, $q_2 = f_\theta(H, q_1)$). The gradient of a loss reading both
+# $h_L$ and $q_2$ is the sum of the three uses' gradients, each taken with the other two held fixed:
+#
+# $$
+# \frac{d\ell}{d\theta} = \frac{\partial \ell}{\partial \theta}\Big|_{\text{encoder}}
+# + \frac{\partial \ell}{\partial \theta}\Big|_{\text{pass 1}} + \frac{\partial \ell}{\partial \theta}\Big|_{\text{pass 2}}
+# $$
+#
+# (The checks below use weights whose gradient is well above the round-off of central differences, about
+# $\epsilon |\ell| / h \approx 10^{-10}$: with fresh std-0.02 weights attention is nearly uniform and the query and
+# key projections' gradients are tiny; notebook 10 is about exactly this.)
+#
+# To see all three we take $\ell = \langle g_q, q_2 \rangle + \langle g_h, h_L \rangle$ with random $g_q, g_h$ (a
+# masked LM's loss reads $q_2$ only; we come back to that below). `emd.backward` returns the two passes' sum
+# and the gradient of $H$; `encoder.backward` takes the gradients of $H$ and $h_L$ and returns the encoder's
+# share. The three parts come from `encoder.layer_backward` on each use, and the total goes against central
+# differences.
+
+# %%
+emb = states[0]
+# Zero on padded positions, as any real loss is: a padded row is a LayerNorm of (almost) nothing, whose
+# gradient is scaled by 1/sqrt(eps) and would swamp the picture.
+g_q = rng.normal(size=(B, N, config.hidden_size)) * mask[..., None]
+g_h = rng.normal(size=(B, N, config.hidden_size)) * mask[..., None]
+
+
+def loss_three_uses():
+    (st, _), _ = encoder.forward(enc, emb, masks, config)
+    q2, _ = emd.forward(backbone, st, pair_mask, position_ids, config)
+    return np.sum(g_q * q2) + np.sum(g_h * st[-1])
+
+
+(st, _), enc_cache = encoder.forward(enc, emb, masks, config)
+q2, emd_cache = emd.forward(backbone, st, pair_mask, position_ids, config)
+dH, emd_grads = emd.backward(backbone, g_q, emd_cache)
+_, enc_grads = encoder.backward(enc, [None] * (L - 1) + [dH, g_h], enc_cache)
+prefix = f"layer.{L - 1}."
+names = sorted(k[len(prefix):] for k in enc if k.startswith(prefix))
+total = {n: enc_grads[prefix + n] + emd_grads[f"encoder.{prefix}{n}"] for n in names}
+
+# The three parts, one layer_backward per use (pass 2 first: backward runs in reverse).
+q0 = H + model.params[POSITIONS][position_ids]
+q1, c1 = encoder.layer_forward(last, H, pair_mask, config, table, rel_rows, query_states=q0)
+_, c2 = encoder.layer_forward(last, H, pair_mask, config, table, rel_rows, query_states=q1)
+(dH2, dq1, _), part2 = encoder.layer_backward(last, g_q, c2)
+(dH1, dq0, _), part1 = encoder.layer_backward(last, dq1, c1)
+_, c_enc = encoder.layer_forward(last, H, pair_mask, config, table, rel_rows)
+_, part_enc = encoder.layer_backward(last, g_h, c_enc)
+gap_parts = max(gradcheck.rel_error(part_enc[n] + part1[n] + part2[n], total[n], scale=np.abs(total[n]).max())
+                for n in names)
+gap_emd = max(gradcheck.rel_error(part1[n] + part2[n], emd_grads[f"encoder.{prefix}{n}"],
+                                  scale=np.abs(total[n]).max()) for n in names)
+print(f"relative gaps: encoder + pass 1 + pass 2 vs encoder.backward + emd.backward: {gap_parts:.1e}; "
+      f"pass 1 + pass 2 vs emd.backward: {gap_emd:.1e}")
+assert gap_parts < 1e-12 and gap_emd < 1e-12
+
+errors = {}
+for n in ("attention.self.value_proj.weight", "attention.output.dense.weight", "intermediate.dense.weight",
+          "output.LayerNorm.weight"):
+    x = enc[prefix + n]
+    idx = rng.choice(x.size, 3, replace=False)
+    numeric = gradcheck.numerical_gradient(loss_three_uses, x, indices=idx)
+    errors[n] = gradcheck.rel_error(total[n].reshape(-1)[idx], numeric.reshape(-1)[idx],
+                                    scale=np.abs(total[n]).max())
+print({k: f"{v:.1e}" for k, v in errors.items()})
+assert max(errors.values()) < gradcheck.EXPECTED_ERROR
+
+# Each part alone is far from the total: every use matters.
+for part in (part_enc, part1, part2):
+    assert max(gradcheck.rel_error(part[n], total[n], scale=np.abs(total[n]).max()) for n in names) > 1e-2
+
+fig, ax = plt.subplots(figsize=(10, 3.4))
+shown = [n for n in names if n.endswith("weight")]
+width = 0.2
+for k, (label, part) in enumerate([("encoder", part_enc), ("pass 1", part1), ("pass 2", part2), ("total", total)]):
+    ax.bar(np.arange(len(shown)) + (k - 1.5) * width, [np.linalg.norm(part[n]) for n in shown], width, label=label)
+ax.set_xticks(range(len(shown)), [n.replace(".weight", "") for n in shown], rotation=20, fontsize=8, ha="right")
+ax.set_ylabel("Frobenius norm of the gradient")
+ax.set_title(f"gradient of layer {L - 1}'s weights, by use")
+ax.legend(fontsize=8)
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# In the masked LM itself the loss reads only $q_2$: the encoder's own pass ($h_L$, returned as
+# `hidden_states[-1]`) is computed but feeds nothing, so its share is zero and the last layer learns from the
+# decoder's two passes alone. That is what `DebertaV2ForMaskedLM.backward` returned in section 3 (checked
+# here against central differences on the model's loss):
+
+# %%
+_, enc_only = encoder.backward(enc, [None] * (L - 1) + [dH, None], enc_cache)  # nothing reads h_L
+assert all(np.all(enc_only[prefix + n] == 0) for n in names)
+
+name = f"deberta.encoder.layer.{L - 1}.output.dense.weight"
+idx = rng.choice(grads[name].size, 2, replace=False)
+numeric = gradcheck.numerical_gradient(loss_of_model, model.params[name], indices=idx)
+error_q = gradcheck.rel_error(grads[name].reshape(-1)[idx], numeric.reshape(-1)[idx], scale=np.abs(grads[name]).max())
+print(f"model: d loss / d {name} vs central differences: {error_q:.1e}")
+assert error_q < gradcheck.EXPECTED_ERROR
+
+# %% [markdown]
+# ## Questions
+#
+# 1. The decoder's keys and values are $H = h_{L-1}$, not $h_L$. What would change (in the gradients of
+#    section 4) if they were $h_L$?
+# 2. `emd.PASSES` is 2. Sketch the gradient of the position table with one pass and with three: which rows
+#    get gradient, and through how many layer backwards does it travel?
+# 3. Exercises: `python -m minideberta exercises check emd.forward` and
+#    `python -m minideberta exercises check emd.backward`.
