@@ -100,10 +100,20 @@ def test_choose(capsys, checkpoints):
 
 
 # ---- user mistakes: exit 2, one message, no traceback ----
-def test_gpu_is_not_available_yet(capsys, checkpoints):
-    for argv in (["fill-mask", checkpoints["mlm"], "[MASK]"], ["verify", checkpoints["mlm"]], ["bench"],
-                 ["bench", "tokenizer"], ["train", "folder"]):
-        assert_user_error(capsys, argv + ["--device", "gpu"], "--device gpu is not available yet", "CuPy")
+def test_gpu_without_cupy_says_how_to_install_it(capsys, checkpoints):
+    """This machine has no CuPy: every command that could run on a GPU says so in one line, exit 2."""
+    for argv in (["fill-mask", checkpoints["mlm"], "[MASK]"], ["rtd", checkpoints["rtd"], "a b"],
+                 ["classify", checkpoints["nli"], "a"], ["tokens", checkpoints["ner"], "a"],
+                 ["qa", checkpoints["qa"], "--question", "a", "--context", "b"],
+                 ["choose", checkpoints["swag"], "a", "b", "c"], ["bench"], ["train", "folder"]):
+        assert_user_error(capsys, argv + ["--device", "gpu"], "needs CuPy, which is not installed",
+                          "pip install cupy-cuda12x")
+
+
+def test_gpu_for_commands_that_run_on_the_cpu(capsys, checkpoints):
+    assert_user_error(capsys, ["verify", checkpoints["mlm"], "--device", "gpu"], "verify compares with transformers",
+                      "bench --device gpu")
+    assert_user_error(capsys, ["bench", "tokenizer", "--device", "gpu"], "the tokenizer runs on the CPU")
 
 
 def test_text_without_mask(capsys, checkpoints):
@@ -181,7 +191,7 @@ def test_train_gets_the_rest_of_the_command_line(capsys, monkeypatch):
     seen = []
     monkeypatch.setattr("minideberta.apps.train_cli.main", lambda argv: seen.append(argv) or 0)
     assert main(["train", "folder", "--data", "d.jsonl", "--device", "cpu", "--steps", "3"]) == 0
-    assert seen == [["folder", "--data", "d.jsonl", "--steps", "3"]]
+    assert seen == [["folder", "--data", "d.jsonl", "--device", "cpu", "--steps", "3"]]  # train reads --device itself
 
 
 def test_train_help_is_train_s_own(capsys):

@@ -299,3 +299,29 @@ def test_gpu_bench_correctness_check_runs_and_passes():
     float64 = [r["max_rel_error"] for r in rows if r["dtype"] == "float64"]
     assert max(float64) < 1e-12  # fakecupy computes with NumPy: float64 agrees to round-off
     assert all(line.endswith("OK") for line in lines)
+
+
+def test_the_command_line_on_the_device(capsys, checkpoints):
+    """``fill-mask --device gpu`` end to end (on fakecupy): the same answer as on the CPU."""
+    import json
+
+    from minideberta.apps.cli import main
+
+    answers = []
+    for device in ("cpu", "gpu"):
+        assert main(["fill-mask", str(checkpoints["mlm"]), "Paris is the [MASK] of France.", "--json",
+                     "--device", device]) == 0
+        answers.append(json.loads(capsys.readouterr().out))
+    assert _same(answers[1], answers[0])
+
+
+def test_cupy_without_a_gpu_says_so(monkeypatch):
+    """CuPy installed on a machine without a GPU: the error says that, not that CuPy is missing."""
+    import sys
+    import types
+
+    runtime = types.SimpleNamespace(getDeviceCount=lambda: 0)
+    monkeypatch.setitem(sys.modules, "cupy", types.SimpleNamespace(cuda=types.SimpleNamespace(runtime=runtime)))
+    backend.use_device_module("cupy")
+    with pytest.raises(ValueError, match="CuPy is installed but this machine has no GPU"):
+        backend.device_module()

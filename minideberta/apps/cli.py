@@ -17,14 +17,15 @@ import sys
 
 import numpy as np
 
+from .. import backend
 from ..checkpoints import hub
 from ..checks import check_integer
 
 from . import pipelines
 from .errors import OneLineParser, UserError, reported, split_debug
 
-GPU_UNAVAILABLE = ("--device gpu is not available yet: GPU support (CuPy) arrives in a later release; "
-                   "use --device cpu")
+CPU_ONLY = {"verify": "verify compares with transformers on the CPU; `bench --device gpu` checks the GPU path "
+                     "against NumPy", "tokenizer": "the tokenizer runs on the CPU"}
 # command -> (head it needs, one-line help, example); the order is the order of `--help`.
 TASKS = {
     "fill-mask": ("masked-lm", "predict the tokens behind [MASK]",
@@ -153,7 +154,7 @@ def run_task(args):
     """Load the model with the head the command needs, run the pipeline, print the result."""
     head = TASKS[args.command][0]
     try:
-        model, tokenizer = hub.load_model(args.model, head, np.dtype(args.dtype))
+        model, tokenizer = hub.load_model(args.model, head, np.dtype(args.dtype), device=args.device)
     except hub.MissingHeadError as error:
         hint = " or ".join(f'"{SUGGEST[h]}"' for h in error.held)
         raise UserError(f"{error}." + (f" Use {hint}." if hint else "")) from None
@@ -207,6 +208,10 @@ def run_bench(args):
 
         result = bench_tokenizer.run(n_sentences=args.sentences, batch_size=args.batch_size, repeats=args.repeats,
                                      vocab_file=args.vocab, report=report)
+    elif args.device == "gpu":
+        from . import bench_gpu
+
+        result = bench_gpu.run(repeats=args.repeats, reference=not args.no_reference, report=report)
     else:
         from . import bench
 
@@ -332,12 +337,12 @@ def run_forwarded(name, argv):
         return run(argv)
     device = OneLineParser(prog=f"minideberta {name}", add_help=False)
     device.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
-    known, rest = device.parse_known_args(argv)
+    known, _ = device.parse_known_args(argv)
     if known.device == "gpu":
-        raise UserError(GPU_UNAVAILABLE)
+        backend.device_module()  # one line saying whether CuPy or the GPU is missing, before anything loads
     from . import train_cli
 
-    code = train_cli.main(rest)
+    code = train_cli.main(argv)  # train_cli reads --device itself
     return 0 if code is None else code
 
 
@@ -359,5 +364,8 @@ def _run(argv):
     except SystemExit as exit:  # argparse: --help (0) or a bad option (2, its one line printed)
         return exit.code if isinstance(exit.code, int) else 0 if exit.code is None else 2
     if args.device == "gpu":
-        raise UserError(GPU_UNAVAILABLE)
+        where = "tokenizer" if getattr(args, "target", None) == "tokenizer" else args.command
+        if where in CPU_ONLY:
+            raise UserError(f"{where} --device gpu: {CPU_ONLY[where]}; use --device cpu")
+        backend.device_module()  # one line saying whether CuPy or the GPU is missing, before anything loads
     return args.run(args)

@@ -71,13 +71,13 @@ def label_ids(rows, config):
     return dict(enumerate(names)), {name: i for i, name in enumerate(names)}
 
 
-def load_classifier(model_dir, id2label, dtype, seed):
+def load_classifier(model_dir, id2label, dtype, seed, device="cpu"):
     """A DebertaV2ForSequenceClassification with the encoder of ``model_dir`` and, where the
     checkpoint has none for these labels, a freshly initialised head."""
     config = DebertaV2Config.from_pretrained(model_dir)
     config = DebertaV2Config.from_dict({**config.to_dict(), "id2label": id2label})
     return DebertaV2ForSequenceClassification.from_pretrained(model_dir, dtype=dtype, config=config,
-                                                              new_head=True, seed=seed)
+                                                              new_head=True, seed=seed, device=device)
 
 
 def tokenize(tokenizer, rows, lookup, max_length):
@@ -119,13 +119,14 @@ def main(argv=None):
     parser.add_argument("--dtype", choices=("float16", "float32", "float64"), default="float32")
     parser.add_argument("--detect-anomalies", action="store_true", help="stop at the first NaN/inf")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu", help="where to train (gpu: CuPy)")
     args = parser.parse_args(argv)
 
     tokenizer = DebertaV2Tokenizer.from_pretrained(args.model_dir)
     train_rows = read_examples(args.data)
     eval_rows = read_examples(args.eval_data) if args.eval_data else None
     id2label, lookup = label_ids(train_rows, DebertaV2Config.from_pretrained(args.model_dir))
-    model = load_classifier(args.model_dir, id2label, np.dtype(args.dtype), args.seed)
+    model = load_classifier(args.model_dir, id2label, np.dtype(args.dtype), args.seed, args.device)
     history = train(model, tokenize(tokenizer, train_rows, lookup, args.max_length),
                     None if eval_rows is None else tokenize(tokenizer, eval_rows, lookup, args.max_length),
                     steps=args.steps, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,

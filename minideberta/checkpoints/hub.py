@@ -232,8 +232,9 @@ def _read_config(folder):
 
 
 # ---- loading ----
-def load_model(name_or_path, head, dtype=np.float32, progress=True):
-    """``(model, tokenizer)`` for ``head`` (a key of HEAD_CLASSES), the checkpoint read once.
+def load_model(name_or_path, head, dtype=np.float32, progress=True, device="cpu"):
+    """``(model, tokenizer)`` for ``head`` (a key of HEAD_CLASSES), the checkpoint read once; the model
+    on ``device`` ("cpu" or "gpu").
 
     Raises MissingHeadError when the checkpoint lacks ``head``, before building anything.
     """
@@ -253,12 +254,12 @@ def load_model(name_or_path, head, dtype=np.float32, progress=True):
     except ValueError as error:  # a value of the wrong type or out of range: the message names the file
         raise ValueError(f"{file}: {error}") from None
     try:  # names and shapes that do not fit: the message names the folder
-        return _build(HEAD_CLASSES[head], config, state, head, dtype), tokenizer
+        return _build(HEAD_CLASSES[head], config, state, head, dtype, device), tokenizer
     except ValueError as error:
         raise ValueError(f"{folder}: {error}") from None
 
 
-def _build(cls, config, state, head, dtype):
+def _build(cls, config, state, head, dtype, device):
     labels = len(state["classifier.weight"]) if head in ("sequence-classification", "token-classification") else None
     if labels is not None and labels != config.num_labels:
         # config.json without id2label: count the labels on the classifier, name them LABEL_i.
@@ -267,4 +268,4 @@ def _build(cls, config, state, head, dtype):
     with warnings.catch_warnings():
         # Official checkpoints hold several heads (v3: masked LM and replaced-token detection); the others go unused.
         warnings.filterwarnings("ignore", message=r".* does not use \d+ arrays of the checkpoint")
-        return cls.from_state_dict(config, state, dtype)
+        return cls.from_state_dict(config, state, dtype, device=device)
