@@ -15,8 +15,8 @@
 from typing import NamedTuple
 
 from .backend import get_xp
-from .ops import (activation_backward, activation_forward, dropout_backward, dropout_forward,
-                  layer_norm_backward, layer_norm_forward, linear_backward, linear_forward, prefixed, subtree)
+from .ops import activation_backward, activation_forward, dropout_backward, dropout_forward, layer_norm_backward, layer_norm_forward, linear_backward, linear_forward
+from .params import prefixed, subtree
 
 
 class PoolerCache(NamedTuple):

@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 from . import emd as enhanced_mask_decoder
 from . import heads
-from .ops import add_grads, prefixed, subtree
+from .params import add_grads, prefixed, subtree
 from .tasks import TaskModel
 
 LEGACY_NAMES = {"dense": "cls.predictions.transform.dense", "LayerNorm": "cls.predictions.transform.LayerNorm",

@@ -9,8 +9,6 @@ same names. The task classes in ``tasks.py`` add a head on top.
     out = model(input_ids, attention_mask=mask)       # out.last_hidden_state
     grads = model.backward(d_last_hidden_state)       # grads["embeddings.word_embeddings.weight"]
 """
-import contextlib
-import threading
 import warnings
 from pathlib import Path
 from typing import NamedTuple
@@ -23,105 +21,13 @@ from .checkpoints import weights
 from .checks import check_float_dtype
 from .config import DebertaV2Config
 from .inputs import prepare_inputs
-from .ops import add_grads, prefixed, subtree
-
-# ---- the gradient switch: whether a forward keeps what its backward needs ----
-# As torch's grad mode: on by default; ``no_grad()`` turns it off for a block. It belongs to the
-# thread that set it (a second thread starts with it on), and nothing else in the package changes it.
-_grad_mode = threading.local()
-
-
-def grad_enabled():
-    """True when forwards keep their caches for a ``backward()`` (the default), False inside ``no_grad()``."""
-    return getattr(_grad_mode, "enabled", True)
-
-
-@contextlib.contextmanager
-def no_grad():
-    """Within this block forwards keep no cache (inference memory), and ``backward()`` is unavailable."""
-    previous, _grad_mode.enabled = grad_enabled(), False
-    try:
-        yield
-    finally:
-        _grad_mode.enabled = previous
-
-
-class ModelOutput(dict):
-    """A dict of outputs whose fields are also attributes; absent fields read as None (as in transformers)."""
-
-    FIELDS = ("loss", "logits", "start_logits", "end_logits", "last_hidden_state", "hidden_states", "attentions")
-
-    def __getattr__(self, name):
-        if name in self.FIELDS:
-            return self.get(name)
-        raise AttributeError(name)
-
+from .outputs import Gradients, ModelOutput, grad_enabled, no_grad  # noqa: F401  (no_grad: also imported from here)
+from .params import add_grads, backbone_shapes, init_params, prefixed, subtree
 
 class BackboneCache(NamedTuple):
     embeddings: object  # embeddings.EmbeddingsCache
     encoder: object  # encoder.EncoderCache
     had_embeds: bool  # the forward took inputs_embeds: d/d(inputs_embeds) is returned
-
-
-class Gradients(dict):
-    """d(loss)/d(parameter) by parameter name; ``.inputs_embeds`` holds d/d(inputs_embeds) when given."""
-
-    inputs_embeds = None
-
-
-def backbone_shapes(config):
-    """Name -> shape of every parameter of embeddings + encoder, as in transformers' DebertaV2Model."""
-    c, d, e = config, config.hidden_size, config.embedding_size
-    shapes = {"embeddings.word_embeddings.weight": (c.vocab_size, e)}
-    if c.position_biased_input:
-        shapes["embeddings.position_embeddings.weight"] = (c.max_position_embeddings, e)
-    if c.type_vocab_size > 0:
-        shapes["embeddings.token_type_embeddings.weight"] = (c.type_vocab_size, e)
-    if e != d:
-        shapes["embeddings.embed_proj.weight"] = (d, e)
-    shapes.update({"embeddings.LayerNorm.weight": (d,), "embeddings.LayerNorm.bias": (d,)})
-    linear = lambda name, n_out, n_in: {f"{name}.weight": (n_out, n_in), f"{name}.bias": (n_out,)}  # noqa: E731
-    norm = lambda name: {f"{name}.weight": (d,), f"{name}.bias": (d,)}  # noqa: E731
-    for i in range(c.num_hidden_layers):
-        layer = f"encoder.layer.{i}"
-        for proj in ("query_proj", "key_proj", "value_proj"):
-            shapes.update(linear(f"{layer}.attention.self.{proj}", c.all_head_size, d))
-        if c.relative_attention and not c.share_att_key:
-            if "c2p" in c.pos_att_type:
-                shapes.update(linear(f"{layer}.attention.self.pos_key_proj", c.all_head_size, d))
-            if "p2c" in c.pos_att_type:
-                shapes.update(linear(f"{layer}.attention.self.pos_query_proj", c.all_head_size, d))
-        shapes.update(linear(f"{layer}.attention.output.dense", d, d))
-        shapes.update(norm(f"{layer}.attention.output.LayerNorm"))
-        shapes.update(linear(f"{layer}.intermediate.dense", c.intermediate_size, d))
-        shapes.update(linear(f"{layer}.output.dense", d, c.intermediate_size))
-        shapes.update(norm(f"{layer}.output.LayerNorm"))
-    if c.relative_attention:
-        shapes["encoder.rel_embeddings.weight"] = (2 * c.position_span, d)
-    if c.rel_layer_norm:  # transformers creates it even without relative attention (then unused)
-        shapes.update(norm("encoder.LayerNorm"))
-    if c.conv_kernel_size > 0:
-        shapes["encoder.conv.conv.weight"] = (d, d // c.conv_groups, c.conv_kernel_size)
-        shapes["encoder.conv.conv.bias"] = (d,)
-        shapes.update(norm("encoder.conv.LayerNorm"))
-    return shapes
-
-
-def init_params(shapes, config, seed, dtype):
-    """transformers' initialisation: weights ~ N(0, initializer_range), biases 0, LayerNorm 1 and 0,
-    and the [PAD] row of the word embeddings 0."""
-    rng = np.random.default_rng(seed)
-    params = {}
-    for name, shape in shapes.items():
-        if name.endswith("LayerNorm.weight"):
-            params[name] = np.ones(shape, dtype=dtype)
-        elif name.endswith("bias"):
-            params[name] = np.zeros(shape, dtype=dtype)
-        else:
-            params[name] = rng.normal(0.0, config.initializer_range, size=shape).astype(dtype)
-        if name.endswith("word_embeddings.weight") and config.pad_token_id is not None:
-            params[name][config.pad_token_id] = 0
-    return params
 
 
 class DebertaV2PreTrainedModel:

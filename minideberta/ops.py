@@ -14,24 +14,6 @@ from typing import NamedTuple
 from .backend import SQRT_HALF, erf, get_xp, scatter_add, widened
 
 
-def subtree(p, prefix):
-    """The entries of ``p`` under ``prefix.``, with the prefix removed: the parameters of one part."""
-    prefix = prefix + "."
-    return {k[len(prefix):]: v for k, v in p.items() if k.startswith(prefix)}
-
-
-def prefixed(grads, prefix):
-    """``grads`` with ``prefix.`` put back in front of every name (the inverse of ``subtree``)."""
-    return {f"{prefix}.{k}": v for k, v in grads.items()}
-
-
-def add_grads(total, new):
-    """Accumulate ``new`` into ``total`` name by name (a weight used twice gets both gradients)."""
-    for name, g in new.items():
-        total[name] = total[name] + g if name in total else g
-    return total
-
-
 def sum_to_shape(a, ndim):
     """Sum the leading axes of ``a`` away until ``ndim`` axes remain (the gradient of a broadcast)."""
     return a.sum(axis=tuple(range(a.ndim - ndim))) if a.ndim > ndim else a

@@ -13,7 +13,7 @@ from typing import NamedTuple
 from . import heads, losses
 from .backend import get_xp, to_device
 from .model import DebertaV2PreTrainedModel
-from .ops import add_grads, prefixed, subtree
+from .params import add_grads, prefixed, subtree
 
 
 class TaskCache(NamedTuple):

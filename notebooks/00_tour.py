@@ -32,7 +32,7 @@ import numpy as np
 
 from minideberta import embeddings, emd, encoder, heads
 from minideberta.apps import course, pipelines
-from minideberta.ops import subtree
+from minideberta.params import subtree
 
 print(course.describe())
 model, tokenizer = course.course_model("masked-lm", dtype=np.float64)                # the generator

@@ -30,7 +30,7 @@ import numpy as np
 
 from minideberta import DebertaV2Config, DebertaV2Model, embeddings, encoder, gradcheck
 from minideberta.apps import course
-from minideberta.ops import subtree
+from minideberta.params import subtree
 
 config = DebertaV2Config(vocab_size=40, hidden_size=16, embedding_size=8, num_hidden_layers=1,
                          num_attention_heads=2, intermediate_size=32, max_position_embeddings=12,

@@ -34,7 +34,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from minideberta import DebertaV2Config, DebertaV2Model, attention, encoder, gradcheck
-from minideberta.ops import subtree
+from minideberta.params import subtree
 from minideberta.relative_position import build_relative_position, relative_index_tables
 
 np.set_printoptions(linewidth=120, precision=3, suppress=True)

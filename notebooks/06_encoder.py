@@ -38,13 +38,8 @@ import numpy as np
 
 from minideberta import attention, encoder
 from minideberta.apps import course
-from minideberta.ops import (
-    activation_forward,
-    layer_norm_backward,
-    layer_norm_forward,
-    linear_forward,
-    subtree,
-)
+from minideberta.ops import activation_forward, layer_norm_backward, layer_norm_forward, linear_forward
+from minideberta.params import subtree
 
 np.set_printoptions(linewidth=120, precision=4, suppress=True)
 

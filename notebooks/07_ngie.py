@@ -40,7 +40,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from minideberta import DebertaV2Config, DebertaV2Model, encoder, gradcheck, ngie
-from minideberta.ops import subtree
+from minideberta.params import subtree
 
 np.set_printoptions(linewidth=120, precision=4, suppress=True)
 rng = np.random.default_rng(0)

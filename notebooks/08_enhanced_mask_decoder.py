@@ -40,7 +40,7 @@ import numpy as np
 from minideberta import emd, encoder, gradcheck
 from minideberta.apps import course
 from minideberta.masked_lm import POSITIONS
-from minideberta.ops import subtree
+from minideberta.params import subtree
 
 np.set_printoptions(linewidth=120, precision=4, suppress=True)
 rng = np.random.default_rng(0)

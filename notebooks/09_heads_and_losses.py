@@ -38,7 +38,7 @@ import numpy as np
 
 from minideberta import emd, encoder, gradcheck, heads, losses, tasks
 from minideberta.apps import course
-from minideberta.ops import subtree
+from minideberta.params import subtree
 
 np.set_printoptions(linewidth=120, precision=4, suppress=True)
 rng = np.random.default_rng(0)

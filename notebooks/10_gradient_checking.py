@@ -39,7 +39,8 @@ import numpy as np
 
 from minideberta import DebertaV2Config, encoder, gradcheck
 from minideberta.model import DebertaV2Model
-from minideberta.ops import layer_norm_backward, layer_norm_forward, subtree
+from minideberta.ops import layer_norm_backward, layer_norm_forward
+from minideberta.params import subtree
 
 np.set_printoptions(linewidth=120, precision=4, suppress=True)
 rng = np.random.default_rng(0)

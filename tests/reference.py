@@ -16,7 +16,6 @@ import math
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 import transformers
 from transformers.models.deberta_v2 import modeling_deberta_v2

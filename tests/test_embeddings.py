@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from minideberta import embeddings
-from minideberta.ops import subtree
+from minideberta.params import subtree
 from reference import (assert_close, hf_model, md_config, numpy, official_path, ragged_batch, scaled_config,
                        to_numpy_state)
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from minideberta import encoder
-from minideberta.ops import subtree
+from minideberta.params import subtree
 from minideberta.relative_position import relative_index_tables
 from reference import (assert_close, hf_model, md_config, numpy, official_path, ragged_batch, real_query_rows,
                        real_rows, scaled_config, to_numpy_state)

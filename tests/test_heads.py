@@ -12,7 +12,7 @@ import torch
 
 from minideberta import (DebertaV2ForMaskedLM, DebertaV2ForQuestionAnswering, DebertaV2ForSequenceClassification,
                          heads)
-from minideberta.ops import subtree
+from minideberta.params import subtree
 from reference import assert_close, hf_model, md_config, numpy, official_path, scaled_config, to_numpy_state
 
 rng = np.random.default_rng(0)

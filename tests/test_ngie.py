@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from minideberta import ngie
-from minideberta.ops import subtree
+from minideberta.params import subtree
 from reference import (assert_close, hf_model, md_config, numpy, official_path, ragged_batch, scaled_config,
                        to_numpy_state)
 

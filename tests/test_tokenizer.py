@@ -13,7 +13,8 @@ import sentencepiece
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from minideberta.tokenizer.deberta_tokenizer import BatchEncoding, DebertaV2Tokenizer, DebertaV2TokenizerFast
+from minideberta.tokenizer.deberta_tokenizer import DebertaV2Tokenizer, DebertaV2TokenizerFast
+from minideberta.tokenizer.encoding import BatchEncoding
 
 from conftest import VOCAB_FILE
 

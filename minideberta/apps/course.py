@@ -27,7 +27,7 @@ from ..checkpoints import hub
 from ..checkpoints.weights import save_safetensors
 from ..config import DebertaV2Config
 from ..masked_lm import POSITIONS, DebertaV2ForMaskedLM
-from ..model import init_params
+from ..params import init_params
 from ..tasks import DebertaV2ForReplacedTokenDetection
 from ..tokenizer.deberta_tokenizer import VOCAB_FILE
 

@@ -17,7 +17,8 @@ Text becomes model input in four steps:
 4. **Lay out.** ``[CLS] A [SEP]`` or ``[CLS] A [SEP] B [SEP]``, token types 0 for the
    first part and 1 for the second, padding with ``[PAD]`` to a common length.
 
-Steps 1 and 2 are this file; steps 3 and 4, from ids to model inputs, are ``encoding.py``.
+Steps 1 and 2 are ``calls.py`` (with ``pieces.py``); steps 3 and 4, from ids to model inputs, are
+``encoding.py``. This file holds the vocabulary: its files, its pieces and special ids, and decoding.
 
 Offsets (``return_offsets_mapping``) are character positions in the *original*
 string. Sentencepiece reports, for each character of the normalized text, the original
@@ -33,17 +34,14 @@ whole batch to sentencepiece's C++ thread pool. Both give identical results.
 import json
 import os
 import re
-import unicodedata
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 import sentencepiece
 
+from .calls import TokenizerCalls
+from .encoding import non_negative_int
 from .files import check_special_tokens, read_settings
-
-from .encoding import (BatchEncoding, Row, Tokens, as_texts, columns, non_negative_int, pad, pair_texts,
-                       strategies, to_array, windows)
 
 PAD, CLS, SEP, UNK, MASK = "[PAD]", "[CLS]", "[SEP]", "[UNK]", "[MASK]"
 VOCAB_FILE = "spm.model"
@@ -52,33 +50,7 @@ SPECIAL_TOKENS_FILE = "special_tokens_map.json"
 SPACE = "▁"  # sentencepiece's stand-in for a space: a piece starting with it starts a word
 
 
-def _check_valid_unicode(texts):
-    """Name the first text that is not valid Unicode (sentencepiece's own error does not)."""
-    for i, text in enumerate(texts):
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError as error:
-            raise ValueError(f"text {i} is not valid Unicode: {text[error.start]!r} at position {error.start} "
-                             f"is a lone surrogate (decode the input with errors='replace')") from None
-
-
-def _is_punctuation(char):
-    """BERT's rule, kept by DeBERTa: ASCII symbols and every Unicode "P*" character."""
-    cp = ord(char)
-    if 33 <= cp <= 47 or 58 <= cp <= 64 or 91 <= cp <= 96 or 123 <= cp <= 126:
-        return True
-    return unicodedata.category(char).startswith("P")
-
-
-class _Segment(NamedTuple):
-    """A stretch ``text[start:end]``: a special token written in the text, or plain text."""
-
-    start: int
-    end: int
-    special_id: int = None
-
-
-class DebertaV2Tokenizer:
+class DebertaV2Tokenizer(TokenizerCalls):
     """DeBERTa-v2/v3 tokenizer over a sentencepiece model, called like transformers' tokenizers.
 
     ``tok = DebertaV2Tokenizer("spm.model")`` or ``DebertaV2Tokenizer.from_pretrained(dir)``;
@@ -255,177 +227,6 @@ class DebertaV2Tokenizer:
         if token_ids_1 is not None:
             types += [1] * (len(token_ids_1) + 1)
         return types
-
-    # ------------------------------------------------------- text to tokens
-
-    def _segments(self, text):
-        """Cut ``text`` into special tokens written in it and the plain stretches between."""
-        segments, position = [], 0
-        for match in self._special_pattern.finditer(text):
-            segments += self._plain_segments(text, position, match.start())
-            segments.append(_Segment(match.start(), match.end(), self._special_tokens[match.group()]))
-            position = match.end()
-        return segments + self._plain_segments(text, position, len(text))
-
-    def _plain_segments(self, text, start, end):
-        """Segments of the plain text ``text[start:end]``: one, or one per punctuation split."""
-        if start == end:
-            return []
-        if not self.split_by_punct:
-            return [_Segment(start, end)]
-        # As Microsoft's tokenizer does: each punctuation character is encoded alone, and
-        # so is each stretch between them, whitespace included.
-        segments = []
-        for i in range(start, end):
-            if segments and not _is_punctuation(text[i]) and not _is_punctuation(text[i - 1]):
-                segments[-1] = _Segment(segments[-1].start, i + 1)
-            else:
-                segments.append(_Segment(i, i + 1))
-        return segments
-
-    def _encode_chunks(self, chunks):
-        """Sentencepiece ids of each plain-text chunk, one chunk at a time."""
-        return [self._sp.encode(chunk) for chunk in chunks]
-
-    def _tokenize_texts(self, texts, with_offsets):
-        """``Tokens`` of each text: ids without [CLS]/[SEP], and spans if ``with_offsets``."""
-        plans = [self._segments(text) for text in texts]
-        chunks = [text[s.start:s.end] for text, plan in zip(texts, plans) for s in plan if s.special_id is None]
-        if self.do_lower_case:
-            chunks = [chunk.lower() for chunk in chunks]
-        try:
-            encoded = iter(self._encode_chunks(chunks))
-        except (TypeError, RuntimeError):  # what sentencepiece raises on a lone surrogate
-            _check_valid_unicode(texts)
-            raise
-        out = []
-        for text, plan in zip(texts, plans):
-            if len(plan) == 1 and plan[0].special_id is None and not with_offsets:
-                out.append(Tokens(next(encoded)))  # the common case, kept short for speed
-                continue
-            ids, offsets = [], []
-            for segment in plan:
-                if segment.special_id is not None:
-                    ids.append(segment.special_id)
-                    offsets.append((segment.start, segment.end))
-                    continue
-                chunk_ids = next(encoded)
-                ids += chunk_ids
-                if with_offsets:
-                    spans = self._chunk_offsets(text[segment.start:segment.end], chunk_ids)
-                    offsets += [(segment.start + s, segment.start + e) for s, e in spans]
-            out.append(Tokens(ids, offsets if with_offsets else None))
-        return out
-
-    def _chunk_offsets(self, chunk, ids):
-        """``(start, end)`` in ``chunk`` of the original characters behind each piece of ``ids``."""
-        text = chunk.lower() if self.do_lower_case else chunk
-        normalized, origin = self._sp.normalize(text, with_offsets=True)
-        # origin[i]: the original character that normalized character i comes from;
-        # ends[i]: where the original character(s) behind it end. Characters that one
-        # original character expands into ("…" -> "...") share its start and end.
-        ends = origin[1:]
-        for i in range(len(normalized) - 2, -1, -1):
-            if origin[i + 1] == origin[i]:
-                ends[i] = ends[i + 1]
-        spans, position = [], 0  # position: in normalized characters
-        for k, piece_id in enumerate(ids):
-            byte = self._byte_values.get(piece_id)
-            if byte is not None:
-                # A byte-fallback piece is one UTF-8 byte of one character: a lead byte
-                # moves on to the next character, and every byte spans its character.
-                if byte & 0xC0 != 0x80:
-                    position += 1
-                first, last = position - 1, position - 1
-            elif piece_id == self.unk_token_id:
-                # An unknown run (in models without byte fallback) lasts until the
-                # next piece's text begins.
-                following = self._pieces[ids[k + 1]] if k + 1 < len(ids) else None
-                stop = normalized.index(following, position + 1) if following else len(normalized)
-                first, last, position = position, stop - 1, stop
-            else:
-                stop = position + len(self._pieces[piece_id])
-                first, last, position = position, stop - 1, stop
-            spans.append((origin[first], ends[last]))
-        if len(text) != len(chunk):
-            # Lowercasing changed the length ("İ" -> "i̇"): map back to the original.
-            starts, stops = [], []
-            for i, char in enumerate(chunk):
-                n = len(char.lower())
-                starts += [i] * n
-                stops += [i + 1] * n
-            spans = [(starts[s], stops[e - 1]) for s, e in spans]
-        return spans
-
-    def tokenize(self, text):
-        """Token strings of one text, without [CLS]/[SEP]: ``"Hi [MASK]"`` -> ``["▁Hi", "[MASK]"]``."""
-        texts, is_batch = as_texts(text, "text")
-        if is_batch:
-            raise TypeError("tokenize takes one str; call it once per text")
-        return [self._pieces[i] for i in self._tokenize_texts(texts, with_offsets=False)[0].ids]
-
-    # ------------------------------------------------------------ the call
-
-    def __call__(self, text, text_pair=None, *, add_special_tokens=True, padding=False, truncation=None,
-                 max_length=None, stride=0, return_overflowing_tokens=False, return_tensors=None,
-                 return_attention_mask=True, return_token_type_ids=True, return_special_tokens_mask=False,
-                 return_offsets_mapping=False):
-        """Encode a text, a pair, or lists of them (a batch), as transformers' tokenizers do.
-
-        - ``padding``: False / "do_not_pad", True / "longest" (to the longest row), or
-          "max_length" (to ``max_length``).
-        - ``truncation``: True / "longest_first", "only_first", "only_second", or False /
-          "do_not_truncate". Given ``max_length`` without ``truncation`` (and without
-          ``padding="max_length"``), truncates "longest_first" with a warning.
-        - ``return_overflowing_tokens``: instead of dropping what truncation cuts,
-          return it as more rows, windows overlapping by ``stride`` tokens; the
-          untruncated sequence is repeated in each (the question, in QA), and
-          ``overflow_to_sample_mapping`` says which example each row came from.
-        - ``return_tensors="np"``: int64 arrays (rows of one length are then required);
-          ``None``: lists.
-        """
-        firsts, seconds, is_batch = pair_texts(text, text_pair)
-        if return_tensors not in (None, "np"):
-            raise ValueError(f"return_tensors={return_tensors!r}: minideberta returns NumPy arrays "
-                             f"(return_tensors='np') or lists (None)")
-        n_special = (2 if seconds is None else 3) if add_special_tokens else 0
-        padding, truncation, max_length, budget = strategies(padding, truncation, max_length, n_special,
-                                                             seconds is not None, self.model_max_length)
-        stride = non_negative_int(stride, "stride")
-
-        tokens_a = self._tokenize_texts(firsts, return_offsets_mapping)
-        tokens_b = [None] * len(firsts)
-        if seconds is not None:
-            tokens_b = self._tokenize_texts(seconds, return_offsets_mapping)
-        rows = []
-        for sample, (a, b) in enumerate(zip(tokens_a, tokens_b)):
-            for a_span, b_span in windows(a, b, truncation, budget, stride, return_overflowing_tokens):
-                rows.append(Row(sample, a, a_span, b, b_span))
-
-        fields = columns(rows, add_special_tokens, return_offsets_mapping, self.cls_token_id, self.sep_token_id)
-        if padding is not None:
-            longest = max((len(ids) for ids in fields["input_ids"]), default=0)
-            pad(fields, longest if padding == "longest" else max_length, self.pad_token_id)
-        wanted = {"input_ids": True, "token_type_ids": return_token_type_ids,
-                  "attention_mask": return_attention_mask, "special_tokens_mask": return_special_tokens_mask,
-                  "offset_mapping": return_offsets_mapping}
-        data = {name: fields[name] for name, keep in wanted.items() if keep}
-        if return_overflowing_tokens:
-            data["overflow_to_sample_mapping"] = [row.sample for row in rows]
-        if return_tensors == "np":
-            data = {name: to_array(name, value) for name, value in data.items()}
-        elif not is_batch and not return_overflowing_tokens:
-            data = {name: value[0] for name, value in data.items()}
-        return BatchEncoding(data, rows, [len(ids) for ids in fields["input_ids"]], add_special_tokens,
-                             self._is_word_start)
-
-    def encode(self, text, text_pair=None, add_special_tokens=True, truncation=None, max_length=None):
-        """Token ids of one text (or one pair) as a list: ``"Hello world"`` -> ``[1, 5365, 447, 2]``."""
-        if not isinstance(text, str):
-            raise TypeError(f"encode takes one str (call the tokenizer itself for a batch), "
-                            f"not {type(text).__name__}")
-        return self(text, text_pair, add_special_tokens=add_special_tokens, truncation=truncation,
-                    max_length=max_length)["input_ids"]
 
     # ------------------------------------------------------------ decoding
 

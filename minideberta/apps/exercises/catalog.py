@@ -140,7 +140,7 @@ EXERCISES = [
     ), stages_model.emd_forward),
     Exercise("emd.backward", "the Enhanced Mask Decoder backward", "advanced", 60, (
         "Go through the two passes in reverse; each layer_backward gives (dkeys, dquery, drel).",
-        "The last layer's weights are used twice: add both passes' gradients (ops.add_grads).",
+        "The last layer's weights are used twice: add both passes' gradients (params.add_grads).",
         "hidden was used as keys in both passes and in the first query; the position table by the first query.",
     ), stages_model.emd_backward),
 ]

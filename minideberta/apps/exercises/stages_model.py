@@ -3,7 +3,7 @@ import numpy as np
 
 from ...config import DebertaV2Config
 from ...encoder import attention_masks
-from ...model import backbone_shapes
+from ...params import backbone_shapes
 from .cases import copies, gradient_stage, padding_mask, random_params, value_stage
 
 
