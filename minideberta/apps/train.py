@@ -49,10 +49,8 @@ The data order needs no state of its own: it follows from the seed and the numbe
 ``train(..., resume_from=folder)`` puts all of it back into fresh objects, so a run that is
 stopped and resumed takes exactly the steps of a run that was not.
 """
-import json
 import math
 import numbers
-import shutil
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -60,15 +58,14 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..backend import to_device, to_numpy
-from ..checkpoints import weights
+from ..backend import to_numpy
 from ..checks import check_integer
 from ..model import no_grad
 from ..optim import AdamW, LinearWarmupSchedule, check_finite, clip_grad_norm, global_norm
+from .checkpointing import _device_seed, _dropout_state, generator_from_state, load_checkpoint, save_checkpoint
+from .history import History
 
 INPUT_KEYS = ("input_ids", "attention_mask", "token_type_ids")
-STATE_FILE = "trainer_state.json"
-OPTIMIZER_FILE = "optimizer.safetensors"
 
 
 # ---- datasets ----
@@ -159,136 +156,6 @@ def evaluate(model, dataset, batch_size=32, metric=accuracy):
         value = metric(np.concatenate(logits), dataset["labels"])
         results.update(value if isinstance(value, Mapping) else {getattr(metric, "__name__", "metric"): value})
     return {key: float(value) for key, value in results.items()}  # plain floats: the history is JSON
-
-
-# ---- the record of a run ----
-class History:
-    """What a run recorded, as columns of equal length (easy to plot and to save as JSON):
-
-    ``train``: ``step``, ``epoch`` (examples seen / dataset size), ``lr``, ``loss``, ``grad_norm``
-    (before clipping), one entry per optimizer step; ``eval``: ``step``, ``loss`` and one column
-    per metric, one entry per evaluation.
-    """
-
-    def __init__(self, train=None, eval=None):
-        self.train = train if train is not None else {k: [] for k in ("step", "epoch", "lr", "loss", "grad_norm")}
-        self.eval = eval if eval is not None else {"step": []}
-
-    def log_train(self, **row):
-        for key, value in row.items():
-            self.train[key].append(value)
-
-    def log_eval(self, step, results):
-        if not self.eval["step"]:
-            self.eval.update({key: [] for key in results})
-        self.eval["step"].append(step)
-        for key, value in results.items():
-            self.eval[key].append(value)
-
-    def to_dict(self):
-        return {"train": self.train, "eval": self.eval}
-
-    @classmethod
-    def from_dict(cls, d):
-        return cls({k: list(v) for k, v in d["train"].items()}, {k: list(v) for k, v in d["eval"].items()})
-
-    def plot(self):
-        """A matplotlib figure: loss (train and eval), eval metrics, learning rate, gradient norm."""
-        try:
-            import matplotlib.pyplot as plt
-        except ImportError:
-            raise ImportError("History.plot draws with matplotlib, which is not installed: pip install matplotlib "
-                              "(or pip install 'minideberta[notebooks]'); the numbers are in history.train "
-                              "and history.eval") from None
-        metrics = [k for k in self.eval if k not in ("step", "loss")]
-        panels = ["loss"] + (["metrics"] if metrics else []) + ["lr", "grad_norm"]
-        fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.2), squeeze=False)
-        for ax, panel in zip(axes[0], panels):
-            ax.set_xlabel("step")
-            if panel == "loss":
-                ax.plot(self.train["step"], self.train["loss"], label="train", lw=1)
-                if self.eval["step"]:
-                    ax.plot(self.eval["step"], self.eval["loss"], "o-", label="eval")
-                ax.legend()
-            elif panel == "metrics":
-                for key in metrics:
-                    ax.plot(self.eval["step"], self.eval[key], "o-", label=key)
-                ax.legend()
-            else:
-                ax.plot(self.train["step"], self.train[panel], lw=1)
-            ax.set_title({"loss": "loss", "metrics": "eval metrics", "lr": "learning rate",
-                          "grad_norm": "gradient norm (before clipping)"}[panel])
-        fig.tight_layout()
-        return fig
-
-    def __repr__(self):
-        text = f"History({len(self.train['step'])} steps"
-        if self.train["step"]:
-            text += f", last loss {self.train['loss'][-1]:.4g}"
-        for key, values in self.eval.items():
-            if key != "step" and values:
-                text += f", last eval {key} {values[-1]:.4g}"
-        return text + ")"
-
-
-# ---- checkpoints ----
-def save_checkpoint(folder, model, optimizer, state):
-    """Write the model, the optimizer's moments and ``state`` (JSON) to ``folder``, all or nothing:
-    into a temporary folder first, renamed when complete."""
-    folder = Path(folder)
-    partial = folder.with_name(folder.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    model.save_pretrained(partial)
-    opt = optimizer.state_dict()
-    moments = {f"{key}.{name}": a for key in ("exp_avg", "exp_avg_sq") for name, a in opt.pop(key).items()}
-    weights.save_safetensors(moments, partial / OPTIMIZER_FILE)
-    (partial / STATE_FILE).write_text(json.dumps({**state, "optimizer": opt}, indent=1) + "\n", encoding="utf-8")
-    shutil.rmtree(folder, ignore_errors=True)
-    partial.rename(folder)
-
-
-def load_checkpoint(folder, model, optimizer):
-    """Put a checkpoint's parameters into ``model.params`` and its moments into ``optimizer`` (in place);
-    return the trainer state (step, settings, dropout generator state, history)."""
-    folder = Path(folder)
-    if not (folder / STATE_FILE).is_file():
-        raise FileNotFoundError(f"{folder} is not a training checkpoint: it has no {STATE_FILE} "
-                                "(checkpoints are the checkpoint-<step> folders inside checkpoint_dir)")
-    state = json.loads((folder / STATE_FILE).read_text(encoding="utf-8"))
-    saved = weights.load_state_dict(folder)
-    moments = weights.load_state_dict(folder / OPTIMIZER_FILE)
-    missing = [name for name in model.params if name not in saved]
-    if missing:
-        raise ValueError(f"the checkpoint {folder} lacks {len(missing)} parameters of this model, "
-                         f"e.g. {missing[:3]}: it was saved from another architecture")
-    for name, p in model.params.items():
-        if saved[name].shape != p.shape or saved[name].dtype != p.dtype:
-            raise ValueError(f"{name}: the checkpoint holds {saved[name].dtype} {saved[name].shape}, the model "
-                             f"{p.dtype} {p.shape}; build the model with the checkpoint's config and dtype")
-    # Everything is checked before anything is overwritten (load_state_dict checks its part first).
-    optimizer.load_state_dict({**state["optimizer"],
-                               **{key: {name: moments[f"{key}.{name}"] for name in model.params}
-                                  for key in ("exp_avg", "exp_avg_sq")}})
-    for name, p in model.params.items():
-        p[...] = to_device(saved[name], model.device)
-    return state
-
-
-def _dropout_state(model):
-    """The dropout generator's state as JSON (NumPy's ``bit_generator.state``); None on the GPU, whose
-    generator state CuPy does not expose: a resumed GPU run draws dropout from ``_device_seed``."""
-    return model.rng.bit_generator.state if model.device == "cpu" else None
-
-
-def _device_seed(seed, step):
-    return int(np.random.default_rng((int(seed), int(step))).integers(2**31))
-
-
-def generator_from_state(state):
-    """The NumPy generator whose ``bit_generator.state`` was ``state``."""
-    bit_generator = getattr(np.random, state["bit_generator"])()
-    bit_generator.state = state
-    return np.random.Generator(bit_generator)
 
 
 # ---- the loop ----
