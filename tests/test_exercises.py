@@ -306,3 +306,20 @@ def test_a_student_who_writes_the_function_passes(tmp_path, capsys):
     assert report["status"] == "fail" and report["first_failing_stage"] == "one row of 6, weight 1, bias 0"
     rows = {r["output"]: r["status"] for r in report["stages"][0]["outputs"]}
     assert rows == {"dx": "FAIL", "dweight": "PASS", "dbias": "PASS"}
+
+
+def test_every_exercise_a_notebook_points_to_exists():
+    """The notebooks end with ``python -m minideberta exercises check ID``: each ID is in the catalog."""
+    import re
+
+    from minideberta.apps.exercises import catalog
+
+    known = {e.id for e in catalog.EXERCISES}
+    pointed = {}
+    for path in sorted((REPO / "notebooks").glob("[0-9][0-9]_*.py")):
+        text = re.sub(r"\n#\s*", " ", path.read_text(encoding="utf-8"))  # join wrapped markdown lines
+        for exercise_id in re.findall(r"exercises check\s+([\w.]+[\w])", text):
+            pointed.setdefault(exercise_id, path.name)
+    assert len(pointed) >= 10, pointed  # the course points at most of the catalog
+    unknown = {i: name for i, name in pointed.items() if i not in known}
+    assert not unknown, f"notebooks point to exercises the checker does not have: {unknown}"
