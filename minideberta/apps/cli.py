@@ -42,7 +42,10 @@ TASKS = {
                '"it was raining." "she was hungry."'),
 }
 SUGGEST = {head: command for command, (head, _, _) in TASKS.items()}
-FORWARDED = {"train": "fine-tune a sequence classifier"}  # train_cli.py parses its own options
+FORWARDED = {"train": "fine-tune a sequence classifier",  # train_cli.py parses its own options
+             "corpus": "rebuild the pre-training corpus and vocabulary (corpus.py)",
+             "pretrain": "pre-train a small DeBERTaV3: generator + discriminator, RTD, GDES (pretrain_cli.py)",
+             "pretrain-eval": "held-out numbers of a pre-trained pair: top-1/top-5 vs unigram, RTD AUC"}
 VERIFY_EXAMPLE = "python -m minideberta verify microsoft/deberta-v3-xsmall --dtype float64"
 
 
@@ -315,15 +318,19 @@ def build_parser():
 
 
 def run_forwarded(name, argv):
-    """``train`` parses its own options (``train_cli.py``); ``--device`` is checked here."""
+    """``train``, ``corpus``, ``pretrain`` and ``pretrain-eval`` parse their own options; ``--device`` is checked here."""
     device = argparse.ArgumentParser(add_help=False)
     device.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
     known, rest = device.parse_known_args(argv)
     if known.device == "gpu":
         raise UserError(GPU_UNAVAILABLE)
-    from . import train_cli
-
-    code = train_cli.main(rest)
+    if name == "corpus":
+        from . import corpus as command
+    elif name in ("pretrain", "pretrain-eval"):
+        from . import pretrain_cli as command
+    else:
+        from . import train_cli as command
+    code = command.eval_main(rest) if name == "pretrain-eval" else command.main(rest)
     return 0 if code is None else code
 
 
