@@ -174,7 +174,7 @@ def pretrain(pretrainer, train_chunks, eval_chunks, counts, *, steps, batch_size
                                **{k: metrics[k] for k in ("loss", "mlm_loss", "rtd_loss")}).items():
             history["train"][key].append(value)
         bar.update(1)
-        bar.set_postfix(mlm=f"{metrics['mlm_loss']:.3f}", rtd=f"{metrics['rtd_loss']:.4f}")
+        bar.set_postfix(mlm=f"{metrics['mlm_loss']:.3f}", rtd=f"{metrics['rtd_loss']:.4f}", refresh=False)
         if done % 20 == 0 or done == 1:
             log(f"step {done} mlm_loss {metrics['mlm_loss']:.4f} rtd_loss {metrics['rtd_loss']:.4f} "
                 f"lr {optimizer.lr:.2e} grad_norm {grad_norm:.3f} {seconds / 60:.1f} min")
