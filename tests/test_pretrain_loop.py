@@ -15,9 +15,9 @@ from minideberta.apps.pretrain_cli import build_models, export, load_pair, model
 from minideberta.apps.pretrain_eval import evaluate, roc_auc, token_counts
 from minideberta.apps.rtd_pretraining import Pretrainer
 
-SUBJECTS = "the cat|a dog|the old man|my sister|the teacher|a small bird|the river|our neighbour".split("|")
-VERBS = "sees|likes|follows|paints|watches|finds|carries|remembers".split("|")
-OBJECTS = "the red ball|a green apple|the long road|an open door|the tall tree|a quiet garden|the moon".split("|")
+SUBJECTS = ["the cat", "a dog", "the old man", "my sister", "the teacher", "a small bird", "the river", "our neighbour"]
+VERBS = ["sees", "likes", "follows", "paints", "watches", "finds", "carries", "remembers"]
+OBJECTS = ["the red ball", "a green apple", "the long road", "an open door", "the tall tree", "a quiet garden", "the moon"]
 
 
 @pytest.fixture(scope="module")

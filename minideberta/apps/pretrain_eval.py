@@ -81,4 +81,4 @@ def evaluate(generator, discriminator, chunks, counts, special_ids, mask_id, att
             "unigram_top5": base5 / n_masked, "rtd_auc": roc_auc(scores, labels),
             "rtd_accuracy": float(((scores > 0) == labels.astype(bool)).mean()),
             "replaced_share": float(labels.mean()), "mlm_loss": mlm_loss / n_masked, "rtd_loss": rtd_loss / n_real,
-            "masked_tokens": n_masked, "sequences": int(len(chunks))}
+            "masked_tokens": n_masked, "sequences": len(chunks)}
