@@ -45,7 +45,8 @@ SUGGEST = {head: command for command, (head, _, _) in TASKS.items()}
 FORWARDED = {"train": "fine-tune a sequence classifier",  # train_cli.py parses its own options
              "corpus": "rebuild the pre-training corpus and vocabulary (corpus.py)",
              "pretrain": "pre-train a small DeBERTaV3: generator + discriminator, RTD, GDES (pretrain_cli.py)",
-             "pretrain-eval": "held-out numbers of a pre-trained pair: top-1/top-5 vs unigram, RTD AUC"}
+             "pretrain-eval": "held-out numbers of a pre-trained pair: top-1/top-5 vs unigram, RTD AUC",
+             "pretrain-export": "write a pre-training checkpoint as two model folders (float16)"}
 VERIFY_EXAMPLE = "python -m minideberta verify microsoft/deberta-v3-xsmall --dtype float64"
 
 
@@ -318,7 +319,7 @@ def build_parser():
 
 
 def run_forwarded(name, argv):
-    """``train``, ``corpus``, ``pretrain`` and ``pretrain-eval`` parse their own options; ``--device`` is checked here."""
+    """``train``, ``corpus`` and the ``pretrain*`` commands parse their own options; ``--device`` is checked here."""
     device = argparse.ArgumentParser(add_help=False)
     device.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
     known, rest = device.parse_known_args(argv)
@@ -326,11 +327,13 @@ def run_forwarded(name, argv):
         raise UserError(GPU_UNAVAILABLE)
     if name == "corpus":
         from . import corpus as command
-    elif name in ("pretrain", "pretrain-eval"):
+    elif name.startswith("pretrain"):
         from . import pretrain_cli as command
     else:
         from . import train_cli as command
-    code = command.eval_main(rest) if name == "pretrain-eval" else command.main(rest)
+    main = {"pretrain-eval": getattr(command, "eval_main", None),
+            "pretrain-export": getattr(command, "export_main", None)}.get(name, command.main)
+    code = main(rest)
     return 0 if code is None else code
 
 

@@ -66,6 +66,42 @@ def export(pretrainer, tokenizer, folder, name="minideberta-v3-tiny", dtype=np.f
     return out
 
 
+def from_checkpoint(folder):
+    """The ``Pretrainer`` of a run's checkpoint folder (``pretrain.JointCheckpoint``), float32."""
+    folder = Path(folder)
+    state_file = folder / "trainer_state.json"
+    if not state_file.is_file():
+        raise FileNotFoundError(f"{folder} is not a pre-training checkpoint: it has no trainer_state.json")
+    settings = json.loads(state_file.read_text(encoding="utf-8"))["settings"]
+    configs = [DebertaV2Config.from_dict(json.loads((folder / f"{name}_config.json").read_text(encoding="utf-8")))
+               for name in ("generator", "discriminator")]
+    generator, discriminator = build_models(*configs)
+    pretrainer = Pretrainer(generator, discriminator, settings["sharing"], settings["rtd_weight"],
+                            mask_id=configs[0].vocab_size - 1)
+    saved = weights.load_state_dict(folder)
+    for name, array in pretrainer.params.items():
+        array[...] = saved[name]
+    pretrainer.compose()
+    return pretrainer, json.loads(state_file.read_text(encoding="utf-8"))["step"]
+
+
+def export_main(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="minideberta pretrain-export", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Export a pre-training run's checkpoint as two model folders (discriminator, generator), float16.",
+        epilog="example:\n  python -m minideberta pretrain-export /work/runs/pt --to weights")
+    parser.add_argument("run", help="the run folder given to pretrain --output (or its checkpoint/ folder)")
+    parser.add_argument("--to", required=True, help="where to write NAME/ and NAME-generator/")
+    parser.add_argument("--name", default="minideberta-v3-tiny")
+    parser.add_argument("--vocab", required=True, help="the run's spm.model")
+    args = parser.parse_args(argv)
+    run = Path(args.run)
+    pretrainer, step = from_checkpoint(run / "checkpoint" if (run / "checkpoint").is_dir() else run)
+    for folder in export(pretrainer, DebertaV2Tokenizer(args.vocab), args.to, args.name).values():
+        print(f"exported {folder} (step {step})")
+    return 0
+
+
 def load_pair(discriminator_dir, generator_dir, dtype=np.float32):
     return (DebertaV2ForMaskedLM.from_pretrained(generator_dir, dtype=dtype),
             DebertaV2ForReplacedTokenDetection.from_pretrained(discriminator_dir, dtype=dtype))
