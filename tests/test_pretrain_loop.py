@@ -139,6 +139,11 @@ def test_commands_pretrain_export_and_evaluate(micro, tmp_path, capsys):
                      "--export", str(tmp_path / "weights"), "--no-progress"])
     assert code == 0
     assert json.loads((tmp_path / "run" / "history.json").read_text())["train"]["step"] == [1, 2]
+    assert cli.main(["pretrain-export", str(tmp_path / "run"), "--to", str(tmp_path / "again"), "--vocab",
+                     str(folder / "spm.model")]) == 0
+    for name in ("minideberta-v3-tiny", "minideberta-v3-tiny-generator"):  # the last checkpoint is the end state
+        for file in ("model.safetensors", "config.json", "spm.model"):
+            assert (tmp_path / "again" / name / file).read_bytes() == (tmp_path / "weights" / name / file).read_bytes()
     capsys.readouterr()
     code = cli.main(["pretrain-eval", str(tmp_path / "weights" / "minideberta-v3-tiny"),
                      str(tmp_path / "weights" / "minideberta-v3-tiny-generator"), "--corpus",

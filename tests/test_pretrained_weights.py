@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from minideberta import DebertaV2ForMaskedLM, DebertaV2ForReplacedTokenDetection, DebertaV2Tokenizer
-from minideberta.apps import cli, pipelines
+from minideberta.apps import cli, demo, pipelines
 from minideberta.checkpoints import hub
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
@@ -71,3 +71,10 @@ def test_commands_accept_the_bare_names(command, name, text, capsys):
         assert code == 0 and out.out.strip()
     else:  # the discriminator holds the RTD head only: a clear message, naming the command that fits
         assert code == 2 and 'Use "rtd"' in out.err
+
+
+def test_demo_shows_the_embedded_models():
+    lines = []
+    demo.show_pretrained(lines.append)
+    assert lines[0].startswith("5. pre-trained: fill-mask with minideberta-v3-tiny-generator")
+    assert all(any(text in line for line in lines) for text in demo.FILL_MASK + list(demo.CORRUPTED))
