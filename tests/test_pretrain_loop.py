@@ -85,7 +85,7 @@ def test_resume_gives_the_same_trajectory(micro, tmp_path):
     for name, value in straight.params.items():
         np.testing.assert_array_equal(resumed.params[name], value, err_msg=name)
     np.testing.assert_array_equal(resumed.discriminator_embeddings(), straight.discriminator_embeddings())
-    with pytest.raises(ValueError, match="other settings"):
+    with pytest.warns(UserWarning, match="other settings"):
         pretrain(micro_pretrainer(tokenizer), train, heldout, counts, output=tmp_path, resume=True,
                  **{**settings, "lr": 1e-3})
 
@@ -165,8 +165,8 @@ def test_corpus_recipe_on_package_shaped_files(tmp_path):
         "<p>This module provides a portable way of using operating system functionality.</p></body></html>",
         encoding="utf-8")
     rows = ["  1 This software and database is being provided to you",
-            '00001740 03 n 01 entity 0 003 ~ 00001930 n 0000 | that which is perceived to exist; "the entity was '
-            'large"  ']
+            ('00001740 03 n 01 entity 0 003 ~ 00001930 n 0000 | that which is perceived to exist; "the entity was '
+             'large"  ')]
     for part in ("noun", "verb", "adj", "adv"):
         (wordnet / f"data.{part}").write_text("\n".join(rows if part == "noun" else rows[:1]) + "\n", encoding="latin-1")
     counts = corpus.build_corpus(tmp_path / "out", doc, wordnet, heldout_per_10000=5000)

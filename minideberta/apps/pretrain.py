@@ -21,11 +21,13 @@ previous one is replaced only once the new one is complete, ``train.save_checkpo
 ``model.safetensors`` (all of ``pretrainer.params`` under their ``generator.``/``discriminator.``
 names), ``optimizer.safetensors`` (the AdamW moments), ``trainer_state.json`` (step, settings,
 the masking/sampling generator's state, the history). ``resume=True`` puts it all back, so a run
-stopped and resumed takes exactly the steps of one that was not. ``max_minutes`` stops the loop
+stopped and resumed takes exactly the steps of one that was not (resuming with other settings,
+e.g. a shorter ``steps`` to end the schedule sooner, warns and goes on with the new ones). ``max_minutes`` stops the loop
 cleanly (evaluation + checkpoint) when the time is up.
 """
 import json
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -129,11 +131,13 @@ def pretrain(pretrainer, train_chunks, eval_chunks, counts, *, steps, batch_size
             raise FileNotFoundError(f"--resume: no checkpoint to resume in {checkpoint}")
         state = load_checkpoint(checkpoint, JointCheckpoint(pretrainer), optimizer)
         changed = {k: (state["settings"].get(k), v) for k, v in settings.items() if state["settings"].get(k) != v}
-        if changed:
-            raise ValueError("resuming with other settings than the run's: " + ", ".join(
-                f"{k} {old} -> {new}" for k, (old, new) in changed.items()) + "; give the run's settings")
+        if changed:  # as train.train: allowed (e.g. a longer or shorter schedule), but said
+            warnings.warn("resuming with other settings than the run's (" + ", ".join(
+                f"{k}: {old} -> {new}" for k, (old, new) in changed.items()) + "): the run goes on, but not along "
+                "the trajectory it would have taken", stacklevel=2)
         pretrainer.compose()
         start, history, rng = state["step"], state["history"], generator_from_state(state["rng"])
+        history["settings"] = settings
         elapsed_before = history["train"]["seconds"][-1] if history["train"]["seconds"] else 0.0
         log(f"resumed from {checkpoint} at step {start}")
     eval_ids = eval_chunks[:eval_sequences]

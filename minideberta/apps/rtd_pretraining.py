@@ -61,7 +61,7 @@ def mask_tokens(input_ids, candidates, rng, mask_id, random_ids, rate=0.15):
         where = np.flatnonzero(candidates[row])
         if where.size == 0:
             continue
-        count = max(1, int(round(rate * where.size)))
+        count = max(1, round(rate * where.size))
         selected[row, rng.choice(where, size=count, replace=False)] = True
     u = rng.random(input_ids.shape)  # (B, N): one draw per token, used on the selected ones
     to_mask, to_random = selected & (u < 0.8), selected & (u >= 0.8) & (u < 0.9)
