@@ -17,7 +17,8 @@ from minideberta.apps.rtd_pretraining import Pretrainer
 
 SUBJECTS = ["the cat", "a dog", "the old man", "my sister", "the teacher", "a small bird", "the river", "our neighbour"]
 VERBS = ["sees", "likes", "follows", "paints", "watches", "finds", "carries", "remembers"]
-OBJECTS = ["the red ball", "a green apple", "the long road", "an open door", "the tall tree", "a quiet garden", "the moon"]
+OBJECTS = ["the red ball", "a green apple", "the long road", "an open door", "the tall tree", "a quiet garden",
+           "the moon"]
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +45,8 @@ def micro_pretrainer(tokenizer, sharing="gdes"):
 
 def test_vocabulary_has_deberta_special_ids_and_mask_after_the_pieces(micro):
     _, tokenizer, train, _ = micro
-    assert [tokenizer.pad_token_id, tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.unk_token_id] == [0, 1, 2, 3]
+    special = [tokenizer.pad_token_id, tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.unk_token_id]
+    assert special == [0, 1, 2, 3]
     assert tokenizer.mask_token_id == tokenizer.vocab_size == len(tokenizer) - 1 == 300
     assert (train[:, 0] == 1).all() and (train[:, -1] == 2).all() and not np.isin(train[:, 1:-1], [0, 1, 2, 3]).any()
 
@@ -168,7 +170,8 @@ def test_corpus_recipe_on_package_shaped_files(tmp_path):
             ('00001740 03 n 01 entity 0 003 ~ 00001930 n 0000 | that which is perceived to exist; "the entity was '
              'large"  ')]
     for part in ("noun", "verb", "adj", "adv"):
-        (wordnet / f"data.{part}").write_text("\n".join(rows if part == "noun" else rows[:1]) + "\n", encoding="latin-1")
+        text = "\n".join(rows if part == "noun" else rows[:1]) + "\n"
+        (wordnet / f"data.{part}").write_text(text, encoding="latin-1")
     counts = corpus.build_corpus(tmp_path / "out", doc, wordnet, heldout_per_10000=5000)
     lines = sorted((tmp_path / "out" / "train.txt").read_text().splitlines()
                    + (tmp_path / "out" / "heldout.txt").read_text().splitlines())

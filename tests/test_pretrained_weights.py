@@ -62,8 +62,9 @@ def test_rtd_is_stable_across_precision():
     np.testing.assert_allclose(probs[0], probs[1], rtol=0, atol=1e-5)
 
 
-@pytest.mark.parametrize(("command", "name", "text"), [("fill-mask", GENERATOR, TEXT), ("rtd", DISCRIMINATOR, CORRUPTED),
-                                                       ("fill-mask", DISCRIMINATOR, TEXT), ("tokens", DISCRIMINATOR, TEXT)])
+@pytest.mark.parametrize(("command", "name", "text"), [
+    ("fill-mask", GENERATOR, TEXT), ("rtd", DISCRIMINATOR, CORRUPTED), ("fill-mask", DISCRIMINATOR, TEXT),
+    ("tokens", DISCRIMINATOR, TEXT)])
 def test_commands_accept_the_bare_names(command, name, text, capsys):
     code = cli.main([command, name, text])
     out = capsys.readouterr()

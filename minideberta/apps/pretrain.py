@@ -22,7 +22,8 @@ previous one is replaced only once the new one is complete, ``train.save_checkpo
 names), ``optimizer.safetensors`` (the AdamW moments), ``trainer_state.json`` (step, settings,
 the masking/sampling generator's state, the history). ``resume=True`` puts it all back, so a run
 stopped and resumed takes exactly the steps of one that was not (resuming with other settings,
-e.g. a shorter ``steps`` to end the schedule sooner, warns and goes on with the new ones). ``max_minutes`` stops the loop
+e.g. a shorter ``steps`` to end the schedule sooner, warns and goes on with the new ones).
+``max_minutes`` stops the loop
 cleanly (evaluation + checkpoint) when the time is up.
 """
 import json

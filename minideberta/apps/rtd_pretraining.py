@@ -158,8 +158,9 @@ class Pretrainer:
 
     def step(self, input_ids, attention_mask, rng, masks=None, samples=None):
         """Losses and gradients of one pre-training step: ``(metrics, grads, drawn)``, grads named
-        as ``params``, drawn = (masked_ids, selected, samples, rtd labels, rtd logits). ``masks=(masked_ids, selected)`` and ``samples`` may be given (the tests feed
-        the same to a reference); otherwise they are drawn from ``rng``."""
+        as ``params``, drawn = (masked_ids, selected, samples, rtd labels, rtd logits).
+        ``masks=(masked_ids, selected)`` and ``samples`` may be given (the tests feed the same to a
+        reference); otherwise they are drawn from ``rng``."""
         input_ids, attention_mask = np.asarray(input_ids), np.asarray(attention_mask)
         if masks is None:
             masks = mask_tokens(input_ids, self.candidates(input_ids, attention_mask), rng, self.mask_id,
