@@ -103,7 +103,7 @@ def run_verify(folder, report):
 
 
 GENERATOR, DISCRIMINATOR = "minideberta-v3-tiny-generator", "minideberta-v3-tiny"
-FILL_MASK = ["The function returns a [MASK] of strings.", "This module provides functions for working with [MASK].",
+FILL_MASK = ["The function returns a [MASK] of strings.", "Raises a [MASK] if the key is not found.",
              "dog: a domesticated [MASK] of the genus Canis."]
 # (original, corrupted): one word swapped for a word that does not fit
 CORRUPTED = ("Return the number of items in the list.", "Return the number of bananas in the list.")
