@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..backend import to_device
+from ..backend import device_of, to_device
 from ..checkpoints import weights
 
 STATE_FILE = "trainer_state.json"
@@ -52,7 +52,7 @@ def load_checkpoint(folder, model, optimizer):
                                **{key: {name: moments[f"{key}.{name}"] for name in model.params}
                                   for key in ("exp_avg", "exp_avg_sq")}})
     for name, p in model.params.items():
-        p[...] = to_device(saved[name], model.device)
+        p[...] = to_device(saved[name], device_of(p))  # onto the device the parameter lives on
     return state
 
 

@@ -21,6 +21,7 @@ from ..checkpoints import hub
 from ..checks import check_integer
 
 from . import pipelines
+from .forwarded import COURSE, FORWARDED, run_forwarded
 from .show import SHOW
 from .errors import OneLineParser, UserError, reported, split_debug
 
@@ -46,9 +47,6 @@ TASKS = {
                '"it was raining." "she was hungry."'),
 }
 SUGGEST = {head: command for command, (head, _, _) in TASKS.items()}
-FORWARDED = {"train": "fine-tune a sequence classifier",  # train_cli.py parses its own options
-             "exercises": "classroom exercises: list, make a student copy, check"}  # exercises/cli.py
-COURSE = {"course": "execute the read-along notebooks and render them as HTML"}  # course_render.py parses its own
 VERIFY_EXAMPLE = "python -m minideberta verify microsoft/deberta-v3-xsmall --dtype float64"
 
 
@@ -248,23 +246,6 @@ def build_parser():
     tokens.add_argument("--vocab", default=None, help="the DeBERTa-v3 spm.model (default: the committed weights/deberta-v3-tokenizer/spm.model)")
     tokens.add_argument("--repeats", type=_positive, default=5)
     return parser
-
-
-def run_forwarded(name, argv):
-    """``train`` parses its own options (``train_cli.py``); ``--device`` is checked here."""
-    if name == "exercises":
-        from .exercises.cli import run
-
-        return run(argv)
-    device = OneLineParser(prog=f"minideberta {name}", add_help=False)
-    device.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
-    known, _ = device.parse_known_args(argv)
-    if known.device == "gpu":
-        backend.device_module()  # one line saying whether CuPy or the GPU is missing, before anything loads
-    from . import train_cli
-
-    code = train_cli.main(argv)  # train_cli reads --device itself
-    return 0 if code is None else code
 
 
 def main(argv=None):

@@ -4,7 +4,10 @@
    LayerNorm on the relative table) runs a padded batch;
 2. the hand-written backward of every parameter is checked against central differences;
 3. the model is saved as a checkpoint and read back, giving the same numbers;
-4. when torch and transformers are installed, ``verify`` compares that checkpoint with them.
+4. when torch and transformers are installed, ``verify`` compares that checkpoint with them;
+5. when the embedded pre-trained models are there (``weights/minideberta-v3-tiny``, pre-trained by
+   minideberta itself, see ``pretrain.py``), fill-mask with the generator on a few sentences and
+   replaced-token detection with the discriminator on a corrupted sentence.
 Exit code 0 when every check passes.
 """
 import tempfile
@@ -81,6 +84,7 @@ def main(report=print):
         report(f"3. checkpoint: config.json + model.safetensors written and read back: logits "
                f"{'identical PASS' if same else 'DIFFERENT FAIL'}")
         verified = run_verify(folder, report)
+    show_pretrained(report)
     ok = grads_ok and same and verified is not False
     report("demo: OK" if ok else "demo: FAILED")
     return 0 if ok else 1
@@ -96,3 +100,32 @@ def run_verify(folder, report):
         return None
     report("4. reference: the checkpoint in minideberta and in transformers, layer by layer:")
     return verify.main(folder, np.float64, report=lambda line: report("   " + line)) == 0
+
+
+GENERATOR, DISCRIMINATOR = "minideberta-v3-tiny-generator", "minideberta-v3-tiny"
+FILL_MASK = ["The function returns a [MASK] of strings.", "Raises a [MASK] if the key is not found.",
+             "dog: a domesticated [MASK] of the genus Canis."]
+# (original, corrupted): one word swapped for a word that does not fit
+CORRUPTED = ("Return the number of items in the list.", "Return the number of bananas in the list.")
+
+
+def show_pretrained(report, top_k=3):
+    """Section 5: the embedded pre-trained models on real text, when they are in weights/."""
+    from ..checkpoints import hub
+    from . import pipelines
+
+    if hub.embedded_folder(GENERATOR) is None or hub.embedded_folder(DISCRIMINATOR) is None:
+        report(f"5. pre-trained: weights/{GENERATOR} and weights/{DISCRIMINATOR} are not there, skipped")
+        return
+    model, tokenizer = hub.load_model(GENERATOR, "masked-lm")
+    report(f"5. pre-trained: fill-mask with {GENERATOR} ({model.num_parameters():,} parameters, pre-trained by "
+           f"minideberta on the Python docs and WordNet), top {top_k}:")
+    for text in FILL_MASK:
+        guesses = pipelines.fill_mask(model, tokenizer, text, top_k=top_k)["masks"][0]["predictions"]
+        report(f"   {text}\n      " + ", ".join(f"{g['token_str']!r} {g['score']:.2f}" for g in guesses))
+    model, tokenizer = hub.load_model(DISCRIMINATOR, "replaced-token-detection")
+    report(f"   replaced-token detection with {DISCRIMINATOR}: p(replaced) per token")
+    for text in CORRUPTED:
+        tokens = pipelines.replaced_tokens(model, tokenizer, text)
+        report(f"   {text}\n      " + " ".join(f"{t['token'].replace(chr(9601), '')}:{t['probability']:.2f}"
+                                                for t in tokens))

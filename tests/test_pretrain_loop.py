@@ -1,0 +1,185 @@
+"""The pre-training loop, its evaluation, the corpus recipe and the commands, on a micro corpus.
+
+The corpus is written by the test (a tiny grammar), its vocabulary trained by the test with
+sentencepiece, the models are a few thousand parameters: every test runs in seconds.
+"""
+import json
+
+import numpy as np
+import pytest
+
+from minideberta import DebertaV2Tokenizer
+from minideberta.apps import cli, corpus
+from minideberta.apps.pretrain import pack, pretrain, tokenize_file
+from minideberta.apps.pretrain_cli import build_models, export, load_pair, model_configs
+from minideberta.apps.pretrain_eval import evaluate, roc_auc, token_counts
+from minideberta.apps.rtd_pretraining import Pretrainer
+
+SUBJECTS = ["the cat", "a dog", "the old man", "my sister", "the teacher", "a small bird", "the river", "our neighbour"]
+VERBS = ["sees", "likes", "follows", "paints", "watches", "finds", "carries", "remembers"]
+OBJECTS = ["the red ball", "a green apple", "the long road", "an open door", "the tall tree", "a quiet garden",
+           "the moon"]
+
+
+@pytest.fixture(scope="module")
+def micro(tmp_path_factory):
+    """(folder, tokenizer, train chunks, held-out chunks): a grammar corpus and its own vocabulary."""
+    folder = tmp_path_factory.mktemp("micro")
+    rng = np.random.default_rng(0)
+    lines = [f"{SUBJECTS[rng.integers(8)].capitalize()} {VERBS[rng.integers(8)]} {OBJECTS[rng.integers(7)]}."
+             for _ in range(500)]
+    (folder / "train.txt").write_text("\n".join(lines[:450]) + "\n", encoding="utf-8")
+    (folder / "heldout.txt").write_text("\n".join(lines[450:]) + "\n", encoding="utf-8")
+    corpus.train_vocabulary(folder / "train.txt", folder / "spm", vocab_size=300)
+    tokenizer = DebertaV2Tokenizer(folder / "spm.model")
+    return folder, tokenizer, tokenize_file(tokenizer, folder / "train.txt", 32), \
+        tokenize_file(tokenizer, folder / "heldout.txt", 32)
+
+
+def micro_pretrainer(tokenizer, sharing="gdes"):
+    g, d = model_configs(len(tokenizer), hidden_size=32, layers=2, heads=2, intermediate_size=64, position_buckets=8,
+                         max_position_embeddings=32)
+    generator, discriminator = build_models(g, d, seed=0)
+    return Pretrainer(generator, discriminator, sharing, special_ids=(0, 1, 2, 3), mask_id=tokenizer.mask_token_id)
+
+
+def test_vocabulary_has_deberta_special_ids_and_mask_after_the_pieces(micro):
+    _, tokenizer, train, _ = micro
+    special = [tokenizer.pad_token_id, tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.unk_token_id]
+    assert special == [0, 1, 2, 3]
+    assert tokenizer.mask_token_id == tokenizer.vocab_size == len(tokenizer) - 1 == 300
+    assert (train[:, 0] == 1).all() and (train[:, -1] == 2).all() and not np.isin(train[:, 1:-1], [0, 1, 2, 3]).any()
+
+
+def test_pack_frames_and_drops_the_tail():
+    rows = pack([[5, 6, 7], [8, 9], [10]], 5, cls_id=1, sep_id=2)
+    np.testing.assert_array_equal(rows, [[1, 5, 6, 7, 2], [1, 8, 9, 10, 2]])
+    with pytest.raises(ValueError, match="fewer than one sequence"):
+        pack([[5]], 5, 1, 2)
+
+
+@pytest.mark.parametrize("sharing", ["gdes", "es", "nes"])
+def test_micro_pretraining_lowers_both_losses(micro, sharing):
+    _, tokenizer, train, heldout = micro
+    pt = micro_pretrainer(tokenizer, sharing)
+    history = pretrain(pt, train, heldout, token_counts(train, len(tokenizer)), steps=40, batch_size=8, lr=3e-3,
+                       warmup_steps=4, eval_every=0, progress=False, log=lambda _: None)
+    mlm, rtd = np.array(history["train"]["mlm_loss"]), np.array(history["train"]["rtd_loss"])
+    assert mlm[-5:].mean() < mlm[:5].mean() - 1.0, mlm
+    assert rtd[-5:].mean() < rtd[:5].mean() - 0.05, rtd
+
+
+def test_resume_gives_the_same_trajectory(micro, tmp_path):
+    _, tokenizer, train, heldout = micro
+    counts = token_counts(train, len(tokenizer))
+    settings = dict(steps=6, batch_size=4, lr=3e-3, warmup_steps=2, eval_every=3, eval_sequences=4, progress=False,
+                    log=lambda _: None)
+    straight = micro_pretrainer(tokenizer)
+    full = pretrain(straight, train, heldout, counts, **settings)
+    stopped = micro_pretrainer(tokenizer)
+    first = pretrain(stopped, train, heldout, counts, output=tmp_path, max_minutes=0, **settings)  # stops at step 1
+    assert first["train"]["step"] == [1] and (tmp_path / "checkpoint" / "trainer_state.json").is_file()
+    assert (tmp_path / "loss_curves.png").stat().st_size > 1000
+    resumed = micro_pretrainer(tokenizer)
+    rest = pretrain(resumed, train, heldout, counts, output=tmp_path, resume=True, **settings)
+    assert rest["train"]["loss"] == full["train"]["loss"]
+    assert rest["eval"]["step"][1:] == full["eval"]["step"] and rest["eval"]["rtd_auc"][1:] == full["eval"]["rtd_auc"]
+    for name, value in straight.params.items():
+        np.testing.assert_array_equal(resumed.params[name], value, err_msg=name)
+    np.testing.assert_array_equal(resumed.discriminator_embeddings(), straight.discriminator_embeddings())
+    with pytest.warns(UserWarning, match="other settings"):
+        pretrain(micro_pretrainer(tokenizer), train, heldout, counts, output=tmp_path, resume=True,
+                 **{**settings, "lr": 1e-3})
+
+
+def test_roc_auc_is_the_pairwise_probability():
+    rng = np.random.default_rng(0)
+    scores, labels = rng.normal(size=300).round(1), rng.random(300) < 0.3  # rounding makes ties
+    pos, neg = scores[labels], scores[~labels]
+    pairwise = ((pos[:, None] > neg[None]).sum() + 0.5 * (pos[:, None] == neg[None]).sum()) / (len(pos) * len(neg))
+    assert abs(roc_auc(scores, labels) - pairwise) < 1e-12
+    assert roc_auc([0.1, 0.9], [0, 1]) == 1.0 and np.isnan(roc_auc([1.0, 2.0], [1, 1]))
+
+
+def test_evaluate_counts_and_baseline(micro):
+    _, tokenizer, train, heldout = micro
+    pt = micro_pretrainer(tokenizer)
+    counts = token_counts(train, len(tokenizer))
+    results = evaluate(pt.generator, pt.discriminator, heldout, counts, [0, 1, 2, 3], tokenizer.mask_token_id)
+    again = evaluate(pt.generator, pt.discriminator, heldout, counts, [0, 1, 2, 3], tokenizer.mask_token_id)
+    assert results == again  # seeded masking and sampling
+    assert results["masked_tokens"] == sum(round(0.15 * 30) for _ in heldout)
+    # the baseline by hand: the most frequent non-special id of the training chunks
+    counts_plain = counts.copy()
+    counts_plain[[0, 1, 2, 3, tokenizer.mask_token_id]] = -1
+    assert 0 < results["unigram_top1"] <= results["unigram_top5"] < 1
+    share = (heldout[:, 1:-1] == counts_plain.argmax()).mean()
+    assert abs(results["unigram_top1"] - share) < 0.1  # masked positions are a sample of the tokens
+    assert 0 <= results["rtd_auc"] <= 1 and 0.05 < results["replaced_share"] < 0.2
+
+
+def test_export_then_load_gives_the_same_numbers(micro, tmp_path):
+    _, tokenizer, train, heldout = micro
+    pt = micro_pretrainer(tokenizer)
+    pretrain(pt, train, heldout, token_counts(train, len(tokenizer)), steps=3, batch_size=4, eval_every=0,
+             progress=False, log=lambda _: None)
+    folders = export(pt, tokenizer, tmp_path, name="tiny", dtype=np.float32)
+    generator, discriminator = load_pair(folders["discriminator"], folders["-generator"])
+    assert generator.resolve_emd(None)  # Microsoft's head and the position table: decodes with EMD
+    np.testing.assert_array_equal(discriminator.params["deberta.embeddings.word_embeddings.weight"],
+                                  pt.discriminator_embeddings())
+    ids = heldout[:2]
+    np.testing.assert_allclose(discriminator(ids).logits, pt.discriminator(ids).logits, rtol=0, atol=1e-6)
+    assert DebertaV2Tokenizer.from_pretrained(folders["discriminator"]).mask_token_id == tokenizer.mask_token_id
+
+
+def test_commands_pretrain_export_and_evaluate(micro, tmp_path, capsys):
+    folder = micro[0]
+    code = cli.main(["pretrain", "--corpus", str(folder / "train.txt"), "--output", str(tmp_path / "run"),
+                     "--steps", "2", "--batch-size", "2", "--seq-len", "32", "--hidden-size", "16", "--layers", "2",
+                     "--heads", "2", "--position-buckets", "8", "--eval-every", "2", "--eval-sequences", "2",
+                     "--export", str(tmp_path / "weights"), "--no-progress"])
+    assert code == 0
+    assert json.loads((tmp_path / "run" / "history.json").read_text())["train"]["step"] == [1, 2]
+    assert cli.main(["pretrain-export", str(tmp_path / "run"), "--to", str(tmp_path / "again"), "--vocab",
+                     str(folder / "spm.model")]) == 0
+    for name in ("minideberta-v3-tiny", "minideberta-v3-tiny-generator"):  # the last checkpoint is the end state
+        for file in ("model.safetensors", "config.json", "spm.model"):
+            assert (tmp_path / "again" / name / file).read_bytes() == (tmp_path / "weights" / name / file).read_bytes()
+    capsys.readouterr()
+    code = cli.main(["pretrain-eval", str(tmp_path / "weights" / "minideberta-v3-tiny"),
+                     str(tmp_path / "weights" / "minideberta-v3-tiny-generator"), "--corpus",
+                     str(folder / "train.txt"), "--heldout", str(folder / "heldout.txt"), "--seq-len", "32"])
+    assert code == 0
+    assert {"mlm_top1", "unigram_top1", "rtd_auc"} <= set(json.loads(capsys.readouterr().out))
+    assert cli.main(["pretrain", "--corpus", str(tmp_path / "nope.txt"), "--output", str(tmp_path)]) == 2
+    assert "error: --corpus" in capsys.readouterr().err
+
+
+def test_corpus_recipe_on_package_shaped_files(tmp_path):
+    doc, wordnet = tmp_path / "html", tmp_path / "wordnet"
+    (doc / "library").mkdir(parents=True)
+    wordnet.mkdir()
+    (doc / "library" / "os.html").write_text(
+        "<html><head><title>os</title></head><body><p>This module provides a portable way of using "
+        "operating system functionality. It is <code>os</code> for short.</p><pre>import os\nos.getcwd()</pre>"
+        "<li>Short.</li><dd>Return the current working directory as a string.</dd>"
+        "<p>This module provides a portable way of using operating system functionality.</p></body></html>",
+        encoding="utf-8")
+    rows = ["  1 This software and database is being provided to you",
+            ('00001740 03 n 01 entity 0 003 ~ 00001930 n 0000 | that which is perceived to exist; "the entity was '
+             'large"  ')]
+    for part in ("noun", "verb", "adj", "adv"):
+        text = "\n".join(rows if part == "noun" else rows[:1]) + "\n"
+        (wordnet / f"data.{part}").write_text(text, encoding="latin-1")
+    counts = corpus.build_corpus(tmp_path / "out", doc, wordnet, heldout_per_10000=5000)
+    lines = sorted((tmp_path / "out" / "train.txt").read_text().splitlines()
+                   + (tmp_path / "out" / "heldout.txt").read_text().splitlines())
+    assert lines == sorted(["This module provides a portable way of using operating system functionality.",
+                            "It is os for short.", "Return the current working directory as a string.",
+                            "entity: that which is perceived to exist.", "The entity was large."])
+    assert counts["duplicates"] == 1 and counts["train"] + counts["heldout"] == 5
+    heldout = (tmp_path / "out" / "heldout.txt").read_text().splitlines()
+    assert all(corpus.is_heldout(s, 5000) for s in heldout)
+    with pytest.raises(FileNotFoundError, match="python3-doc"):
+        corpus.build_corpus(tmp_path / "x", tmp_path / "missing", wordnet)
