@@ -20,12 +20,23 @@ and writing weights), ``apps/`` (the command line and what it runs). README.md h
 from .config import DebertaV2Config
 from .masked_lm import DebertaV2ForMaskedLM
 from .model import DebertaV2Model, DebertaV2PreTrainedModel, ModelOutput, no_grad
+from .tasks import (
+                    DebertaV2ForMultipleChoice,
+                    DebertaV2ForQuestionAnswering,
+                    DebertaV2ForReplacedTokenDetection,
+                    DebertaV2ForSequenceClassification,
+                    DebertaV2ForTokenClassification,
+)
+from .tf_classes import (
+                    TFDebertaV2ForMaskedLM,
+                    TFDebertaV2ForMultipleChoice,
+                    TFDebertaV2ForQuestionAnswering,
+                    TFDebertaV2ForSequenceClassification,
+                    TFDebertaV2ForTokenClassification,
+                    TFDebertaV2Model,
+                    TFDebertaV2PreTrainedModel,
+)
 from .tokenizer.deberta_tokenizer import DebertaV2Tokenizer, DebertaV2TokenizerFast
-from .tasks import (DebertaV2ForMultipleChoice, DebertaV2ForQuestionAnswering, DebertaV2ForReplacedTokenDetection,
-                    DebertaV2ForSequenceClassification, DebertaV2ForTokenClassification)
-from .tf_classes import (TFDebertaV2ForMaskedLM, TFDebertaV2ForMultipleChoice, TFDebertaV2ForQuestionAnswering,
-                         TFDebertaV2ForSequenceClassification, TFDebertaV2ForTokenClassification, TFDebertaV2Model,
-                         TFDebertaV2PreTrainedModel)
 
 __all__ = [
     "DebertaV2Config", "DebertaV2Tokenizer", "DebertaV2TokenizerFast", "DebertaV2Model", "DebertaV2PreTrainedModel", "DebertaV2ForMaskedLM",

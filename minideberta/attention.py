@@ -31,7 +31,18 @@ import math
 from typing import NamedTuple
 
 from .backend import get_xp
-from .ops import DropoutCache, LinearCache, SoftmaxCache, dropout_backward, dropout_forward, linear_backward, linear_forward, masked_softmax_backward, masked_softmax_forward, scatter_add_rows
+from .ops import (
+    DropoutCache,
+    LinearCache,
+    SoftmaxCache,
+    dropout_backward,
+    dropout_forward,
+    linear_backward,
+    linear_forward,
+    masked_softmax_backward,
+    masked_softmax_forward,
+    scatter_add_rows,
+)
 from .params import add_grads, prefixed, subtree
 from .relative_position import rel_to_abs
 

@@ -10,7 +10,16 @@ through relative attention, and absolute positions only in the Enhanced Mask Dec
 """
 from typing import NamedTuple
 
-from .ops import dropout_backward, dropout_forward, embedding_backward, embedding_forward, layer_norm_backward, layer_norm_forward, linear_backward, linear_forward
+from .ops import (
+    dropout_backward,
+    dropout_forward,
+    embedding_backward,
+    embedding_forward,
+    layer_norm_backward,
+    layer_norm_forward,
+    linear_backward,
+    linear_forward,
+)
 from .params import prefixed, subtree
 
 

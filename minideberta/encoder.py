@@ -13,7 +13,18 @@ from typing import NamedTuple
 
 from . import attention, ngie
 from .backend import get_xp
-from .ops import LayerNormCache, LinearCache, activation_backward, activation_forward, dropout_backward, dropout_forward, layer_norm_backward, layer_norm_forward, linear_backward, linear_forward
+from .ops import (
+    LayerNormCache,
+    LinearCache,
+    activation_backward,
+    activation_forward,
+    dropout_backward,
+    dropout_forward,
+    layer_norm_backward,
+    layer_norm_forward,
+    linear_backward,
+    linear_forward,
+)
 from .params import add_grads, prefixed, subtree
 from .relative_position import relative_index_tables
 

@@ -15,7 +15,16 @@
 from typing import NamedTuple
 
 from .backend import get_xp
-from .ops import activation_backward, activation_forward, dropout_backward, dropout_forward, layer_norm_backward, layer_norm_forward, linear_backward, linear_forward
+from .ops import (
+    activation_backward,
+    activation_forward,
+    dropout_backward,
+    dropout_forward,
+    layer_norm_backward,
+    layer_norm_forward,
+    linear_backward,
+    linear_forward,
+)
 from .params import prefixed, subtree
 
 

@@ -24,6 +24,7 @@ from .inputs import prepare_inputs
 from .outputs import Gradients, ModelOutput, grad_enabled, no_grad  # noqa: F401  (no_grad: also imported from here)
 from .params import add_grads, backbone_shapes, init_params, prefixed, subtree
 
+
 class BackboneCache(NamedTuple):
     embeddings: object  # embeddings.EmbeddingsCache
     encoder: object  # encoder.EncoderCache

@@ -13,7 +13,14 @@ as in torch.nn.Conv1d, with ``(K-1)/2`` zeros of padding on each side so the len
 from typing import NamedTuple
 
 from .backend import get_xp
-from .ops import activation_backward, activation_forward, dropout_backward, dropout_forward, layer_norm_backward, layer_norm_forward
+from .ops import (
+    activation_backward,
+    activation_forward,
+    dropout_backward,
+    dropout_forward,
+    layer_norm_backward,
+    layer_norm_forward,
+)
 from .params import prefixed, subtree
 
 

@@ -9,7 +9,6 @@ what its backward needs.
 import contextlib
 import threading
 
-
 # ---- the gradient switch: whether a forward keeps what its backward needs ----
 # As torch's grad mode: on by default; ``no_grad()`` turns it off for a block. It belongs to the
 # thread that set it (a second thread starts with it on), and nothing else in the package changes it.

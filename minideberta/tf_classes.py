@@ -10,8 +10,12 @@ and ``save_pretrained`` writes ``model.safetensors``, not an ``.h5``.
 """
 from .masked_lm import DebertaV2ForMaskedLM
 from .model import DebertaV2Model, DebertaV2PreTrainedModel
-from .tasks import (DebertaV2ForMultipleChoice, DebertaV2ForQuestionAnswering, DebertaV2ForSequenceClassification,
-                    DebertaV2ForTokenClassification)
+from .tasks import (
+    DebertaV2ForMultipleChoice,
+    DebertaV2ForQuestionAnswering,
+    DebertaV2ForSequenceClassification,
+    DebertaV2ForTokenClassification,
+)
 
 
 class TFDebertaV2PreTrainedModel(DebertaV2PreTrainedModel):

@@ -59,7 +59,7 @@ assert tokens[0] == "[CLS]" and tokens[-1] == "[SEP]" and ids[0, at] == tokenize
 
 out = model(**enc, output_hidden_states=True, output_attentions=True)
 shapes = {"input_ids": ids.shape, "hidden_states[0] (embeddings)": out.hidden_states[0].shape,
-          **{f"hidden_states[{l}] (layer {l})": h.shape for l, h in enumerate(out.hidden_states) if l},
+          **{f"hidden_states[{i}] (layer {i})": h.shape for i, h in enumerate(out.hidden_states) if i},
           "attentions[l]": out.attentions[0].shape, "logits": out.logits.shape}
 for name, shape in shapes.items():
     print(f"{name:32s} {shape}")

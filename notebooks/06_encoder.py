@@ -140,8 +140,7 @@ for i in range(L):
     a, _ = layer_by_hand(lp, x)
     ctx, _ = attention.forward(subtree(lp, "attention.self"), x, pair_mask, config, table, rel_rows)
     attn_out, _ = linear_forward(subtree(lp, "attention.output.dense"), ctx)
-    norm = lambda t: np.linalg.norm(t[real], axis=-1).mean()
-    rows.append((norm(x), norm(attn_out), norm(x + attn_out), norm(a)))
+    rows.append(tuple(np.linalg.norm(t[real], axis=-1).mean() for t in (x, attn_out, x + attn_out, a)))
 rows = np.array(rows)
 
 fig, ax = plt.subplots(figsize=(7, 3.2))

@@ -10,9 +10,15 @@ from pathlib import Path
 
 import numpy as np
 
-from minideberta import (DebertaV2Config, DebertaV2ForMaskedLM, DebertaV2ForMultipleChoice,
-                         DebertaV2ForQuestionAnswering, DebertaV2ForReplacedTokenDetection,
-                         DebertaV2ForSequenceClassification, DebertaV2ForTokenClassification)
+from minideberta import (
+    DebertaV2Config,
+    DebertaV2ForMaskedLM,
+    DebertaV2ForMultipleChoice,
+    DebertaV2ForQuestionAnswering,
+    DebertaV2ForReplacedTokenDetection,
+    DebertaV2ForSequenceClassification,
+    DebertaV2ForTokenClassification,
+)
 from minideberta.masked_lm import POSITIONS
 
 VOCAB = Path(__file__).resolve().parents[1] / "weights" / "deberta-v3-tokenizer" / "spm.model"

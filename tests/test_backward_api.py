@@ -20,6 +20,7 @@ import torch
 import minideberta
 from minideberta import DebertaV2Config, no_grad
 from minideberta.gradcheck import EXPECTED_ERROR, numerical_gradient, rel_error
+
 from reference import hf_model, md_model_from_hf, numpy, official_path, ragged_batch, scaled_config
 
 VOCAB, B, N, CHOICES = 40, 2, 10, 3

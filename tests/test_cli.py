@@ -10,6 +10,7 @@ import pytest
 
 from minideberta.apps.cli import main
 from minideberta.checkpoints.hub import load_model
+
 from checkpoints import CONTEXT, NLI
 from task_reference import best_span, bio_entities, mask_probabilities
 
@@ -172,8 +173,7 @@ def test_python_dash_m_help():
 
 # ---- the commands other modules implement ----
 def test_bench_passes_its_options_on(capsys, monkeypatch):
-    from minideberta.apps import bench
-    from minideberta.apps import bench_tokenizer
+    from minideberta.apps import bench, bench_tokenizer
 
     calls = {}
     monkeypatch.setattr(bench, "run", lambda **kw: calls.setdefault("model", kw) and [{"model": "v3-xsmall"}])

@@ -13,6 +13,7 @@ import transformers
 from transformers.models.deberta_v2 import modeling_deberta_v2
 
 from minideberta import DebertaV2Config
+
 from reference import CONFIGS, official_path
 
 OFFICIAL_FILES = sorted(CONFIGS.glob("*.json"))

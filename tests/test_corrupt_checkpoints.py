@@ -17,9 +17,21 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from corruption import (CONFIG, EXAMPLES, assert_contract, byte_edits, damaged, json_values, load_and_run,
-                        safetensors_bytes, safetensors_parts, tiny_model, write_config)
 from minideberta.checkpoints.weights import load_state_dict
+
+from corruption import (
+    CONFIG,
+    EXAMPLES,
+    assert_contract,
+    byte_edits,
+    damaged,
+    json_values,
+    load_and_run,
+    safetensors_bytes,
+    safetensors_parts,
+    tiny_model,
+    write_config,
+)
 
 TF_FIXTURE = Path(__file__).resolve().parent / "fixtures" / "tf" / "v3tiny-seqcls"
 

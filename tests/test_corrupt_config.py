@@ -14,8 +14,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from corruption import CONFIG, EXAMPLES, assert_contract, byte_edits, damaged, json_values, load_and_run, tiny_model
 from minideberta import DebertaV2Config
+
+from corruption import CONFIG, EXAMPLES, assert_contract, byte_edits, damaged, json_values, load_and_run, tiny_model
 
 KEYS = sorted(set(CONFIG) | {"num_labels", "cls_dropout", "embedding_size", "attention_head_size", "conv_kernel_size",
                              "conv_groups", "conv_act", "pooler_hidden_size", "pooler_dropout", "pooler_hidden_act",

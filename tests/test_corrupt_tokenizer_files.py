@@ -14,9 +14,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sentencepiece import sentencepiece_model_pb2
 
-from corruption import EXAMPLES, assert_contract, byte_edits, damaged, json_values
 from minideberta import DebertaV2Tokenizer
 from minideberta.tokenizer.unigram import Unigram
+
+from corruption import EXAMPLES, assert_contract, byte_edits, damaged, json_values
 
 TEXT = "Hello the world, ﬁne café 東京 [MASK] ok"
 WORDS = ["▁", "▁the", "▁a", "e", "t", "h", "a", "s", "▁is", "n", "o", "▁hello", "l", "r"]

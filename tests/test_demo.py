@@ -2,10 +2,7 @@
 import numpy as np
 
 from minideberta import ops
-
-from minideberta.apps import demo
-
-from minideberta.apps import verify
+from minideberta.apps import demo, verify
 
 
 def test_demo_passes(monkeypatch):

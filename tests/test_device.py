@@ -10,14 +10,23 @@ device errors say what is missing. What this cannot prove (speed, CuPy's own ker
 import numpy as np
 import pytest
 
-import fakecupy
-from minideberta import (DebertaV2Config, DebertaV2ForMaskedLM, DebertaV2ForMultipleChoice,
-                         DebertaV2ForQuestionAnswering, DebertaV2ForReplacedTokenDetection,
-                         DebertaV2ForSequenceClassification, DebertaV2ForTokenClassification, DebertaV2Model)
-from minideberta import backend, ops
+from minideberta import (
+    DebertaV2Config,
+    DebertaV2ForMaskedLM,
+    DebertaV2ForMultipleChoice,
+    DebertaV2ForQuestionAnswering,
+    DebertaV2ForReplacedTokenDetection,
+    DebertaV2ForSequenceClassification,
+    DebertaV2ForTokenClassification,
+    DebertaV2Model,
+    backend,
+    ops,
+)
 from minideberta.apps.train import train
 from minideberta.masked_lm import POSITIONS
 from minideberta.optim import AdamW, check_finite, clip_grad_norm
+
+import fakecupy
 
 V3 = dict(vocab_size=300, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
           max_position_embeddings=64, relative_attention=True, position_buckets=8, max_relative_positions=-1,

@@ -18,9 +18,13 @@ Proves:
 import numpy as np
 import pytest
 
-from minideberta import (DebertaV2Config, DebertaV2ForMaskedLM, DebertaV2ForSequenceClassification,
-                         DebertaV2Model)
-from minideberta import losses
+from minideberta import (
+    DebertaV2Config,
+    DebertaV2ForMaskedLM,
+    DebertaV2ForSequenceClassification,
+    DebertaV2Model,
+    losses,
+)
 from minideberta.model import no_grad
 
 # microsoft/deberta-v3-xsmall's layout, scaled down: shared keys, log buckets (8: distances past 4

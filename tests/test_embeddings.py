@@ -13,8 +13,17 @@ import torch
 
 from minideberta import embeddings
 from minideberta.params import subtree
-from reference import (assert_close, hf_model, md_config, numpy, official_path, ragged_batch, scaled_config,
-                       to_numpy_state)
+
+from reference import (
+    assert_close,
+    hf_model,
+    md_config,
+    numpy,
+    official_path,
+    ragged_batch,
+    scaled_config,
+    to_numpy_state,
+)
 
 CASES = {
     "v3": {},

@@ -16,8 +16,19 @@ import torch
 from minideberta import encoder
 from minideberta.params import subtree
 from minideberta.relative_position import relative_index_tables
-from reference import (assert_close, hf_model, md_config, numpy, official_path, ragged_batch, real_query_rows,
-                       real_rows, scaled_config, to_numpy_state)
+
+from reference import (
+    assert_close,
+    hf_model,
+    md_config,
+    numpy,
+    official_path,
+    ragged_batch,
+    real_query_rows,
+    real_rows,
+    scaled_config,
+    to_numpy_state,
+)
 
 TOL = 1e-10
 CASES = {

@@ -28,10 +28,21 @@ import torch
 import torch.nn.functional as F
 
 import minideberta
-from minideberta.masked_lm import POSITIONS
 from minideberta.apps.verify import rebuilt_emd_logits, rebuilt_rtd_logits
-from reference import (HEADS, labels_for, head_inputs, hf_model, md_config, md_model_from_hf, numpy, official_path, scaled_config,
-                       to_numpy_state)
+from minideberta.masked_lm import POSITIONS
+
+from reference import (
+    HEADS,
+    head_inputs,
+    hf_model,
+    labels_for,
+    md_config,
+    md_model_from_hf,
+    numpy,
+    official_path,
+    scaled_config,
+    to_numpy_state,
+)
 
 # Gradients: float64 on both sides, so they agree to round-off (measured: ~1e-13 relative).
 GRAD_TOL = 1e-8

@@ -35,9 +35,8 @@ from hypothesis import strategies as st
 from minideberta import attention, embeddings, emd, encoder, heads, losses, ngie, ops
 from minideberta.config import DebertaV2Config
 from minideberta.gradcheck import EXPECTED_ERROR, check_backward, numerical_gradient
-from minideberta.params import backbone_shapes
 from minideberta.ops import ACTIVATION_FUNCTIONS
-from minideberta.params import subtree
+from minideberta.params import backbone_shapes, subtree
 from minideberta.relative_position import relative_index_tables
 
 STD = 0.4  # weight scale: gradients well above round-off (see minideberta/demo.py)

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from minideberta import (DebertaV2ForMaskedLM, DebertaV2ForQuestionAnswering, DebertaV2ForSequenceClassification,
-                         heads)
+from minideberta import DebertaV2ForMaskedLM, DebertaV2ForQuestionAnswering, DebertaV2ForSequenceClassification, heads
 from minideberta.params import subtree
+
 from reference import assert_close, hf_model, md_config, numpy, official_path, scaled_config, to_numpy_state
 
 rng = np.random.default_rng(0)

@@ -4,16 +4,22 @@ import json
 import shutil
 import sys
 
+import huggingface_hub
 import numpy as np
 import pytest
+from huggingface_hub import constants, errors
 
 from minideberta import DebertaV2Config, DebertaV2ForSequenceClassification
-from minideberta.checkpoints.hub import (MissingHeadError, checkpoint_heads, checkpoint_shapes, heads_from_shapes, load_model,
-                             resolve_model)
-from checkpoints import CONFIG
+from minideberta.checkpoints.hub import (
+    MissingHeadError,
+    checkpoint_heads,
+    checkpoint_shapes,
+    heads_from_shapes,
+    load_model,
+    resolve_model,
+)
 
-import huggingface_hub
-from huggingface_hub import constants, errors
+from checkpoints import CONFIG
 
 
 @pytest.fixture(autouse=True)

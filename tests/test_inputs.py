@@ -14,6 +14,7 @@ import pytest
 from safetensors.numpy import save_file
 
 import minideberta
+
 from reference import md_config, official_path, scaled_config
 
 

@@ -10,8 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from minideberta.losses import (bce_with_logits_forward, cross_entropy_forward, mse_forward,
-                                soft_cross_entropy_forward)
+from minideberta.losses import bce_with_logits_forward, cross_entropy_forward, mse_forward, soft_cross_entropy_forward
 
 rng = np.random.default_rng(0)
 t = torch.from_numpy

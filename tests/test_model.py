@@ -21,9 +21,23 @@ import transformers
 from safetensors.numpy import save_file
 
 import minideberta
-from reference import (HEADS, OFFICIAL, assert_head_outputs, head_inputs, hf_config, hf_forward, hf_model, md_config,
-                       md_model_from_hf, official_path, ragged_batch, scaled_config,
-                       to_numpy_state, with_overrides)
+
+from reference import (
+    HEADS,
+    OFFICIAL,
+    assert_head_outputs,
+    head_inputs,
+    hf_config,
+    hf_forward,
+    hf_model,
+    md_config,
+    md_model_from_hf,
+    official_path,
+    ragged_batch,
+    scaled_config,
+    to_numpy_state,
+    with_overrides,
+)
 
 # The official architectures, and a fine-tuned file whose labels come from id2label.
 FULL_SIZE = [*OFFICIAL, "MoritzLaurer__DeBERTa-v3-base-mnli.json"]

@@ -14,8 +14,17 @@ import torch.nn.functional as F
 
 from minideberta import ngie
 from minideberta.params import subtree
-from reference import (assert_close, hf_model, md_config, numpy, official_path, ragged_batch, scaled_config,
-                       to_numpy_state)
+
+from reference import (
+    assert_close,
+    hf_model,
+    md_config,
+    numpy,
+    official_path,
+    ragged_batch,
+    scaled_config,
+    to_numpy_state,
+)
 
 
 @pytest.mark.parametrize("kernel", [1, 3, 5, 7])

@@ -13,8 +13,14 @@ import torch
 import torch.nn.functional as F
 from transformers.activations import ACT2FN
 
-from minideberta.ops import (activation_forward, dropout_forward, embedding_forward, layer_norm_forward,
-                             linear_forward, masked_softmax_forward)
+from minideberta.ops import (
+    activation_forward,
+    dropout_forward,
+    embedding_forward,
+    layer_norm_forward,
+    linear_forward,
+    masked_softmax_forward,
+)
 
 rng = np.random.default_rng(0)
 t = torch.from_numpy

@@ -14,8 +14,7 @@ import pytest
 import torch
 import transformers
 
-from minideberta.optim import (AdamW, LinearWarmupSchedule, check_finite, clip_grad_norm, global_norm,
-                               no_decay_default)
+from minideberta.optim import AdamW, LinearWarmupSchedule, check_finite, clip_grad_norm, global_norm, no_decay_default
 
 SHAPES = {"layer.dense.weight": (5, 4), "layer.dense.bias": (5,), "layer.LayerNorm.weight": (5,),
           "layer.LayerNorm.bias": (5,), "embeddings.weight": (7, 5)}

@@ -21,9 +21,26 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from reference import (HEADS, labels_for, LENGTHS, OFFICIAL, assert_close, assert_head_outputs, head_inputs, hf_forward, hf_model,
-                       md_model_from_hf, numpy, official_path, ragged_batch, real_query_rows, real_rows, rel_error,
-                       scaled_config, transformers_float32_scale)
+from reference import (
+    HEADS,
+    LENGTHS,
+    OFFICIAL,
+    assert_close,
+    assert_head_outputs,
+    head_inputs,
+    hf_forward,
+    hf_model,
+    labels_for,
+    md_model_from_hf,
+    numpy,
+    official_path,
+    ragged_batch,
+    real_query_rows,
+    real_rows,
+    rel_error,
+    scaled_config,
+    transformers_float32_scale,
+)
 
 TOL = {np.float64: 1e-10, np.float32: 1e-5}
 

@@ -7,14 +7,21 @@ check structure and consistency; the stubs check that the pipelines find an answ
 import numpy as np
 import pytest
 
-from minideberta import (DebertaV2Config, ModelOutput)
-from minideberta.checkpoints.hub import load_model
+from minideberta import DebertaV2Config, ModelOutput
 from minideberta.apps.pipelines import answer, choose, classify, fill_mask, replaced_tokens, tag_tokens
+from minideberta.checkpoints.hub import load_model
 from minideberta.tokenizer.deberta_tokenizer import DebertaV2Tokenizer
 
 from checkpoints import BIO, CONFIG, CONTEXT, NLI, VOCAB
-from task_reference import (best_span, bio_entities, choice_probabilities, class_probabilities, mask_probabilities,
-                            replaced_probabilities)
+from task_reference import (
+    best_span,
+    bio_entities,
+    choice_probabilities,
+    class_probabilities,
+    mask_probabilities,
+    replaced_probabilities,
+)
+
 
 @pytest.fixture(scope="module")
 def loaded(checkpoints):

@@ -14,12 +14,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 import transformers
-from reference import ragged_batch, rel_error
 
 from minideberta.apps.pretrain_cli import build_models, model_configs
 from minideberta.apps.rtd_pretraining import DELTA, WORD, Pretrainer, mask_tokens, sample_tokens
 from minideberta.apps.verify import rebuilt_emd_logits, rebuilt_rtd_logits
 from minideberta.masked_lm import POSITIONS
+
+from reference import ragged_batch, rel_error
 
 TOL = 1e-8  # float64 on both sides (measured ~1e-13)
 LAMBDA = 50.0

@@ -21,8 +21,12 @@ from hypothesis import strategies as st
 from transformers.models.deberta_v2 import modeling_deberta_v2 as hf
 
 from minideberta import DebertaV2Config
-from minideberta.relative_position import (build_relative_position, make_log_bucket_position,
-                                           relative_index_tables, rel_to_abs)
+from minideberta.relative_position import (
+    build_relative_position,
+    make_log_bucket_position,
+    rel_to_abs,
+    relative_index_tables,
+)
 
 DISTANCES = np.arange(-20000, 20001)
 PAIRS = [(256, 512), (256, 1024), (16, 512), (8, 64), (8, 32), (32, 128), (6, 20), (7, 31), (15, 100),

@@ -14,8 +14,12 @@ import numpy as np
 import pytest
 import torch
 
-from minideberta import (DebertaV2Config, DebertaV2ForMaskedLM, DebertaV2ForReplacedTokenDetection,
-                         DebertaV2ForSequenceClassification)
+from minideberta import (
+    DebertaV2Config,
+    DebertaV2ForMaskedLM,
+    DebertaV2ForReplacedTokenDetection,
+    DebertaV2ForSequenceClassification,
+)
 from minideberta.apps.cli import main
 from minideberta.checkpoints.weights import save_safetensors
 from minideberta.masked_lm import POSITIONS

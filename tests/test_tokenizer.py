@@ -158,7 +158,7 @@ def test_batch_encoding_access(tok):
     assert set(enc.keys()) == {"input_ids", "token_type_ids", "attention_mask"}
     assert enc.input_ids is enc["input_ids"]
     with pytest.raises(AttributeError, match="no field 'offset_mapping'"):
-        enc.offset_mapping
+        enc.offset_mapping  # noqa: B018  (the attribute read is what raises)
     assert tok("Hello world", return_token_type_ids=False, return_attention_mask=False).keys() == {"input_ids"}
 
 

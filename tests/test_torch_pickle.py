@@ -198,7 +198,10 @@ class CraftingPickler(pickle.Pickler):
         return obj if isinstance(obj, tuple) and obj[:1] == ("storage",) else None
 
 
-def crafted_zip(path, tensor, data=np.arange(4, dtype="<f4").tobytes()):
+FOUR_FLOATS = np.arange(4, dtype="<f4").tobytes()
+
+
+def crafted_zip(path, tensor, data=FOUR_FLOATS):
     buf = io.BytesIO()
     CraftingPickler(buf, protocol=2).dump({"w": tensor})
     write_zip(path, buf.getvalue())

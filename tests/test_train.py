@@ -24,11 +24,11 @@ import transformers
 from transformers.models.deberta_v2 import modeling_deberta_v2
 
 import minideberta
-from minideberta.optim import AdamW, LinearWarmupSchedule, clip_grad_norm, no_decay_default
-from minideberta.tokenizer.deberta_tokenizer import DebertaV2Tokenizer
 from minideberta.apps.history import History
 from minideberta.apps.train import evaluate, example_order, train
 from minideberta.apps.train_cli import main
+from minideberta.optim import AdamW, LinearWarmupSchedule, clip_grad_norm, no_decay_default
+from minideberta.tokenizer.deberta_tokenizer import DebertaV2Tokenizer
 
 Cls = minideberta.DebertaV2ForSequenceClassification
 

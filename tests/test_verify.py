@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from minideberta.apps import verify
-
 from minideberta.checkpoints import weights
 
 

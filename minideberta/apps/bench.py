@@ -63,7 +63,7 @@ def random_ids(vocab_size, batch, length):
 
 
 def child_minideberta(size, batch, length, mode, repeats):
-    from .. import DebertaV2Model, DebertaV2Config, no_grad
+    from .. import DebertaV2Config, DebertaV2Model, no_grad
 
     model = DebertaV2Model(DebertaV2Config(**SIZES[size], hidden_dropout_prob=0, attention_probs_dropout_prob=0))
     ids = random_ids(model.config.vocab_size, batch, length)

@@ -66,7 +66,7 @@ def check(report=print):
                 gpu = cls(reference.config, dtype=dtype, device="gpu",
                           params={k: v.astype(dtype) for k, v in reference.params.items()})
                 out = gpu(ids, mask)
-                move = lambda a: backend.to_device(np.asarray(a, dtype=dtype), "gpu")  # noqa: E731
+                move = lambda a, dtype=dtype: backend.to_device(np.asarray(a, dtype=dtype), "gpu")  # noqa: E731
                 g_gpu = gpu.backward(tuple(move(u) for u in upstream) if isinstance(upstream, tuple) else move(upstream))
                 error = max([_relative(out[field], expected[field])]
                             + [_relative(g_gpu[k], g) for k, g in g_ref.items() if np.abs(g).max() > 1e-6 * scale])

@@ -19,11 +19,10 @@ import numpy as np
 from .. import backend
 from ..checkpoints import hub
 from ..checks import check_integer
-
 from . import pipelines
+from .errors import OneLineParser, UserError, reported, split_debug
 from .forwarded import COURSE, FORWARDED, run_forwarded
 from .show import SHOW
-from .errors import OneLineParser, UserError, reported, split_debug
 
 CPU_ONLY = {"verify": "verify compares with transformers on the CPU; `bench --device gpu` checks the GPU path "
                      "against NumPy", "tokenizer": "the tokenizer runs on the CPU"}

@@ -36,8 +36,8 @@ from tqdm.auto import tqdm
 
 from ..checkpoints import weights
 from ..optim import AdamW, LinearWarmupSchedule, check_finite, clip_grad_norm
-from .pretrain_eval import evaluate
 from .checkpointing import generator_from_state, load_checkpoint, save_checkpoint
+from .pretrain_eval import evaluate
 from .train import example_order
 
 TRAIN_COLUMNS = ("step", "lr", "loss", "mlm_loss", "rtd_loss", "grad_norm", "seconds")

@@ -20,14 +20,19 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config import DebertaV2Config, config_file
+from ..masked_lm import DebertaV2ForMaskedLM
+from ..tasks import (
+    DebertaV2ForMultipleChoice,
+    DebertaV2ForQuestionAnswering,
+    DebertaV2ForReplacedTokenDetection,
+    DebertaV2ForSequenceClassification,
+    DebertaV2ForTokenClassification,
+)
+from ..tokenizer.deberta_tokenizer import CONFIG_FILE, VOCAB_FILE, DebertaV2Tokenizer
 from . import weights
 from .json_file import read_json_object
 from .safetensors_file import read_shapes
-from ..config import DebertaV2Config, config_file
-from ..masked_lm import DebertaV2ForMaskedLM
-from ..tasks import (DebertaV2ForMultipleChoice, DebertaV2ForQuestionAnswering, DebertaV2ForReplacedTokenDetection,
-                    DebertaV2ForSequenceClassification, DebertaV2ForTokenClassification)
-from ..tokenizer.deberta_tokenizer import CONFIG_FILE, VOCAB_FILE, DebertaV2Tokenizer
 
 CONFIG = "config.json"
 # A repository's checkpoint: the one weights.choose_checkpoint picks of its files is fetched, never two.

@@ -6,8 +6,19 @@ special tokens and punctuation splits of ``pieces.py``, then sentencepiece on ea
 ``encoding.py`` turns the ids into model inputs. The vocabulary, its files and the special ids are
 ``DebertaV2Tokenizer``'s own; this class only uses them.
 """
-from .encoding import BatchEncoding, Row, Tokens, as_texts, columns, non_negative_int, pad, pair_texts, strategies, \
-    to_array, windows
+from .encoding import (
+    BatchEncoding,
+    Row,
+    Tokens,
+    as_texts,
+    columns,
+    non_negative_int,
+    pad,
+    pair_texts,
+    strategies,
+    to_array,
+    windows,
+)
 from .pieces import check_valid_unicode, piece_offsets, segments
 
 

@@ -32,8 +32,18 @@ import struct
 
 import numpy as np
 
-from .spm_proto import (BYTE, CONTROL, NORMAL, UNIGRAM, UNKNOWN, UNUSED, USER_DEFINED, Piece,  # noqa: F401
-                        SentencePieceModel, read_model)
+from .spm_proto import (  # noqa: F401
+    BYTE,
+    CONTROL,
+    NORMAL,
+    UNIGRAM,
+    UNKNOWN,
+    UNUSED,
+    USER_DEFINED,
+    Piece,
+    SentencePieceModel,
+    read_model,
+)
 
 SPACE = "▁"  # U+2581, sentencepiece's visible stand-in for a space
 UNK_PENALTY = np.float32(10.0)  # the unknown piece scores this far below the worst piece
