@@ -62,12 +62,9 @@ def random_ids(vocab_size, batch, length):
     return np.random.default_rng(0).integers(0, min(vocab_size, 128000), (batch, length))
 
 
-def child_minideberta(size, batch, length, mode, repeats):
-    from .. import DebertaV2Config, DebertaV2Model, no_grad
-
-    model = DebertaV2Model(DebertaV2Config(**SIZES[size], hidden_dropout_prob=0, attention_probs_dropout_prob=0))
-    ids = random_ids(model.config.vocab_size, batch, length)
-    dout = np.random.default_rng(1).normal(size=(batch, length, model.config.hidden_size)).astype(np.float32)
+def minideberta_pass(model, ids, dout, mode):
+    """The pass to time: "forward" under no_grad, or "forward_backward" from the upstream ``dout``."""
+    from .. import no_grad
 
     def forward():
         with no_grad():
@@ -77,7 +74,31 @@ def child_minideberta(size, batch, length, mode, repeats):
         model(ids)
         model.backward(dout)
 
-    return measure(forward if mode == "forward" else forward_backward, repeats)
+    return forward if mode == "forward" else forward_backward
+
+
+def transformers_pass(model, ids, dout, mode):
+    """The same pass of a transformers model (torch eager)."""
+    import torch
+
+    def forward():
+        with torch.no_grad():
+            model(ids)
+
+    def forward_backward():
+        model(ids).last_hidden_state.backward(dout)
+        model.zero_grad(set_to_none=True)
+
+    return forward if mode == "forward" else forward_backward
+
+
+def child_minideberta(size, batch, length, mode, repeats):
+    from .. import DebertaV2Config, DebertaV2Model
+
+    model = DebertaV2Model(DebertaV2Config(**SIZES[size], hidden_dropout_prob=0, attention_probs_dropout_prob=0))
+    ids = random_ids(model.config.vocab_size, batch, length)
+    dout = np.random.default_rng(1).normal(size=(batch, length, model.config.hidden_size)).astype(np.float32)
+    return measure(minideberta_pass(model, ids, dout, mode), repeats)
 
 
 def child_transformers(size, batch, length, mode, repeats):
@@ -88,16 +109,7 @@ def child_transformers(size, batch, length, mode, repeats):
     model = transformers.DebertaV2Model(config).eval()
     ids = torch.tensor(random_ids(config.vocab_size, batch, length))
     dout = torch.randn(batch, length, config.hidden_size)
-
-    def forward():
-        with torch.no_grad():
-            model(ids)
-
-    def forward_backward():
-        model(ids).last_hidden_state.backward(dout)
-        model.zero_grad(set_to_none=True)
-
-    return measure(forward if mode == "forward" else forward_backward, repeats)
+    return measure(transformers_pass(model, ids, dout, mode), repeats)
 
 
 def run_child(impl, size, batch, length, mode, repeats):

@@ -18,7 +18,7 @@ import time
 import numpy as np
 
 from .. import backend
-from .bench import SIZES
+from .bench import SIZES, minideberta_pass, transformers_pass
 
 HEAD_CLASSES = ("DebertaV2Model", "DebertaV2ForMaskedLM", "DebertaV2ForSequenceClassification",
                 "DebertaV2ForTokenClassification", "DebertaV2ForQuestionAnswering", "DebertaV2ForReplacedTokenDetection")
@@ -101,18 +101,9 @@ def time_minideberta(batch, length, mode, repeats):
     model = minideberta.DebertaV2Model(config, dtype=np.float32, device="gpu")
     ids = cupy.asarray(np.random.default_rng(0).integers(0, 128000, (batch, length)))
     dout = cupy.asarray(np.random.default_rng(1).normal(size=(batch, length, 768)).astype(np.float32))
-
-    def forward():
-        with minideberta.no_grad():
-            model(ids)
-
-    def forward_backward():
-        model(ids)
-        model.backward(dout)
-
     pool = cupy.get_default_memory_pool()
     pool.free_all_blocks()
-    seconds = _time(forward if mode == "forward" else forward_backward, cupy.cuda.Device().synchronize, repeats)
+    seconds = _time(minideberta_pass(model, ids, dout, mode), cupy.cuda.Device().synchronize, repeats)
     return seconds, pool.total_bytes() / 2**20
 
 
@@ -126,18 +117,9 @@ def time_torch(batch, length, mode, repeats):
     model = transformers.DebertaV2Model(config).cuda().eval()
     ids = torch.tensor(np.random.default_rng(0).integers(0, 128000, (batch, length))).cuda()
     dout = torch.randn(batch, length, 768, device="cuda")
-
-    def forward():
-        with torch.no_grad():
-            model(ids)
-
-    def forward_backward():
-        model(ids).last_hidden_state.backward(dout)
-        model.zero_grad(set_to_none=True)
-
     torch.cuda.empty_cache()
     torch.cuda.reset_peak_memory_stats()
-    seconds = _time(forward if mode == "forward" else forward_backward, torch.cuda.synchronize, repeats)
+    seconds = _time(transformers_pass(model, ids, dout, mode), torch.cuda.synchronize, repeats)
     return seconds, torch.cuda.max_memory_allocated() / 2**20
 
 
