@@ -524,3 +524,15 @@ def test_where_transformers_agrees_and_where_it_does_not(vocab_file, tmp_path, f
     text = "  Hello   world  "
     assert fast(text, return_offsets_mapping=True).offset_mapping == [(0, 0), (2, 7), (7, 15), (0, 0)]
     assert theirs(text, return_offsets_mapping=True)["offset_mapping"] == [(0, 0), (1, 7), (9, 15), (0, 0)]
+
+
+def test_the_committed_vocabulary_is_microsofts(vocab_file, sp):
+    """weights/deberta-v3-tokenizer/spm.model is the official file (the sha256 Hugging Face's LFS metadata
+    lists for microsoft/deberta-v3-base), with the piece counts its README states."""
+    import hashlib
+
+    assert hashlib.sha256(vocab_file.read_bytes()).hexdigest() == \
+        "c679fbf93643d19aab7ee10c0b99e460bdbc02fedf34b92b05af343b4af586fd"
+    assert sp.get_piece_size() == 128000
+    assert [sp.id_to_piece(i) for i in range(4)] == ["[PAD]", "[CLS]", "[SEP]", "[UNK]"]
+    assert sum(sp.is_byte(i) for i in range(sp.get_piece_size())) == 256
