@@ -297,3 +297,11 @@ def test_a_warning_is_one_line_too(checkpoints, tmp_path):
         "warning: DebertaV2ForSequenceClassification: initialised a new head, not found in the checkpoint at this "
         "size: classifier.bias, classifier.weight; train it before use",
         "error: batch_size=0 must be >= 1"]
+
+
+@pytest.mark.parametrize("argv", [["exercises"], ["exercises", "list", "--bogus"], ["course"], ["course", "--bogus"],
+                                  ["corpus"], ["pretrain", "--bogus"], ["pretrain-eval"], ["pretrain-export"]])
+def test_the_commands_with_their_own_parsers_fail_on_one_line_too(capsys, argv):
+    """exercises, course, corpus and the pretrain commands parse their own options: a bad command line is
+    still one ``error:`` line naming the command and its --help, exit 2."""
+    assert_one_line_error(capsys, argv, f"minideberta {argv[0]}", "--help")

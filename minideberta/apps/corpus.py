@@ -31,6 +31,8 @@ import json
 import re
 from pathlib import Path
 
+from .errors import OneLineParser
+
 PYTHON_DOC = Path("/usr/share/doc/python3-doc/html")
 WORDNET = Path("/usr/share/wordnet")
 LICENCES = {"python3-doc": "PSF License Agreement (Python documentation), /usr/share/doc/python3-doc/copyright",
@@ -157,7 +159,7 @@ def train_vocabulary(text_file, model_prefix, vocab_size=6000, seed_sentences=2_
 def main(argv=None):
     import argparse
 
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="minideberta corpus", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Rebuild the pre-training corpus (Python documentation + WordNet, from the Debian packages "
                     "python3-doc and wordnet-base) and train its sentencepiece vocabulary.",

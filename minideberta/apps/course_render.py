@@ -18,6 +18,8 @@ import re
 import sys
 from pathlib import Path
 
+from .errors import OneLineParser
+
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 SOURCE = re.compile(r"(\d\d)_\w+\.py")
@@ -139,7 +141,7 @@ def render(outdir, only=None, folder=NOTEBOOKS, report=print):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="minideberta course", formatter_class=argparse.RawDescriptionHelpFormatter,
+    parser = OneLineParser(prog="minideberta course", formatter_class=argparse.RawDescriptionHelpFormatter,
                                      description="The read-along notebooks (notebooks/NN_*.py).",
                                      epilog="examples:\n  python -m minideberta course render course-html\n"
                                             "  python -m minideberta course render course-html --only 02 05")

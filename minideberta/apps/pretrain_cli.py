@@ -22,6 +22,7 @@ import numpy as np
 from .. import DebertaV2Config, DebertaV2ForMaskedLM, DebertaV2ForReplacedTokenDetection, DebertaV2Tokenizer
 from ..checkpoints import weights
 from ..params import init_params
+from .errors import OneLineParser
 from .pretrain import pretrain, tokenize_file
 from .pretrain_eval import evaluate, token_counts
 from .rtd_pretraining import SHARING, WORD, Pretrainer
@@ -86,7 +87,7 @@ def from_checkpoint(folder):
 
 
 def export_main(argv=None):
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="minideberta pretrain-export", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Export a pre-training run's checkpoint as two model folders (discriminator, generator), float16.",
         epilog="example:\n  python -m minideberta pretrain-export /work/runs/pt --to weights")
@@ -108,7 +109,7 @@ def load_pair(discriminator_dir, generator_dir, dtype=np.float32):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="minideberta pretrain", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Pre-train a small DeBERTaV3 from scratch: a generator (masked LM with the Enhanced Mask "
                     "Decoder) and a discriminator (replaced-token detection), loss L_MLM + lambda L_RTD, with "
@@ -186,7 +187,7 @@ def main(argv=None):
 
 
 def eval_main(argv=None):
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="minideberta pretrain-eval", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="The model card's held-out numbers: generator masked-token top-1/top-5 against a unigram-"
                     "frequency baseline on the same positions, discriminator ROC AUC on generator replacements.",

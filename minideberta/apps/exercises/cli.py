@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ..errors import OneLineParser
 from . import catalog
 from .make import MANIFEST, make
 
@@ -19,7 +20,7 @@ EXAMPLES = """examples:
 
 def build_parser():
     formatter = argparse.RawDescriptionHelpFormatter
-    parser = argparse.ArgumentParser(prog="minideberta exercises", formatter_class=formatter, epilog=EXAMPLES,
+    parser = OneLineParser(prog="minideberta exercises", formatter_class=formatter, epilog=EXAMPLES,
                                      description="Classroom exercises: copies of minideberta with functions "
                                                  "removed, and a checker that says what is wrong.")
     commands = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
