@@ -50,7 +50,7 @@ array affected in ``model.params`` order, with its NaN and inf counts.
 import math
 import numbers
 
-from .backend import get_xp, to_device
+from .backend import device_of, get_xp, to_device
 from .checks import check_integer
 
 
@@ -170,7 +170,7 @@ class AdamW:
         for key in ("exp_avg", "exp_avg_sq"):
             moments = getattr(self, key)
             for name, saved in state[key].items():  # a state saved on the other device is moved explicitly
-                moments[name][...] = to_device(saved, "cpu" if get_xp(moments[name]).__name__ == "numpy" else "gpu")
+                moments[name][...] = to_device(saved, device_of(moments[name]))
 
 
 class LinearWarmupSchedule:

@@ -56,13 +56,13 @@ def load_checkpoint(folder, model, optimizer):
     return state
 
 
-def _dropout_state(model):
+def dropout_state(model):
     """The dropout generator's state as JSON (NumPy's ``bit_generator.state``); None on the GPU, whose
-    generator state CuPy does not expose: a resumed GPU run draws dropout from ``_device_seed``."""
+    generator state CuPy does not expose: a resumed GPU run draws dropout from ``device_seed``."""
     return model.rng.bit_generator.state if model.device == "cpu" else None
 
 
-def _device_seed(seed, step):
+def device_seed(seed, step):
     return int(np.random.default_rng((int(seed), int(step))).integers(2**31))
 
 

@@ -62,7 +62,7 @@ from ..backend import to_numpy
 from ..checks import check_integer
 from ..model import no_grad
 from ..optim import AdamW, LinearWarmupSchedule, check_finite, clip_grad_norm, global_norm
-from .checkpointing import _device_seed, _dropout_state, generator_from_state, load_checkpoint, save_checkpoint
+from .checkpointing import device_seed, dropout_state, generator_from_state, load_checkpoint, save_checkpoint
 from .history import History
 
 INPUT_KEYS = ("input_ids", "attention_mask", "token_type_ids")
@@ -249,7 +249,7 @@ def train(model, train_set, eval_set=None, *, steps=None, epochs=None, batch_siz
         start, history = state["step"], History.from_dict(state["history"])
         saved_rng = state["dropout_rng"]
         # NumPy's generator state resumes bitwise; a GPU generator restarts from a seed given by the step.
-        model.train(seed=generator_from_state(saved_rng) if saved_rng is not None else _device_seed(seed, start))
+        model.train(seed=generator_from_state(saved_rng) if saved_rng is not None else device_seed(seed, start))
 
     bar = tqdm(total=steps, initial=start, disable=not progress, desc="training", unit="step")
     for step in range(start, steps):
@@ -273,7 +273,7 @@ def train(model, train_set, eval_set=None, *, steps=None, epochs=None, batch_siz
                 bar.write(f"step {done}: " + ", ".join(f"eval {k} {v:.4f}" for k, v in results.items()))
         if checkpoint_dir is not None and (done == steps or (save_every and done % save_every == 0)):
             save_checkpoint(Path(checkpoint_dir) / f"checkpoint-{done}", model, optimizer,
-                            {"step": done, "settings": settings, "dropout_rng": _dropout_state(model),
+                            {"step": done, "settings": settings, "dropout_rng": dropout_state(model),
                              "history": history.to_dict()})
     bar.close()
     model.eval()
