@@ -11,7 +11,8 @@ float16 outputs, with LayerNorm's statistics and the softmax computed in float32
 import math
 from typing import NamedTuple
 
-from .backend import SQRT_HALF, erf, get_xp, scatter_add, widened
+from .backend import SQRT_HALF, erf, get_xp, scatter_add, widened, zeros_for_rows
+from .blocks import by_row_blocks
 
 
 def sum_to_shape(a, ndim):
@@ -102,8 +103,12 @@ def gelu_forward(x):
     second (B, N, intermediate_size) array per layer. float32 takes ``backend.erf``'s rational
     approximation, several times faster than SciPy's float32 erf.
     """
-    y = normal_cdf(x, out=get_xp(x).empty_like(x))
-    y *= x
+    def gelu(x, out):  # y = x * Phi(x)
+        normal_cdf(x, out=out)
+        out *= x
+        return out
+
+    y = by_row_blocks(gelu, get_xp(x).empty(x.shape, x.dtype), x)  # in cache-sized blocks of rows: blocks.py
     return y, GeluCache(x)
 
 
@@ -112,17 +117,18 @@ def gelu_backward(dy, cache):
 
     d GELU / dx = Phi(x) + x * phi(x), with phi the standard normal density.
     """
-    xp = get_xp(dy)
-    x = cache.x
-    dx = normal_cdf(x, out=xp.empty_like(x))
-    pdf = x * x
-    pdf *= -0.5
-    xp.exp(pdf, out=pdf)
-    pdf *= x
-    pdf *= 1 / math.sqrt(2 * math.pi)
-    dx += pdf
-    dx *= dy
-    return dx
+    def grad(x, dy, out):  # dx = (Phi(x) + x phi(x)) * dy
+        normal_cdf(x, out=out)
+        pdf = x * x
+        pdf *= -0.5
+        get_xp(pdf).exp(pdf, out=pdf)
+        pdf *= x
+        pdf *= 1 / math.sqrt(2 * math.pi)
+        out += pdf
+        out *= dy
+        return out
+
+    return by_row_blocks(grad, get_xp(dy).empty(dy.shape, cache.x.dtype), cache.x, dy)  # in cache-sized blocks of rows: blocks.py
 
 
 class GeluTanhCache(NamedTuple):
@@ -278,7 +284,7 @@ def embedding_forward(p, ids):
 def scatter_add_rows(n_rows, rows, values):
     """The gradient of a gather ``table[rows]``: a (n_rows, dim) array where each row of ``values``
     (m, dim) is added into row ``rows[m]``; rows read several times add up, rows never read are 0."""
-    out = get_xp(values).zeros((n_rows, values.shape[-1]), dtype=values.dtype)
+    out = zeros_for_rows(get_xp(values), (n_rows, values.shape[-1]), values.dtype)  # no huge pages: backend.py
     return scatter_add(out, rows, values)
 
 

@@ -32,3 +32,34 @@ def test_erf_writes_into_out_and_leaves_x_alone():
     before, out = x.copy(), np.empty_like(x)
     assert erf(x, out=out) is out
     assert np.array_equal(x, before) and np.array_equal(out, erf(x))
+
+
+def test_zeros_for_rows_is_a_writable_zero_array_and_scatters_as_zeros_do():
+    """Above 4 MiB the table comes from an anonymous mmap (no huge pages, backend.py); below it is np.zeros."""
+    import mmap
+
+    from minideberta.backend import SMALL_PAGES_FROM, zeros_for_rows
+    from minideberta.ops import embedding_backward, embedding_forward
+
+    def mapped(a):  # the array, its base, the memoryview over the mmap, the mmap
+        while a is not None and not isinstance(a, mmap.mmap):
+            a = getattr(a, "base", None) if isinstance(a, np.ndarray) else getattr(a, "obj", None)
+        return a is not None
+
+    big = zeros_for_rows(np, (4096, 300), np.float32)  # 4.7 MiB
+    assert big.nbytes >= SMALL_PAGES_FROM and mapped(big)
+    small = zeros_for_rows(np, (10, 3), np.float64)
+    assert small.base is None and not mapped(small)
+    for a, shape, dtype in ((big, (4096, 300), np.float32), (small, (10, 3), np.float64)):
+        assert a.shape == shape and a.dtype == dtype and a.flags.writeable and a.flags.c_contiguous
+        assert not a.any()
+    rng = np.random.default_rng(0)
+    table = {"weight": rng.normal(size=(4096, 300)).astype(np.float32)}
+    ids = rng.integers(0, 4096, (6, 50))
+    ids[0, :3] = 7  # a row read several times adds up
+    dy = rng.normal(size=(6, 50, 300)).astype(np.float32)
+    grad = embedding_backward(table, dy, embedding_forward(table, ids)[1], padding_idx=0)["weight"]
+    expected = np.zeros((4096, 300), np.float32)
+    np.add.at(expected, ids.reshape(-1), dy.reshape(-1, 300))
+    expected[0] = 0
+    assert mapped(grad) and np.array_equal(grad, expected)
