@@ -13,6 +13,7 @@ Read the model in this order, each file one idea with its equations in its docst
     heads         pooler, classifiers, the tied MLM head, the replaced-token-detection head
     model, tasks, masked_lm   the public classes (inputs, config: what they accept)
     backend, optim, gradcheck the array module (NumPy/CuPy), AdamW, numerical gradients
+    blocks        a speed device: elementwise work in cache-sized blocks of rows (GELU)
 
 Apart from the model: ``tokenizer/`` (text -> ids, exact to sentencepiece), ``checkpoints/`` (reading
 and writing weights), ``apps/`` (the command line and what it runs). README.md has the whole tour.

@@ -16,16 +16,17 @@ code (and transformers) index the key-against-key buckets with their sign flippe
 lands on row(i - j), the same row as c2p; that is what the checkpoints were trained with.
 
 Kr and Qr use the layer's own key and query projections (``share_att_key``, v3) or separate
-``pos_key_proj`` / ``pos_query_proj`` (v2 without sharing). As Microsoft and transformers do, the
-whole (2k, D) table is projected once per layer and the row of every distance gathered from it
-(``relative_position.relative_index_tables`` gives the rows). The position terms are scored
-against the 2N-1 distances, (N, 2N-1), and read as (N, N) scores by key with ``rel_to_abs``.
+``pos_key_proj`` / ``pos_query_proj`` (v2 without sharing). The rows of the table the 2N-1
+distances read form one run, rows lo..hi-1 (``relative_position.used_rows``); that run is projected
+once per layer and the row of every distance gathered from it (``relative_index_tables`` gives the
+rows). The position terms are scored against the 2N-1 distances, (N, 2N-1), and read as (N, N)
+scores by key with ``rel_to_abs``.
 
-Projecting every row, used or not, is the plain version: at v3-base (8, 128) only 255 of the
-512 rows are used. Projecting each distinct row once (a run-length repeat, and ``reduceat`` going
-back) saved 1.5% of the forward's time and about 2% of forward+backward (measured 2026-12-01,
-same process, alternating), below the 5% a speed trick must pay for here; it also needs
-``repeat`` with counts and ``ufunc.reduceat``, which some CuPy versions lack.
+Microsoft and transformers project the whole (2k, D) table. At v3-base and N = 128 the distances
+read 255 of its 512 rows, and the other 257 would cost as much as the content projections of 257
+tokens. Projecting only the run made v3-base forward+backward 18% faster at (1, 128) and 5% at
+(8, 128), and the forward 11% and 1.5%. At (1, 512) every row is read, so nothing changes (README,
+"Speed and memory"). The backward adds the run's gradient into rows lo..hi-1 of a zero (2k, D) table.
 """
 import math
 from typing import NamedTuple
@@ -44,7 +45,7 @@ from .ops import (
     scatter_add_rows,
 )
 from .params import add_grads, prefixed, subtree
-from .relative_position import rel_to_abs
+from .relative_position import rel_to_abs, used_rows
 
 
 def split_heads(x, heads):
@@ -165,7 +166,8 @@ class AttentionCache(NamedTuple):
     k: object  # (B, N, H*d) keys
     v: object  # (B, N, H*d) values
     pos: dict  # term -> (H, 2N-1, d): Kr for "c2p", Qr for "p2c"
-    projections: dict  # term -> ProjectionCache of the projection that made pos[term]
+    projections: dict  # term -> ProjectionCache of the projection that made pos[term] from table[lo:hi]
+    span: tuple  # (lo, hi, 2k) ints: rows lo..hi-1 of the (2k, D) table were projected (used_rows); None without
     table_dropout: object  # DropoutCache of the relative table, or None without position terms
     softmax: SoftmaxCache  # of the probabilities (B, H, N, N)
     probs_dropout: DropoutCache  # of the attention dropout
@@ -188,13 +190,15 @@ def forward(p, hidden, mask, config, rel_embeddings=None, rel_rows=None, query_s
     k, k_cache = linear_forward(subtree(p, "key_proj"), hidden)
     v, v_cache = linear_forward(subtree(p, "value_proj"), hidden)
 
-    pos, projections, table_dropout = {}, {}, None
+    pos, projections, table_dropout, span = {}, {}, None, None
     if terms:
         table, table_dropout = dropout_forward(rel_embeddings, config.hidden_dropout_prob, rng)
+        lo, hi = used_rows(hidden.shape[1], config)  # the distances read table rows lo..hi-1 only
+        span = (lo, hi, table.shape[0])
         for term, rows in zip(("c2p", "p2c"), rel_rows):
             if term in terms:
                 pos[term], projections[term] = position_projection_forward(
-                    subtree(p, position_weights(config, term)), table, rows, heads)
+                    subtree(p, position_weights(config, term)), table[lo:hi], rows - lo, heads)
 
     # One factor per kind of position term: a repeated entry ("c2p|c2p") still means c2p once.
     scale = 1 / math.sqrt(config.attention_head_size * (1 + len(set(config.pos_att_type))))
@@ -207,7 +211,7 @@ def forward(p, hidden, mask, config, rel_embeddings=None, rel_rows=None, query_s
     dropped, probs_dropout = dropout_forward(probs, config.attention_probs_dropout_prob, rng)
     context = merge_heads(dropped @ split_heads(v, heads))  # (B, H, N, d) -> (B, N, H*d)
     return context, AttentionCache(config, terms, scale, q_cache, k_cache, v_cache, query_states is not None, q, k, v,
-                                   pos, projections, table_dropout, softmax_cache, probs_dropout, dropped)
+                                   pos, projections, span, table_dropout, softmax_cache, probs_dropout, dropped)
 
 
 def probabilities(cache):
@@ -236,7 +240,8 @@ def backward(p, dcontext, cache):
 
     grads, drel = {}, None
     if c.terms:
-        drel_table = 0
+        lo, hi, n_rows = c.span
+        drel_table = get_xp(dterm).zeros((n_rows, c.config.hidden_size), dtype=dterm.dtype)  # (2k, D)
         for term in c.terms:
             if term == "c2p":
                 dq_term, dpos = c2p_scores_backward(dterm, c.q, c.pos["c2p"])
@@ -247,8 +252,8 @@ def backward(p, dcontext, cache):
                 dk += dk_term
                 # END EXERCISE attention.backward.p2c
             name = position_weights(c.config, term)
-            drel_term, g = position_projection_backward(subtree(p, name), dpos, c.projections[term])
-            drel_table = drel_table + drel_term
+            drel_term, g = position_projection_backward(subtree(p, name), dpos, c.projections[term])  # (hi - lo, D)
+            drel_table[lo:hi] += drel_term  # in the forward: the projection read table[lo:hi]; other rows get 0
             add_grads(grads, prefixed(g, name))  # with share_att_key the content projection's too
         drel = dropout_backward(drel_table, c.table_dropout)
 

@@ -1,4 +1,4 @@
-"""Row blocks: a speed device for NumPy's elementwise work, and the only one in the package.
+"""Row blocks: a speed device for NumPy's elementwise work (CPU only; measured, see README).
 
 NumPy evaluates an expression one operation at a time, and each operation is a full pass over
 its arrays. GELU's ``x/2 * (1 + erf(x / sqrt 2))`` with the float32 erf of ``backend.erf`` is

@@ -67,3 +67,14 @@ def rel_to_abs(table):
     *lead_strides, row, col = table.strides
     return xp.lib.stride_tricks.as_strided(table[..., n - 1:], shape=(*lead, n, n),
                                            strides=(*lead_strides, row - col, col))
+
+
+def used_rows(n, config):
+    """``(lo, hi)``, host ints: the 2n-1 distances read rows lo..hi-1 of the relative table and no others.
+
+    The rows are monotone in the distance, so they lie in one run (log buckets can leave a row
+    inside it unread, where buckets grow faster than distances); c2p and p2c read the same run,
+    as their rows mirror each other around k. v3 (k = 256) at n = 128: rows 129..383, 255 of 512.
+    """
+    c2p, p2c = relative_index_tables(n, config)  # NumPy: two (2n-1,) arrays of small ints
+    return int(min(c2p.min(), p2c.min())), int(max(c2p.max(), p2c.max())) + 1

@@ -55,8 +55,9 @@ H, d = config.num_attention_heads, config.attention_head_size
 # agree to round-off. `hidden_states[0]` is the output of the embeddings: the input of layer 0's attention.
 #
 # The position vectors do not depend on the text, only on the weights and the length:
-# `position_projection_forward` projects the whole $(2k, D)$ table once and gathers the row of each of
-# the $2N-1$ distances, one $(2N-1, d)$ matrix per head.
+# `position_projection_forward` projects the $(2k, D)$ table once and gathers the row of each of
+# the $2N-1$ distances, one $(2N-1, d)$ matrix per head. (Inside the model the attention hands it only
+# the run of rows the distances read, `relative_position.used_rows`: the same vectors, less work.)
 
 # %%
 model = DebertaV2Model(config, seed=0, dtype=np.float64)

@@ -121,3 +121,31 @@ def test_repeated_pos_att_type_entry():
                                    attention_masks(mask)[0], config, numpy(hf.encoder.get_rel_embedding()),
                                    relative_index_tables(mask.shape[1], config))
     assert_close(real_rows(context, mask), real_rows(numpy(hf_context), mask), TOL, "context")
+
+
+@pytest.mark.parametrize("case", ["v3", "buckets=256,N=300", "no-buckets,max_relative=8"])
+def test_projecting_the_read_run_equals_projecting_the_whole_table(case, monkeypatch):
+    """attention projects rows lo..hi-1 of the table only (used_rows); the context, the gradients of
+    every input and weight are those of the whole table's projection, and unread rows get zero."""
+    config, _, state, mask, hidden = setup(case)
+    p = subtree(state, "encoder.layer.0.attention.self")
+    table = np.random.default_rng(7).normal(size=(2 * config.position_span, config.hidden_size))
+    rows = relative_index_tables(hidden.shape[1], config)
+    dcontext = np.random.default_rng(8).normal(size=hidden.shape)
+
+    def run():
+        context, cache = attention.forward(p, hidden, attention_masks(mask)[0], config, table, rows)
+        return context, attention.backward(p, dcontext, cache), cache.span
+
+    context, ((dhidden, _, dtable), grads), (lo, hi, n_rows) = run()
+    monkeypatch.setattr(attention, "used_rows", lambda n, config: (0, 2 * config.position_span))
+    whole_context, ((whole_dhidden, _, whole_dtable), whole_grads), whole_span = run()
+    assert whole_span == (0, n_rows, n_rows) and n_rows == len(table)
+    assert_close(context, whole_context, 1e-13, "context")
+    assert_close(dhidden, whole_dhidden, 1e-13, "dhidden")
+    assert_close(dtable, whole_dtable, 1e-13, "dtable")
+    for name in grads:
+        assert_close(grads[name], whole_grads[name], 1e-13, name)
+    assert np.all(dtable[:lo] == 0) and np.all(dtable[hi:] == 0) and np.all(dtable[[lo, hi - 1]] != 0)
+    if case == "v3":
+        assert hi - lo < n_rows  # the case reads part of the table only

@@ -6,6 +6,8 @@ Proves, with exact integer equality:
   that it is exact (equal to a 50-digit Decimal computation) where transformers' float32 is not;
 - ``relative_index_tables`` gives, for every (query, key) pair, the table row transformers
   gathers for c2p and p2c (its (N, N) ``c2p_pos``/``p2c_pos``), clipping included;
+- ``used_rows`` is the run of table rows the distances read: every row read lies in it and both
+  its ends are read (v3 at N = 128: rows 129..383);
 - ``rel_to_abs`` is the view out[..., i, j] = table[..., i, j - i + N - 1]: no copy, writes go
   through, any strides, and a clear error for a table of the wrong width.
 """
@@ -26,6 +28,7 @@ from minideberta.relative_position import (
     make_log_bucket_position,
     rel_to_abs,
     relative_index_tables,
+    used_rows,
 )
 
 DISTANCES = np.arange(-20000, 20001)
@@ -204,3 +207,16 @@ def test_index_rows_are_monotone_in_the_distance(n, buckets, max_relative):
                              position_buckets=buckets, max_relative_positions=max_relative)
     c2p, p2c = relative_index_tables(n, config)
     assert (np.diff(c2p) <= 0).all() and (np.diff(p2c) >= 0).all()
+
+
+@pytest.mark.parametrize("buckets,max_relative,n", [(256, -1, 128), (256, -1, 300), (256, -1, 1), (-1, 8, 53),
+                                                    (-1, -1, 40), (16, 512, 100), (200, 150, 180), (8, 32, 7)])
+def test_used_rows_is_the_run_the_distances_read(buckets, max_relative, n):
+    config = DebertaV2Config(vocab_size=10, hidden_size=8, num_attention_heads=2, max_position_embeddings=512,
+                             relative_attention=True, position_buckets=buckets, max_relative_positions=max_relative)
+    lo, hi = used_rows(n, config)
+    read = np.concatenate(relative_index_tables(n, config))
+    assert isinstance(lo, int) and isinstance(hi, int)
+    assert read.min() == lo and read.max() == hi - 1
+    if buckets == 256 and n == 128:
+        assert (lo, hi) == (129, 384) and 2 * config.position_span == 512
