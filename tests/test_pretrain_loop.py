@@ -4,6 +4,7 @@ The corpus is written by the test (a tiny grammar), its vocabulary trained by th
 sentencepiece, the models are a few thousand parameters: every test runs in seconds.
 """
 import json
+import types
 
 import numpy as np
 import pytest
@@ -116,6 +117,7 @@ def test_evaluate_counts_and_baseline(micro):
     share = (heldout[:, 1:-1] == counts_plain.argmax()).mean()
     assert abs(results["unigram_top1"] - share) < 0.1  # masked positions are a sample of the tokens
     assert 0 <= results["rtd_auc"] <= 1 and 0.05 < results["replaced_share"] < 0.2
+    assert 0 <= results["rtd_auc_random"] <= 1 and results["rtd_auc_random"] != results["rtd_auc"]
 
 
 def test_export_then_load_gives_the_same_numbers(micro, tmp_path):
@@ -183,3 +185,28 @@ def test_corpus_recipe_on_package_shaped_files(tmp_path):
     assert all(corpus.is_heldout(s, 5000) for s in heldout)
     with pytest.raises(FileNotFoundError, match="python3-doc"):
         corpus.build_corpus(tmp_path / "x", tmp_path / "missing", wordnet)
+
+
+class Oracle:
+    """A stand-in discriminator that knows the original chunks: logit 1 where a token was replaced,
+    0 elsewhere (``sign`` -1 turns it into the worst possible one). ``evaluate`` calls it twice per
+    batch, generator samples first, then random replacements."""
+
+    def __init__(self, chunks, batch_size, sign=1.0):
+        self.chunks, self.batch_size, self.sign, self.calls = chunks, batch_size, sign, 0
+
+    def __call__(self, ids, attention_mask=None, labels=None):
+        start = (self.calls // 2) * self.batch_size
+        self.calls += 1
+        replaced = ids != self.chunks[start:start + len(ids)]
+        return types.SimpleNamespace(logits=self.sign * replaced.astype(np.float64), loss=0.0)
+
+
+def test_both_aucs_score_the_replacements_of_their_own_pass(micro):
+    _, tokenizer, train, heldout = micro
+    pt = micro_pretrainer(tokenizer)
+    counts = token_counts(train, len(tokenizer))
+    for sign, auc in ((1.0, 1.0), (-1.0, 0.0)):
+        results = evaluate(pt.generator, Oracle(heldout, 4, sign), heldout, counts, [0, 1, 2, 3],
+                           tokenizer.mask_token_id, batch_size=4)
+        assert results["rtd_auc"] == auc and results["rtd_auc_random"] == auc

@@ -13,6 +13,9 @@
   a replaced token scores above an original one, ties counting 1/2: the Mann-Whitney rank
   statistic AUC = (R_1 - n_1 (n_1 + 1) / 2) / (n_1 n_0), R_1 the rank sum of the replaced tokens),
   and ``rtd_accuracy`` at logit 0.
+- ``rtd_auc_random``: the same AUC when the selected positions hold uniform random tokens instead
+  of generator samples (a second seeded draw). It tells a weak discriminator from a hard task:
+  random replacements rarely fit their context, generator samples often do.
 - ``mlm_loss`` and ``rtd_loss``: the two pre-training losses on these inputs.
 
 The generator is run with ``rtd_pretraining.generator_forward`` (Enhanced Mask Decoder, the
@@ -48,11 +51,12 @@ def evaluate(generator, discriminator, chunks, counts, special_ids, mask_id, att
     chunks = np.asarray(chunks)
     mask = np.ones_like(chunks) if attention_mask is None else np.asarray(attention_mask)
     rng = np.random.default_rng(seed)
+    random_rng = np.random.default_rng(seed + 1)  # its own stream: the other numbers stay as without it
     special = np.array(sorted(set(special_ids) | {mask_id}))
     random_ids = np.setdiff1d(np.arange(generator.config.vocab_size), special)
     ranked = np.argsort(-np.where(np.isin(np.arange(len(counts)), special), -1, counts), kind="stable")
     top1, top5, base1, base5, n_masked, mlm_loss, rtd_loss = 0, 0, 0, 0, 0, 0.0, 0.0
-    scores, labels, n_real = [], [], 0
+    scores, labels, random_scores, random_labels, n_real = [], [], [], [], 0
     with no_grad():
         for start in range(0, len(chunks), batch_size):
             ids, m = chunks[start:start + batch_size], mask[start:start + batch_size]
@@ -76,9 +80,13 @@ def evaluate(generator, discriminator, chunks, counts, special_ids, mask_id, att
             n_real += int((m > 0).sum())
             scores.append(np.asarray(out.logits)[candidates])
             labels.append(y[candidates])
+            replaced[selected] = random_rng.choice(random_ids, size=int(selected.sum()))
+            random_scores.append(np.asarray(discriminator(replaced, attention_mask=m).logits)[candidates])
+            random_labels.append(discriminator_labels(ids, replaced, m)[candidates])
     scores, labels = np.concatenate(scores), np.concatenate(labels)
     return {"mlm_top1": top1 / n_masked, "mlm_top5": top5 / n_masked, "unigram_top1": base1 / n_masked,
             "unigram_top5": base5 / n_masked, "rtd_auc": roc_auc(scores, labels),
+            "rtd_auc_random": roc_auc(np.concatenate(random_scores), np.concatenate(random_labels)),
             "rtd_accuracy": float(((scores > 0) == labels.astype(bool)).mean()),
             "replaced_share": float(labels.mean()), "mlm_loss": mlm_loss / n_masked, "rtd_loss": rtd_loss / n_real,
             "masked_tokens": n_masked, "sequences": len(chunks)}
