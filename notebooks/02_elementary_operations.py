@@ -24,12 +24,13 @@
 
 # %%
 import math
+import time
 
 import matplotlib.pyplot as plt
 import numpy as np
 import scipy.special
 
-from minideberta import backend, encoder, gradcheck, ops
+from minideberta import backend, blocks, encoder, gradcheck, ops
 from minideberta.apps import course
 
 
@@ -124,6 +125,41 @@ print(f"max |error| = {np.abs(error).max():.2e} at x = {x32[np.abs(error).argmax
 assert ours32.dtype == np.float32 and np.abs(error).max() < 7e-7
 assert (backend.erf(x32.astype(np.float64)) == truth).all()                  # float64: SciPy's erf itself
 assert (np.sign(ours32) == np.sign(x32)).all() and np.abs(ours32).max() <= 1   # odd, within [-1, 1]
+
+# %% [markdown]
+# **Why `gelu_forward` has a function inside it.** The erf above is about twenty NumPy operations, and
+# NumPy runs each one as a full pass over its arrays. On an FFN activation of v3-base at batch 8 x 128,
+# a (1024, 3072) float32 array of 12 MiB, every pass streams the whole array through main memory.
+# `blocks.by_row_blocks(f, out, x)` computes `f(x, out=out)` on 21 rows at a time (256 KiB), so that every
+# pass finds its data in the core's cache; `gelu_forward` and `gelu_backward` hand it their plain formula
+# as an inner function. Each element meets the same operations in the same order, so the bits are the same.
+# (In the model this made the v3-base forward 6% faster at 8 x 128 and forward+backward 12%: README,
+# "Speed and memory". The times printed below are this machine's, today.)
+
+# %%
+big = np.random.default_rng(1).normal(size=(1024, 3072)).astype(np.float32)  # its own stream: rng stays as the rest expects
+whole = ops.normal_cdf(big, out=np.empty_like(big))      # the plain formula on the whole array at once
+whole *= big
+blocked, _ = ops.gelu_forward(big)                       # the same formula, block by block
+assert blocked.dtype == np.float32 and np.array_equal(blocked, whole)  # bit for bit
+
+
+def best_of(f, repeats=5):
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        f()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def plain_gelu():
+    y = ops.normal_cdf(big, out=np.empty_like(big))
+    y *= big
+
+
+print(f"GELU of (1024, 3072) float32: whole array {1e3 * best_of(plain_gelu):.1f} ms, "
+      f"in blocks of {blocks.rows_per_block(3072 * 4)} rows {1e3 * best_of(lambda: ops.gelu_forward(big)):.1f} ms")
 
 # %% [markdown]
 # ## 3. Layer normalization
