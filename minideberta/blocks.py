@@ -44,13 +44,13 @@ def by_row_blocks(f, out, *arrays, budget=BLOCK_BYTES):
     ``out`` must be C-contiguous (the blocks are views into it); the ``arrays`` of ``out``'s shape
     are blocked with it, every other one is passed whole.
     """
-    if get_xp(out) is not np or out.ndim == 0:
+    if get_xp(out) is not np or out.size == 0 or out.ndim == 0:
         return f(*arrays, out=out)
     if not out.flags.c_contiguous:
         raise ValueError("by_row_blocks writes through row views of out: out must be C-contiguous, "
                          f"got strides {out.strides} for shape {out.shape}")
     width = out.shape[-1]
-    rows = out.size // width if width else 0
+    rows = out.size // width
     step = rows_per_block(width * out.itemsize, budget)
     if rows <= step:
         return f(*arrays, out=out)

@@ -102,3 +102,11 @@ def test_gelu_forward_and_backward_are_their_plain_formulas_bit_for_bit(dtype):
     pdf = np.exp(x * x * dtype(-0.5)) * x * dtype(1 / math.sqrt(2 * math.pi))
     plain = (ops.normal_cdf(x, out=np.empty_like(x)) + pdf) * dy
     assert dx.dtype == dtype and np.array_equal(dx, plain)
+
+
+@pytest.mark.parametrize("shape", [(0, 5), (3, 0), (2, 0, 4)], ids=str)
+def test_empty_arrays_go_through_as_whole(shape):
+    x = np.full(shape, 0.5)
+    y, cache = ops.gelu_forward(x)
+    assert y.shape == shape and np.array_equal(y, x * ops.normal_cdf(x, out=np.empty_like(x)))
+    assert ops.gelu_backward(np.ones(shape), cache).shape == shape
