@@ -62,21 +62,12 @@ model, tokenizer = course.course_model(dtype=np.float64)
 config = model.config
 L = config.num_hidden_layers
 
-def pieces_of(row, word):
-    """Positions of ``word``'s pieces (as the tokenizer splits the word alone) in the id row ``row``."""
-    want = tokenizer.convert_tokens_to_ids(tokenizer.tokenize(word))
-    for at in range(len(row) - len(want) + 1):
-        if row[at:at + len(want)].tolist() == want:
-            return np.arange(at, at + len(want))
-    raise ValueError(f"{word!r} is not in {tokenizer.convert_ids_to_tokens(row.tolist())}")
-
-
 originals = ["A new store opened beside the new mall.", "The cat sat on the mat."]
 batch = tokenizer(originals, padding=True, return_tensors="np")
 mask = batch["attention_mask"]
 ids, labels = batch["input_ids"].copy(), np.full(mask.shape, -100)
 for row, word in enumerate(["store", "cat"]):
-    at = pieces_of(ids[row], word)  # one position, or several if the vocabulary splits the word
+    at = course.pieces_of(tokenizer, ids[row], word)  # one position, or several if the vocabulary splits the word
     labels[row, at], ids[row, at] = ids[row, at], tokenizer.mask_token_id  # predict the original pieces there
 B, N = ids.shape
 print(tokenizer.convert_ids_to_tokens(ids[0].tolist()))

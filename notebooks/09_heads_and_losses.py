@@ -62,15 +62,6 @@ def log_softmax(z):
     return z - np.log(np.exp(z).sum(-1, keepdims=True))
 
 
-def pieces_of(row, word):
-    """Positions of ``word``'s pieces (as the tokenizer splits the word alone) in the id row ``row``."""
-    want = tokenizer.convert_tokens_to_ids(tokenizer.tokenize(word))
-    for at in range(len(row) - len(want) + 1):
-        if row[at:at + len(want)].tolist() == want:
-            return np.arange(at, at + len(want))
-    raise ValueError(f"{word!r} is not in {tokenizer.convert_ids_to_tokens(row.tolist())}")
-
-
 def new_head(cls, **config_changes):
     """A task model on the course's backbone, its head drawn from seed 0 (as fine-tuning starts)."""
     task_config = type(config).from_dict({**config.to_dict(), **config_changes})
@@ -101,7 +92,7 @@ batch = tokenizer(["A new store opened beside the new mall.", "The cat sat on th
 mask = batch["attention_mask"]
 ids, labels = batch["input_ids"].copy(), np.full(mask.shape, -100)
 for row, word in enumerate(["store", "cat"]):
-    at = pieces_of(ids[row], word)
+    at = course.pieces_of(tokenizer, ids[row], word)
     labels[row, at], ids[row, at] = ids[row, at], tokenizer.mask_token_id
 B, N = ids.shape
 
@@ -215,7 +206,7 @@ qa_model = new_head(tasks.DebertaV2ForQuestionAnswering)
 qa = tokenizer(["Where did Ada Lovelace live?"], ["Ada Lovelace lived in London, where she wrote the first program."],
                return_tensors="np")
 qa_pieces = tokenizer.convert_ids_to_tokens(qa["input_ids"][0].tolist())
-answer = pieces_of(qa["input_ids"][0], "London")
+answer = course.pieces_of(tokenizer, qa["input_ids"][0], "London")
 start, end = int(answer[0]), int(answer[-1])
 out = qa_model(qa["input_ids"], start_positions=np.array([start]), end_positions=np.array([end]),
                output_hidden_states=True)
@@ -285,7 +276,7 @@ print(f"choice scores {out.logits[0]}, loss {float(out.loss):.4f}")
 text = tokenizer(["The chef cooked a delicious meal.", "A short one."], padding=True, return_tensors="np")
 rtd_ids, rtd_mask = text["input_ids"].copy(), text["attention_mask"]
 replaced = np.zeros_like(rtd_ids)
-at = int(pieces_of(rtd_ids[0], "cooked")[0])
+at = int(course.pieces_of(tokenizer, rtd_ids[0], "cooked")[0])
 swap = tokenizer.convert_tokens_to_ids(tokenizer.tokenize("ate"))[0]  # what a generator might have put there
 assert swap != rtd_ids[0, at]
 rtd_ids[0, at] = swap

@@ -117,3 +117,12 @@ def write_random_model(folder, seed=SEED):
         if (VOCABULARY / name).is_file():
             shutil.copy(VOCABULARY / name, Path(folder) / name)
     return folder
+
+
+def pieces_of(tokenizer, row, word):
+    """Positions of ``word``'s pieces (as ``tokenizer`` splits the word alone) in the id row ``row``."""
+    want = tokenizer.convert_tokens_to_ids(tokenizer.tokenize(word))
+    for at in range(len(row) - len(want) + 1):
+        if row[at:at + len(want)].tolist() == want:
+            return np.arange(at, at + len(want))
+    raise ValueError(f"{word!r} is not in {tokenizer.convert_ids_to_tokens(row.tolist())}")

@@ -190,7 +190,8 @@ def eval_main(argv=None):
     parser = OneLineParser(
         prog="minideberta pretrain-eval", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="The model card's held-out numbers: generator masked-token top-1/top-5 against a unigram-"
-                    "frequency baseline on the same positions, discriminator ROC AUC on generator replacements.",
+                    "frequency baseline on the same positions, discriminator ROC AUC on generator replacements "
+                    "and on uniform random ones.",
         epilog="example:\n  python -m minideberta pretrain-eval weights/minideberta-v3-tiny "
                "weights/minideberta-v3-tiny-generator --corpus /work/runs/corpus/train.txt "
                "--heldout /work/runs/corpus/heldout.txt")
