@@ -1,23 +1,20 @@
-"""The pre-training corpus and vocabulary, rebuilt offline from two Debian packages.
+"""The pre-training corpus and vocabulary, rebuilt offline from Debian packages.
 
-    apt-get install python3-doc wordnet-base
+    apt-get install python3-doc wordnet-base dict-gcide fortunes fortunes-min
     python -m minideberta corpus --output /work/runs/corpus
 
-Sources (both installable with apt on Debian/Ubuntu, both licensed for this use):
-
-- ``python3-doc``: the Python 3 documentation as HTML (``/usr/share/doc/python3-doc/html``;
-  Debian bookworm ships 3.11). Licence: the PSF License Agreement (Python's documentation is
-  distributed under it; the copyright notice is ``/usr/share/doc/python3-doc/copyright``).
-  We keep the prose of the ``<p>``, ``<li>``, ``<dd>`` and ``<dt>`` elements, without ``<pre>`` code.
-- ``wordnet-base``: Princeton WordNet 3.0 (``/usr/share/wordnet/data.{noun,verb,adj,adv}``).
-  Licence: the WordNet 3.0 licence (permissive, notice in ``/usr/share/doc/wordnet-base/copyright``:
-  "WordNet 3.0 Copyright 2006 by Princeton University. All rights reserved."). From each synset
-  we write its gloss as ``"lemma: definition."`` and every quoted example sentence on its own.
+The sources and their licences: ``corpus_sources.py`` (the Python documentation's prose, WordNet's
+glosses and examples, the GCIDE dictionary's definitions and quotations, the fortune cookies).
 
 The recipe is deterministic: the text is split into sentences, whitespace normalised, sentences
 shorter than 4 words or longer than 400 characters dropped, duplicates removed (first occurrence
-kept, files read in sorted order), and each sentence goes to the held-out split when the first
-8 bytes of its SHA-256, as an integer, modulo 10000 is below ``heldout_per_10000`` (100: 1%).
+kept, sources in the order of ``SOURCES``, files in sorted order). Then two hashes decide where a
+sentence goes, each the first 8 bytes of a SHA-256 as an integer modulo 10000:
+
+- a WordNet synset whose hash of ``"task:" + synset`` is below ``TASK_PER_10000`` (1500: 15%) is
+  *reserved for the labelled tasks* (``minideberta tasks build``): neither its gloss nor its examples
+  enter the corpus, so no task text is pre-training text;
+- a sentence whose own hash is below ``heldout_per_10000`` (100: 1%) goes to the held-out split.
 
 Outputs in ``--output``: ``train.txt`` and ``heldout.txt`` (one sentence a line, UTF-8),
 ``spm.model``/``spm.vocab`` (a sentencepiece unigram vocabulary trained on ``train.txt`` with
@@ -26,124 +23,80 @@ the sentencepiece library: ``nmt_nfkc``, byte fallback, ``[PAD]`` 0, ``[CLS]`` 1
 it as id ``len(spm)`` as it does for the official one) and ``corpus.json`` (counts and licences).
 """
 import hashlib
-import html.parser
 import json
-import re
 from pathlib import Path
 
+from . import corpus_sources as sources
 from .errors import OneLineParser
 
-PYTHON_DOC = Path("/usr/share/doc/python3-doc/html")
-WORDNET = Path("/usr/share/wordnet")
-LICENCES = {"python3-doc": "PSF License Agreement (Python documentation), /usr/share/doc/python3-doc/copyright",
-            "wordnet-base": "WordNet 3.0 licence (Princeton University), /usr/share/doc/wordnet-base/copyright"}
-PROSE_TAGS = {"p", "li", "dd", "dt"}
-SKIP_TAGS = {"pre", "script", "style", "head"}  # code blocks are <pre>
-SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"'(])")
-
-
-class ProseParser(html.parser.HTMLParser):
-    """Collects the text of prose elements, one string per element, skipping code and navigation."""
-
-    def __init__(self):
-        super().__init__(convert_charrefs=True)
-        self.blocks, self.depth_skip, self.current = [], 0, None
-
-    def handle_starttag(self, tag, attrs):
-        if tag in SKIP_TAGS:
-            self.depth_skip += 1
-        elif tag in PROSE_TAGS and self.depth_skip == 0:
-            self.flush()
-            self.current = []
-
-    def handle_endtag(self, tag):
-        if tag in SKIP_TAGS:
-            self.depth_skip = max(0, self.depth_skip - 1)
-        elif tag in PROSE_TAGS:
-            self.flush()
-
-    def handle_data(self, data):
-        if self.current is not None and self.depth_skip == 0:
-            self.current.append(data)
-
-    def flush(self):
-        if self.current:
-            self.blocks.append("".join(self.current))
-        self.current = None
-
-
-def sentences(text):
-    """Whitespace-normalised sentences of a block of prose."""
-    text = re.sub(r"\s+", " ", text.replace("¶", "")).strip()
-    return [s.strip() for s in SENTENCE_END.split(text) if s.strip()]
-
-
-def python_doc_sentences(root=PYTHON_DOC):
-    for path in sorted(Path(root).resolve().rglob("*.html")):
-        if "_static" in path.parts or "_sources" in path.parts or path.name in ("genindex.html", "py-modindex.html"):
-            continue
-        parser = ProseParser()
-        parser.feed(path.read_text(encoding="utf-8", errors="replace"))
-        parser.flush()
-        for block in parser.blocks:
-            yield from sentences(block)
-
-
-def wordnet_sentences(root=WORDNET):
-    """Glosses as "lemma: definition." and the quoted examples, from WordNet's data files."""
-    for part in ("noun", "verb", "adj", "adv"):
-        for line in (Path(root) / f"data.{part}").read_text(encoding="latin-1").splitlines():
-            if line.startswith(" ") or "|" not in line:
-                continue  # the licence header lines start with two spaces
-            fields, gloss = line.split("|", 1)
-            lemma = fields.split()[4].replace("_", " ")
-            lemma = re.sub(r"\(\w+\)$", "", lemma)  # adjective markers such as (a), (p)
-            pieces = [piece.strip() for piece in gloss.split(";")]
-            definitions = [p for p in pieces if p and not p.startswith('"')]
-            if definitions:
-                yield f"{lemma}: {'; '.join(definitions)}."
-            for example in re.findall(r'"([^"]+)"', gloss):
-                example = example.strip()
-                yield example[0].upper() + example[1:] + ("" if example[-1] in ".!?" else ".")
+SOURCES = ("python3-doc", "wordnet-base", "dict-gcide", "fortunes")
+TASK_PER_10000 = 1500
+DEFAULT_VOCAB = 12000
 
 
 def keep(sentence):
     return len(sentence.split()) >= 4 and len(sentence) <= 400
 
 
+def hash_bucket(text):
+    """The first 8 bytes of the SHA-256 of ``text`` as an integer, modulo 10000."""
+    return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "big") % 10000
+
+
 def is_heldout(sentence, per_10000):
-    digest = hashlib.sha256(sentence.encode("utf-8")).digest()
-    return int.from_bytes(digest[:8], "big") % 10000 < per_10000
+    return hash_bucket(sentence) < per_10000
 
 
-def build_corpus(output, python_doc=PYTHON_DOC, wordnet=WORDNET, heldout_per_10000=100):
+def reserved_for_tasks(synset):
+    """True for the WordNet synsets (``"noun:02084071"``) kept out of the corpus for the tasks."""
+    return hash_bucket("task:" + synset) < TASK_PER_10000
+
+
+def tagged_sentences(paths):
+    """``(source, sentence)`` in the recipe's order; WordNet's reserved synsets are left out here."""
+    for name in SOURCES:
+        reader, _ = sources.READERS[name]
+        for item in reader(paths[name]):
+            if name == "wordnet-base":
+                synset, item = item
+                if reserved_for_tasks(synset):
+                    continue
+            yield name, item
+
+
+def source_paths(**overrides):
+    """Each source's default path (``corpus_sources``), replaced where a keyword names it."""
+    paths = {name: Path(overrides.get(name) or default) for name, (_, default) in sources.READERS.items()}
+    for name, path in paths.items():
+        if not path.exists():
+            raise FileNotFoundError(f"{path} not found: install the Debian package {name} "
+                                    f"(apt-get install {name}) or pass its path")
+    return paths
+
+
+def build_corpus(output, paths=None, heldout_per_10000=100):
     """Write train.txt and heldout.txt to ``output``; return the counts."""
-    for source, what in ((python_doc, "python3-doc"), (wordnet, "wordnet-base")):
-        if not Path(source).is_dir():
-            raise FileNotFoundError(f"{source} not found: install the Debian package {what} "
-                                    f"(apt-get install {what}) or pass its folder")
+    paths = paths or source_paths()
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
-    seen, counts = set(), {"python3-doc": 0, "wordnet-base": 0, "train": 0, "heldout": 0, "duplicates": 0}
+    seen, counts = set(), {**{name: 0 for name in SOURCES}, "train": 0, "heldout": 0, "duplicates": 0}
     with open(output / "train.txt", "w", encoding="utf-8") as train, \
             open(output / "heldout.txt", "w", encoding="utf-8") as heldout:
-        for name, stream in (("python3-doc", python_doc_sentences(python_doc)),
-                             ("wordnet-base", wordnet_sentences(wordnet))):
-            for sentence in stream:
-                if not keep(sentence):
-                    continue
-                if sentence in seen:
-                    counts["duplicates"] += 1
-                    continue
-                seen.add(sentence)
-                counts[name] += 1
-                split = "heldout" if is_heldout(sentence, heldout_per_10000) else "train"
-                counts[split] += 1
-                (heldout if split == "heldout" else train).write(sentence + "\n")
+        for name, sentence in tagged_sentences(paths):
+            if not keep(sentence):
+                continue
+            if sentence in seen:
+                counts["duplicates"] += 1
+                continue
+            seen.add(sentence)
+            counts[name] += 1
+            split = "heldout" if is_heldout(sentence, heldout_per_10000) else "train"
+            counts[split] += 1
+            (heldout if split == "heldout" else train).write(sentence + "\n")
     return counts
 
 
-def train_vocabulary(text_file, model_prefix, vocab_size=6000, seed_sentences=2_000_000):
+def train_vocabulary(text_file, model_prefix, vocab_size=DEFAULT_VOCAB, seed_sentences=2_000_000):
     """A sentencepiece unigram model with DeBERTa-v3's special pieces (module docstring)."""
     import sentencepiece
 
@@ -156,29 +109,78 @@ def train_vocabulary(text_file, model_prefix, vocab_size=6000, seed_sentences=2_
     return Path(f"{model_prefix}.model")
 
 
+def whole_word_share(spm_model, words):
+    """The share of ``words`` that the vocabulary keeps as one piece (``"▁word"``)."""
+    import sentencepiece
+
+    processor = sentencepiece.SentencePieceProcessor(model_file=str(spm_model))
+    return sum(len(processor.encode(word, out_type=str)) == 1 for word in words) / len(words)
+
+
+def frequent_words(text_file, n):
+    """The ``n`` most frequent lower-case alphabetic words of a text file, most frequent first."""
+    import collections
+    import re
+
+    counts = collections.Counter()
+    with open(text_file, encoding="utf-8") as f:
+        for line in f:
+            counts.update(re.findall(r"\b[a-z]+\b", line))
+    return [word for word, _ in counts.most_common(n)]
+
+
+def measure_vocabularies(output, sizes, hidden_size, everyday=None):
+    """For each vocabulary size: the share of the corpus's 2000 and 10000 most frequent words kept
+    whole (and of the words of ``everyday``, a text file), and the embedding table's cost."""
+    rows = []
+    words = frequent_words(Path(output) / "train.txt", 10000)
+    plain = frequent_words(everyday, 100000) if everyday else None
+    for size in sizes:
+        model = train_vocabulary(Path(output) / "train.txt", Path(output) / f"spm-{size}", size)
+        row = {"vocab_size": size, "whole_top2000": round(whole_word_share(model, words[:2000]), 4),
+               "whole_top10000": round(whole_word_share(model, words), 4),
+               "embedding_parameters": (size + 1) * hidden_size,
+               "embedding_mib_float16": round((size + 1) * hidden_size * 2 / 2**20, 2)}
+        if plain:
+            row["whole_everyday"] = round(whole_word_share(model, plain), 4)
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    return rows
+
+
 def main(argv=None):
     import argparse
 
     parser = OneLineParser(
         prog="minideberta corpus", formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Rebuild the pre-training corpus (Python documentation + WordNet, from the Debian packages "
-                    "python3-doc and wordnet-base) and train its sentencepiece vocabulary.",
-        epilog="example:\n  apt-get install python3-doc wordnet-base\n"
-               "  python -m minideberta corpus --output /work/runs/corpus --vocab-size 6000")
+        description="Rebuild the pre-training corpus from the Debian packages " + ", ".join(SOURCES) +
+                    " and train its sentencepiece vocabulary.",
+        epilog="example:\n  apt-get install " + " ".join(SOURCES) + " fortunes-min\n"
+               "  python -m minideberta corpus --output /work/runs/corpus --vocab-size 12000\n"
+               "  python -m minideberta corpus --output /work/runs/corpus --measure-vocab 6000,8000,12000,16000")
     parser.add_argument("--output", required=True, help="folder for train.txt, heldout.txt, spm.model, corpus.json")
-    parser.add_argument("--vocab-size", type=int, default=6000, help="sentencepiece pieces (default 6000)")
+    parser.add_argument("--vocab-size", type=int, default=DEFAULT_VOCAB, help=f"sentencepiece pieces (default {DEFAULT_VOCAB})")
+    parser.add_argument("--measure-vocab", help="comma-separated sizes: train each and report the share of "
+                                                "common words kept whole against the embedding's cost")
+    parser.add_argument("--everyday", help="with --measure-vocab: a text file of plain sentences whose words to count")
+    parser.add_argument("--hidden-size", type=int, default=256, help="with --measure-vocab: for the embedding's cost")
     parser.add_argument("--heldout-per-10000", type=int, default=100, help="held-out share in 1/10000 (default 100)")
-    parser.add_argument("--python-doc", default=str(PYTHON_DOC), help=f"HTML folder (default {PYTHON_DOC})")
-    parser.add_argument("--wordnet", default=str(WORDNET), help=f"WordNet data folder (default {WORDNET})")
+    for name, (_, default) in sources.READERS.items():
+        parser.add_argument(f"--{name}", help=f"where {name} is installed (default {default})")
     args = parser.parse_args(argv)
     if not 0 < args.heldout_per_10000 < 10000:
         raise ValueError(f"--heldout-per-10000 must be between 1 and 9999, got {args.heldout_per_10000}")
     output = Path(args.output)
-    counts = build_corpus(output, args.python_doc, args.wordnet, args.heldout_per_10000)
+    paths = source_paths(**{name: getattr(args, name.replace("-", "_")) for name in sources.READERS})
+    counts = build_corpus(output, paths, args.heldout_per_10000)
+    info = {"sentences": counts, "licences": {name: sources.LICENCES[name] for name in SOURCES},
+            "heldout_per_10000": args.heldout_per_10000, "task_per_10000": TASK_PER_10000}
+    if args.measure_vocab:
+        sizes = [int(size) for size in args.measure_vocab.split(",")]
+        info["vocabularies"] = measure_vocabularies(output, sizes, args.hidden_size, args.everyday)
     train_vocabulary(output / "train.txt", output / "spm", args.vocab_size)
-    sizes = {name: (output / name).stat().st_size for name in ("train.txt", "heldout.txt")}
-    info = {"sentences": counts, "bytes": sizes, "vocab_size": args.vocab_size, "licences": LICENCES,
-            "heldout_per_10000": args.heldout_per_10000}
+    info["vocab_size"] = args.vocab_size
+    info["bytes"] = {name: (output / name).stat().st_size for name in ("train.txt", "heldout.txt")}
     (output / "corpus.json").write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
     print(json.dumps(info, indent=1))
     return 0
