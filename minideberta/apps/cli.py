@@ -126,6 +126,13 @@ def run_bench(args):
 
         result = bench_tokenizer.run(n_sentences=args.sentences, batch_size=args.batch_size, repeats=args.repeats,
                                      vocab_file=args.vocab, report=report)
+    elif args.target == "pretrain":
+        from . import bench_pretrain
+
+        shape = {k: getattr(args, k) for k in ("vocab", "hidden", "layers", "generator_layers", "heads", "batch",
+                                               "length") if getattr(args, k) is not None}
+        result = bench_pretrain.run(shape, repeats=args.repeats, threads=args.threads,
+                                    reference=not args.no_reference, report=report)
     elif args.device == "gpu":
         from . import bench_gpu
 
@@ -235,7 +242,7 @@ def build_parser():
     bench.add_argument("--backward", action="store_true", help="also time forward + backward")
     bench.add_argument("--repeats", type=_positive, default=5, help="timed passes; the median is reported (default 5)")
     bench.add_argument("--no-reference", action="store_true", help="time minideberta alone, without transformers")
-    targets = bench.add_subparsers(dest="target", metavar="tokenizer")
+    targets = bench.add_subparsers(dest="target", metavar="tokenizer|pretrain")
     tokens = targets.add_parser("tokenizer", parents=[device], formatter_class=formatter,
                                 help="time the tokenizer against transformers' instead",
                                 description="Tokenizer throughput of minideberta and transformers on real sentences.",
@@ -244,6 +251,19 @@ def build_parser():
     tokens.add_argument("--batch-size", type=_positive, default=64)
     tokens.add_argument("--vocab", default=None, help="the DeBERTa-v3 spm.model (default: the committed weights/deberta-v3-tokenizer/spm.model)")
     tokens.add_argument("--repeats", type=_positive, default=5)
+    step = targets.add_parser("pretrain", formatter_class=formatter,
+                              help="time one pre-training step (generator + discriminator, AdamW) against torch",
+                              description="Tokens per second of one DeBERTaV3 pre-training step (RTD with GDES: both "
+                                          "forwards, both backwards, clipping, AdamW) in minideberta and in torch "
+                                          "with transformers' layers, each in a fresh process with the same threads.",
+                              epilog="example:\n  python -m minideberta bench pretrain --threads 1 2 --repeats 5")
+    for name, default in (("vocab", "ids (default the shipped pair's)"), ("hidden", "width"),
+                          ("layers", "discriminator layers"), ("generator-layers", "generator layers"),
+                          ("heads", "attention heads"), ("batch", "sequences a step"), ("length", "tokens a sequence")):
+        step.add_argument(f"--{name}", type=_positive, help=f"{default}; default: the shipped pair's shapes")
+    step.add_argument("--threads", nargs="+", type=_positive, default=[1], help="thread counts to time (default 1)")
+    step.add_argument("--repeats", type=_positive, default=5, help="timed steps; the median is reported (default 5)")
+    step.add_argument("--no-reference", action="store_true", help="time minideberta alone, without torch")
     return parser
 
 
