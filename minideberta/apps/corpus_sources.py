@@ -150,11 +150,11 @@ def gcide_sentences(path=GCIDE):
         text = re.split(r' -- | "', text)[0].strip()  # derived forms "-- Cen"sur*a*bly, adv.", quotations
         if not text or not text[0].isupper() or text.startswith(("Syn", "Note")) or MARKUP.search(text) \
                 or not headword or not re.fullmatch(r"[A-Za-z][a-z' -]*", headword):
-            continue  # headwords with accents or capitals (names), and non-definitions
+            continue  # headwords with accents or inner capitals, and what is not a definition
         definition = text[0].lower() + text[1:]
         if not definition.endswith("."):
             definition += "."
-        yield f"{headword.lower()}: {definition}"
+        yield f"{headword}: {definition}"  # GCIDE capitalises every headword: "Affect", "Paris"
 
 
 def fortune_sentences(root=FORTUNES):
