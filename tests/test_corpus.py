@@ -66,6 +66,17 @@ def packages(tmp_path):
     return {"python3-doc": docs, "wordnet-base": wordnet, "dict-gcide": gcide, "fortunes": fortunes}
 
 
+def test_python_doc_keeps_prose_without_code(tmp_path):
+    (tmp_path / "library").mkdir()
+    (tmp_path / "library" / "os.html").write_text(
+        "<html><head><title>os</title></head><body><p>This module provides a portable way of using "
+        "operating system functionality. It is <code>os</code> for short.</p><pre>import os\nos.getcwd()</pre>"
+        "<li>Short.</li><dd>Return the current working directory as a string.</dd></body></html>", encoding="utf-8")
+    assert list(sources.python_doc_sentences(tmp_path)) == [
+        "This module provides a portable way of using operating system functionality.", "It is os for short.",
+        "Short.", "Return the current working directory as a string."]
+
+
 def test_gcide_keeps_definitions_and_quotations_and_drops_markup(packages):
     got = list(sources.gcide_sentences(packages["dict-gcide"]))
     assert got == ["Affect: to act upon; to produce an effect or change upon.",

@@ -143,6 +143,8 @@ def test_commands_pretrain_export_and_evaluate(micro, tmp_path, capsys):
                      "--export", str(tmp_path / "weights"), "--no-progress"])
     assert code == 0
     assert json.loads((tmp_path / "run" / "history.json").read_text())["train"]["step"] == [1, 2]
+    shipped = json.loads((tmp_path / "weights" / "minideberta-v3-tiny" / "history.json").read_text())
+    assert shipped["train"]["step"] == [1, 2] and shipped["eval"]["step"] == [2]  # the run's record, with the model
     assert cli.main(["pretrain-export", str(tmp_path / "run"), "--to", str(tmp_path / "again"), "--vocab",
                      str(folder / "spm.model")]) == 0
     for name in ("minideberta-v3-tiny", "minideberta-v3-tiny-generator"):  # the last checkpoint is the end state
@@ -156,35 +158,6 @@ def test_commands_pretrain_export_and_evaluate(micro, tmp_path, capsys):
     assert {"mlm_top1", "unigram_top1", "rtd_auc"} <= set(json.loads(capsys.readouterr().out))
     assert cli.main(["pretrain", "--corpus", str(tmp_path / "nope.txt"), "--output", str(tmp_path)]) == 2
     assert "error: --corpus" in capsys.readouterr().err
-
-
-def test_corpus_recipe_on_package_shaped_files(tmp_path):
-    doc, wordnet = tmp_path / "html", tmp_path / "wordnet"
-    (doc / "library").mkdir(parents=True)
-    wordnet.mkdir()
-    (doc / "library" / "os.html").write_text(
-        "<html><head><title>os</title></head><body><p>This module provides a portable way of using "
-        "operating system functionality. It is <code>os</code> for short.</p><pre>import os\nos.getcwd()</pre>"
-        "<li>Short.</li><dd>Return the current working directory as a string.</dd>"
-        "<p>This module provides a portable way of using operating system functionality.</p></body></html>",
-        encoding="utf-8")
-    rows = ["  1 This software and database is being provided to you",
-            ('00001740 03 n 01 entity 0 003 ~ 00001930 n 0000 | that which is perceived to exist; "the entity was '
-             'large"  ')]
-    for part in ("noun", "verb", "adj", "adv"):
-        text = "\n".join(rows if part == "noun" else rows[:1]) + "\n"
-        (wordnet / f"data.{part}").write_text(text, encoding="latin-1")
-    counts = corpus.build_corpus(tmp_path / "out", doc, wordnet, heldout_per_10000=5000)
-    lines = sorted((tmp_path / "out" / "train.txt").read_text().splitlines()
-                   + (tmp_path / "out" / "heldout.txt").read_text().splitlines())
-    assert lines == sorted(["This module provides a portable way of using operating system functionality.",
-                            "It is os for short.", "Return the current working directory as a string.",
-                            "entity: that which is perceived to exist.", "The entity was large."])
-    assert counts["duplicates"] == 1 and counts["train"] + counts["heldout"] == 5
-    heldout = (tmp_path / "out" / "heldout.txt").read_text().splitlines()
-    assert all(corpus.is_heldout(s, 5000) for s in heldout)
-    with pytest.raises(FileNotFoundError, match="python3-doc"):
-        corpus.build_corpus(tmp_path / "x", tmp_path / "missing", wordnet)
 
 
 class Oracle:

@@ -49,9 +49,10 @@ def build_models(generator_config, discriminator_config, seed=0, dtype=np.float3
     return generator, DebertaV2ForReplacedTokenDetection(discriminator_config, seed=seed + 1, dtype=dtype)
 
 
-def export(pretrainer, tokenizer, folder, name="minideberta-v3-tiny", dtype=np.float16):
+def export(pretrainer, tokenizer, folder, name="minideberta-v3-tiny", dtype=np.float16, history=None):
     """Write ``folder/name`` (discriminator, word embeddings E_G + E_Delta under gdes) and
-    ``folder/name-generator``, each with config.json, model.safetensors (``dtype``) and the vocabulary."""
+    ``folder/name-generator``, each with config.json, model.safetensors (``dtype``) and the vocabulary;
+    with ``history`` (a run's, ``pretrain.pretrain``), the discriminator's folder gets ``history.json``."""
     out = {}
     for suffix, model in (("", pretrainer.discriminator), ("-generator", pretrainer.generator)):
         target = Path(folder) / f"{name}{suffix}"
@@ -64,7 +65,20 @@ def export(pretrainer, tokenizer, folder, name="minideberta-v3-tiny", dtype=np.f
                                  target / "model.safetensors")
         tokenizer.save_pretrained(target)
         out[suffix or "discriminator"] = target
+    if history is not None:
+        (out["discriminator"] / "history.json").write_text(json.dumps(compact_history(history)) + "\n",
+                                                           encoding="utf-8")
     return out
+
+
+def compact_history(history, digits=5):
+    """The run's history with its floats rounded to ``digits`` significant digits (the shipped copy)."""
+    def rounded(value):
+        return float(f"{value:.{digits}g}") if isinstance(value, float) else value
+
+    return {"train": {k: [rounded(v) for v in column] for k, column in history["train"].items()},
+            "eval": {k: [rounded(v) for v in column] for k, column in history["eval"].items()},
+            "settings": history.get("settings", {})}
 
 
 def from_checkpoint(folder):
@@ -83,7 +97,8 @@ def from_checkpoint(folder):
     for name, array in pretrainer.params.items():
         array[...] = saved[name]
     pretrainer.compose()
-    return pretrainer, json.loads(state_file.read_text(encoding="utf-8"))["step"]
+    state = json.loads(state_file.read_text(encoding="utf-8"))
+    return pretrainer, state["step"], state.get("history")
 
 
 def export_main(argv=None):
@@ -97,8 +112,8 @@ def export_main(argv=None):
     parser.add_argument("--vocab", required=True, help="the run's spm.model")
     args = parser.parse_args(argv)
     run = Path(args.run)
-    pretrainer, step = from_checkpoint(run / "checkpoint" if (run / "checkpoint").is_dir() else run)
-    for folder in export(pretrainer, DebertaV2Tokenizer(args.vocab), args.to, args.name).values():
+    pretrainer, step, history = from_checkpoint(run / "checkpoint" if (run / "checkpoint").is_dir() else run)
+    for folder in export(pretrainer, DebertaV2Tokenizer(args.vocab), args.to, args.name, history=history).values():
         print(f"exported {folder} (step {step})")
     return 0
 
@@ -181,7 +196,7 @@ def main(argv=None):
                        progress=not args.no_progress, log=lambda text: print(text, flush=True))
     (output / "history.json").write_text(json.dumps(history) + "\n", encoding="utf-8")
     if args.export:
-        for folder in export(pretrainer, tokenizer, args.export).values():
+        for folder in export(pretrainer, tokenizer, args.export, history=history).values():
             print(f"exported {folder}")
     return 0
 
