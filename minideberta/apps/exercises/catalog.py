@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from . import stages_attention, stages_misc, stages_model, stages_ops
+from . import stages_attention, stages_misc, stages_model, stages_ops, stages_pretraining
 
 PACKAGE = Path(__file__).resolve().parents[2]  # the installed minideberta/
 LEVELS = ("first course", "intermediate", "advanced")
@@ -165,6 +165,27 @@ EXERCISES = [
         "The last layer's weights are used twice: add both passes' gradients (params.add_grads).",
         "hidden was used as keys in both passes and in the first query; the position table by the first query.",
     ), stages_model.emd_backward, seconds=4),
+    Exercise("tasks.DebertaV2ForReplacedTokenDetection.loss_backward",
+             "the replaced-token-detection loss (BCE over real tokens) and its backward", "intermediate", 30, (
+                 "loss: the mean over the real tokens (inputs.masks.token) of max(z, 0) - z y + log(1 + e^-|z|); "
+                 "losses.bce_with_logits_forward computes it on the real tokens' logits.",
+                 "The derivative of the binary cross-entropy on a logit z is sigmoid(z) - y, divided by the count.",
+                 "The count is the number of real tokens, and padded tokens get exactly 0: scatter the real "
+                 "tokens' gradient back into a (B, N) zero array.",
+             ), stages_pretraining.rtd_loss_backward, also=("tasks.DebertaV2ForReplacedTokenDetection.loss",)),
+    Exercise("apps.rtd_pretraining.discriminator_labels", "the labels of a corrupted batch", "first course", 10, (
+        "A token is replaced (1) where the discriminator's input differs from the original input.",
+        "The generator may sample the original token back: then the input does not differ, and the label is 0.",
+        "Padding (attention_mask 0) is never replaced: its label is 0.",
+    ), stages_pretraining.discriminator_labels),
+    Exercise("apps.rtd_pretraining.share_embedding_gradients",
+             "embedding sharing: which table gets which gradient (GDES, ES, NES)", "intermediate", 20, (
+                 "Read the module docstring of apps/rtd_pretraining.py: the three sharing modes, and the names "
+                 "of the parameters in each.",
+                 "nes: each table its own model's gradient; es: one table (the generator's), both gradients summed.",
+                 "gdes: E_D = sg(E_G) + E_Delta, so the discriminator's gradient goes to E_Delta "
+                 "(discriminator.<word>.delta) only and E_G keeps the MLM gradient alone.",
+             ), stages_pretraining.share_embedding_gradients),
 ]
 
 BY_ID = {e.id: e for e in EXERCISES}
