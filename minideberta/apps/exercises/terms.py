@@ -67,7 +67,8 @@ def term_diagnoses(got, want, terms=(), variants=(), scale=None):
             return [f"matches the answer with this mistake: {variant.mistake}"]
     error = got - want
     found = []
-    for term in terms:
+    for term in terms if len(terms) > 1 else ():  # one term is the whole answer: diagnose.py reads that
+
         t = np.broadcast_to(np.asarray(term.value, dtype=np.float64), want.shape)
         size = float(np.sum(t * t))
         if size <= (MATCH * scale) ** 2:
