@@ -180,3 +180,90 @@ def test_term_diagnoses_on_plain_arrays():
     assert term_diagnoses(want + 1e-13, want, terms) == []
     assert term_diagnoses(a * b, want, terms, [Variant("a product", a * b)]) == [
         "matches the answer with this mistake: a product"]
+
+
+# ---------------------------------------------------------------- the model-level backwards: one-line slips
+def edited(old, new):
+    """The reference function with one line edited, as a student's slip: compiled in the student's module."""
+    import inspect
+    import textwrap
+
+    def make(reference_function, namespace):
+        source = textwrap.dedent(inspect.getsource(reference_function))
+        assert source.count(old) == 1, f"the reference no longer has {old!r}: update this test"
+        scope = {}
+        exec(compile(source.replace(old, new), "<student>", "exec"), namespace, scope)
+        return scope[reference_function.__name__]
+    return make
+
+
+def rtd_every_token(self, cache):
+    d = np.zeros(cache.real.shape)
+    z, y = cache.bce.logits, cache.bce.targets
+    d[cache.real] = (1 / (1 + np.exp(-z)) - y) / cache.real.size
+    return d
+
+
+def rtd_no_labels(self, cache):
+    d = np.zeros(cache.real.shape)
+    d[cache.real] = 1 / (1 + np.exp(-cache.bce.logits)) / cache.real.sum()
+    return d
+
+
+SLIPS = {
+    "RTD head: the [CLS] sum forgotten": ("heads.rtd_head_backward", edited(
+        "dhidden[:, 0] += dsum.sum(axis=1)", "pass"),
+        "the [CLS] sum (every position's gradient, added at position 0) term is missing"),
+    "RTD head: the [CLS] sum at every position": ("heads.rtd_head_backward", edited(
+        "dhidden[:, 0] += dsum.sum(axis=1)", "dhidden += dsum.sum(axis=1, keepdims=True)"),
+        "the sum over the sequence is added at every position"),
+    "conv: a tap forgotten": ("ngie.conv1d_backward", edited("for t in range(kernel):", "for t in range(kernel - 1):"),
+                              "the tap 2 term is missing"),
+    "conv: the kernel flipped": ("ngie.conv1d_backward", edited(
+        "dpadded[:, t:t + n] += dcols[..., t]", "dpadded[:, t:t + n] += dcols[..., kernel - 1 - t]"),
+        "the taps written back in reverse order"),
+    "conv: taps assigned": ("ngie.conv1d_backward", edited(
+        "dpadded[:, t:t + n] += dcols[..., t]", "dpadded[:, t:t + n] = dcols[..., t]"), "the taps assigned (=)"),
+    "attention: the p2c term forgotten": ("attention.backward", edited("dk += dk_term", "pass"),
+                                          "the p2c through the keys term is missing"),
+    "attention: c2p with its sign flipped": ("attention.backward", edited("dq += dq_term", "dq -= dq_term"),
+                                             "the c2p through the queries term has the wrong sign"),
+    "attention: the scale forgotten": ("attention.backward", edited("dterm = dscores * c.scale", "dterm = dscores"),
+                                       "the scale is left out"),
+    "attention: the value path forgotten": ("attention.backward", edited("dhidden += dvalues_in", "pass"),
+                                            "the value path (context = P V) term is missing"),
+    "EMD: the first query forgotten": ("emd.backward", edited("dhidden = dhidden + dquery", "dhidden = dhidden"),
+                                       "the first query (hidden + positions) term is missing"),
+    "EMD: one pass's keys forgotten": ("emd.backward", edited("dhidden = dhidden + dkeys", "dhidden = dkeys"),
+                                       "the keys and values of the second pass term is missing"),
+    "RTD loss: divided by every token": ("tasks.DebertaV2ForReplacedTokenDetection.loss_backward", rtd_every_token,
+                                         "divided by every token (B N = 12) instead of the 9 real ones"),
+    "RTD loss: the labels forgotten": ("tasks.DebertaV2ForReplacedTokenDetection.loss_backward", rtd_no_labels,
+                                       "the -labels / |real| term is missing"),
+}
+
+
+@pytest.mark.parametrize("name", SLIPS)
+def test_a_slip_in_a_model_backward_is_named(name, student, ref, monkeypatch):
+    import sys
+
+    exercise_id, wrong, words = SLIPS[name]
+    owner_name, _, attr = exercise_id.rpartition(".")
+    owner = student.get(owner_name)
+    if isinstance(wrong, type(edited)) and wrong.__name__ == "make":
+        namespace = vars(sys.modules[owner.__module__]) if isinstance(owner, type) else vars(owner)
+        wrong = wrong(ref.get(exercise_id), namespace)
+    monkeypatch.setattr(owner, attr, wrong)
+    report = check_exercise(catalog.get(exercise_id), student, ref)
+    assert report["status"] == "fail"
+    found = diagnoses(report)
+    assert any(words in d for d in found), found
+
+
+def test_a_term_table_that_does_not_add_up_is_an_error():
+    from minideberta.apps.exercises.terms import check_terms
+
+    want = np.arange(6.0).reshape(2, 3)
+    check_terms("t", want, [Term("a", "", want / 2), Term("b", "", want / 2)])
+    with pytest.raises(AssertionError, match="does not add up"):
+        check_terms("t", want, [Term("a", "", want / 2)])
