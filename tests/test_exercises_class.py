@@ -53,6 +53,7 @@ CLASS = {  # name -> ({exercise: body}, what else to do to the folder)
     "outside": ({"ops.layer_norm_backward": RIGHT_LN}, "edit heads.py"),
     "memory": ({"ops.gelu_backward": "    import numpy as np\n    return np.ones((20000, 20000, 8)) * dy.sum()\n"}, None),
     "not_started": ({}, None),
+    "forward_edited": ({"ops.layer_norm_backward": RIGHT_LN}, "edit layer_norm_forward"),
 }
 
 
@@ -80,14 +81,19 @@ def graded(tmp_path_factory):
             ops.write_text(ops.read_text().replace("def gelu_backward(dy, cache):", "def gelu_backward(dy, cache)"))
         elif extra == "empty list":
             (folder / ".exercises.json").write_text('{"exercises": [], "hints": {"ops.gelu_backward": 0}}\n')
+        elif extra == "edit layer_norm_forward":  # in the exercise's own file, another function
+            ops = folder / "minideberta" / "ops.py"
+            ops.write_text(ops.read_text().replace("    xp = get_xp(x)\n", "    xp = get_xp(x)  # mine\n    x = x + 0\n",
+                                                   1))
         elif extra == "edit heads.py":
             heads = folder / "minideberta" / "heads.py"
             heads.write_text(heads.read_text() + "\n# a note of mine\n")
         folders.append(str(folder))
     # One student asks for a hint through the teacher's checker, then edits the count in their folder.
-    assert main(["exercises", "check", "ops.gelu_backward", "--path", folders[-1], "--hint", "--manifest",
+    asking = str(root / "class" / "not_started")
+    assert main(["exercises", "check", "ops.gelu_backward", "--path", asking, "--hint", "--manifest",
                  str(manifest), "--timeout", "60"]) == 1
-    (Path(folders[-1]) / ".exercises.json").write_text('{"exercises": [], "hints": {}}\n')
+    (Path(asking) / ".exercises.json").write_text('{"exercises": [], "hints": {}}\n')
     out = root / "out.json"
     import contextlib
     import io
@@ -123,6 +129,7 @@ def test_every_student_has_a_record_with_the_right_status(graded):
         "outside": ("passed", "not implemented"),
         "memory": ("not implemented", "failed"),
         "not_started": ("not implemented", "not implemented"),
+        "forward_edited": ("passed", "not implemented"),
     }
 
 
@@ -141,7 +148,8 @@ def test_the_records_say_why(graded):
     assert "MemoryError" in records["memory"][IDS[1]]["diagnosis"]
     students = {Path(s["path"]).name: s for s in document["students"]}
     assert students["outside"]["changed_files"] == ["minideberta/heads.py"]
-    assert all(s["changed_files"] == [] for name, s in students.items() if name != "outside")
+    assert students["forward_edited"]["changed_files"] == ["minideberta/ops.py: layer_norm_forward"]
+    assert all(s["changed_files"] == [] for name, s in students.items() if name not in ("outside", "forward_edited"))
     assert students["right"]["points"] == 3 and students["right"]["points_max"] == 3
     assert records["right"][IDS[0]]["points"] == 2 and records["outside"][IDS[0]]["points"] == 2
     assert records["not_started"][IDS[1]]["hints_used"] == 1  # from the teacher's log, not the folder

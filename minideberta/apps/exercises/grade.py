@@ -11,7 +11,10 @@ The manifest is the teacher's record of an assignment, kept *outside* the studen
 student's ``.exercises.json`` says, and compares every student file with the hashes: a file
 changed that holds none of the exercises, a file missing, a file added are listed on the
 student's record (bytecode caches and the student's own ``.exercises.json`` are not files of
-the assignment).
+the assignment). In a file that holds an exercise, the manifest's ``definitions`` (a hash of
+the syntax tree of every other function, and of the rest of the module) name a changed
+function there too (``"minideberta/ops.py: layer_norm_forward"``); comments and blank lines
+may change freely.
 
 Hints: ``check ID --path DIR --hint --manifest FILE`` appends one line per hint shown to
 ``FILE.hints.jsonl`` (student folder, exercise, how many hints shown, when), a log beside the
@@ -33,6 +36,7 @@ The result document (``--json``; one schema for one folder or thirty)::
 ``status`` is one of ``isolate.STATUSES``. Points: all of them for a passed exercise; for a failed
 one, the share of its stages that passed; none otherwise.
 """
+import ast
 import csv
 import datetime
 import hashlib
@@ -75,13 +79,53 @@ def handed_out_files(folder):
     return out
 
 
+def _definitions(source):
+    """{qualified name: sha256 of its AST} of a module's functions and methods, and "(module level)"
+    for everything else in it; None when it does not parse."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return None
+    out, rest = {}, []
+
+    def digest(node):
+        return hashlib.sha256(ast.dump(node).encode()).hexdigest()
+
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            out[node.name] = digest(node)
+        elif isinstance(node, ast.ClassDef):
+            for inner in node.body:
+                if isinstance(inner, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    out[f"{node.name}.{inner.name}"] = digest(inner)
+                else:
+                    rest.append(inner)
+        else:
+            rest.append(node)
+    out["(module level)"] = hashlib.sha256("".join(ast.dump(n) for n in rest).encode()).hexdigest()
+    return out
+
+
+def _exercise_definitions(folder, chosen):
+    """For each file an exercise is in: the hashes of its other definitions (``_definitions``)."""
+    mine = {}
+    for e in chosen:
+        for name in (e.target, *e.also):
+            mine.setdefault(catalog.file_of(name), set()).add(catalog.module_of(name)[1])
+    out = {}
+    for rel, names in mine.items():
+        found = _definitions((Path(folder) / rel).read_text(encoding="utf-8")) or {}
+        out[rel] = {k: v for k, v in found.items() if k not in names}
+    return out
+
+
 def write_manifest(path, folder, chosen, points=None):
     """The teacher's manifest of the copy just made in ``folder``."""
     points = points or {}
     manifest = {"format": FORMAT, "made": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                 "folder": str(folder),
                 "exercises": [{"id": e.id, "file": e.file, "points": points.get(e.id, 1)} for e in chosen],
-                "files": handed_out_files(folder)}
+                "files": handed_out_files(folder), "definitions": _exercise_definitions(folder, chosen)}
     Path(path).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
     return manifest
 
@@ -111,6 +155,10 @@ def compare_files(folder, manifest):
         allowed.update(catalog.get(row["id"]).files)
     given = manifest["files"]
     changed = sorted(k for k, v in given.items() if k in now and now[k] != v and k not in allowed)
+    for rel, kept in manifest.get("definitions", {}).items():  # in an exercise's file: only its function may change
+        found = _definitions((Path(folder) / rel).read_text(encoding="utf-8")) if rel in now else None
+        if found is not None:
+            changed += [f"{rel}: {name}" for name, digest in kept.items() if found.get(name) != digest]
     return {"changed_files": changed, "missing_files": sorted(k for k in given if k not in now),
             "added_files": sorted(k for k in now if k not in given)}
 
@@ -207,6 +255,11 @@ def grade(folders, exercises=None, manifest_path=None, time_limit=None, memory_m
     at a time."""
     manifest = read_manifest(manifest_path) if manifest_path is not None else None
     points = {row["id"]: row["points"] for row in manifest["exercises"]} if manifest else {}
+    if exercises and manifest:
+        outside = [i for i in exercises if i not in points]
+        if outside:
+            raise ValueError(f"{', '.join(outside)} is not in the manifest {manifest_path} (it lists "
+                             f"{', '.join(points)}); name some of those, or none")
     if exercises:
         chosen = {str(f): [catalog.get(i) for i in exercises] for f in folders}
     elif manifest:
@@ -231,8 +284,8 @@ def grade(folders, exercises=None, manifest_path=None, time_limit=None, memory_m
                          "exercises_passed": sum(r["passed"] for r in records),
                          "points": round(sum(r["points"] for r in records), 3),
                          "points_max": sum(r["points_max"] for r in records), **files, "exercises": records})
-    listed = [{"id": e.id, "points": points.get(e.id, 1)} for e in
-              (next(iter(chosen.values())) if chosen else [])]
+    every = dict.fromkeys(e.id for f in map(str, folders) for e in chosen[f])  # in order, each once
+    listed = [{"id": i, "points": points.get(i, 1)} for i in every]
     return {"schema": SCHEMA, "manifest": None if manifest_path is None else str(manifest_path),
             "passed": all(s["passed"] for s in students), "exercises": listed, "students": students}
 
