@@ -165,6 +165,9 @@ probably means. It exits with 0 when every stage passes. `--hint` shows the next
 To run your copy yourself, put this folder first on the path: `cd {folder} && python`, then
 `import minideberta` (or `sys.path.insert(0, "{folder}")` in a notebook). Do not change the
 functions' signatures or the caches their forwards return: the checker calls them as they are.
+Write only the missing functions: when your folder is graded, any other function or file you
+changed is listed. In a notebook, a function written in a cell is checked with
+`from minideberta.exercises import check; check("{first}", my_function)`.
 
 | exercise | file | what to write | level | time |
 | --- | --- | --- | --- | --- |
