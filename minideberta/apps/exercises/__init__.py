@@ -13,7 +13,7 @@ the copy (found with ``ast``, the source cut by line numbers so everything else 
 ``check.py`` runs the stages that ``stages_*.py`` define, ``terms.py`` (with the tables of the
 stages and ``tables_model.py``) names the term of a formula a wrong answer got wrong and
 ``diagnose.py`` reads the shape of the other errors. ``isolate.py`` runs one student's exercise
-in a process of its own, ``grade.py`` grades a class against the teacher's manifest and
+in a process of its own, ``grade.py`` grades a class against the teacher's manifest (``manifest.py``) and
 ``notebook.py`` checks a function written in a notebook cell.
 The ground truth is the installed package: central differences of its forward, its backward,
 its forward functions. Nothing is hidden from the student but the removed bodies (and the

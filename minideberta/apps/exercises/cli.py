@@ -133,7 +133,7 @@ def run_list(args):
 
 
 def run_make(args):
-    from .grade import default_manifest_path
+    from .manifest import default_manifest_path
 
     chosen = make(args.folder, args.only, args.manifest, dict(args.points))
     manifest = args.manifest or default_manifest_path(args.folder)
@@ -149,7 +149,7 @@ def run_make(args):
 def next_hints(folder, exercise, manifest=None):
     """Reveal one more hint of ``exercise``. The count is kept in DIR's ``.exercises.json`` and,
     with a teacher's manifest, in the hints log beside it (which the grading reads)."""
-    from .grade import hints_from_log, hints_log_path, record_hint
+    from .manifest import hints_from_log, hints_log_path, record_hint
 
     path = Path(folder) / MANIFEST
     state = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {"hints": {}}

@@ -110,7 +110,7 @@ def removals(exercise):
 def make(folder, ids=None, manifest=None, points=None):
     """Write the student copy into ``folder`` (new or empty) and the teacher's manifest (default
     ``DIR.manifest.json`` beside the folder: see grade.py); return the exercises removed."""
-    from .grade import default_manifest_path, write_manifest
+    from .manifest import default_manifest_path, write_manifest
 
     folder = Path(folder)
     manifest = default_manifest_path(folder) if manifest is None else Path(manifest)
