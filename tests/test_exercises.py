@@ -101,7 +101,10 @@ def test_the_copy_keeps_everything_that_is_not_an_exercise(whole_copy):
             else:
                 assert ast.dump(copy) == ast.dump(node), f"{rel}:{name} changed"
     manifest = json.loads((whole_copy / MANIFEST).read_text())
-    assert manifest == {"exercises": [e.id for e in WHOLE], "hints": {}}  # no path to the reference
+    assert manifest == {"exercises": [e.id for e in WHOLE], "hints": {}}
+    for path in whole_copy.rglob("*"):  # self-contained: nothing in the copy points at the reference
+        if path.is_file():
+            assert str(REPO) not in path.read_text(encoding="utf-8", errors="replace"), path
     assert "python -m minideberta exercises check" in (whole_copy / "README.md").read_text()
 
 
@@ -328,3 +331,11 @@ def test_every_exercise_a_notebook_points_to_exists():
     assert len(pointed) >= 10, pointed  # the course points at most of the catalog
     unknown = {i: name for i, name in pointed.items() if i not in known}
     assert not unknown, f"notebooks point to exercises the checker does not have: {unknown}"
+
+
+def test_every_stage_draws_an_upstream_gradient_of_its_own(ref):
+    """LayerNorm's first stage once drew dy from the stream that drew x: dy was along x - mean(x) and the
+    true dx was round-off (1e-7), so every printed error was relative to noise."""
+    stage = catalog.get("ops.layer_norm_backward").stages()[0]
+    dx = next(o for o in stage.run(ref, ref) if o.name == "dx")
+    assert np.max(np.abs(dx.want)) > 0.1

@@ -69,8 +69,7 @@ def _student_name(folder, taken):
     return unique
 
 
-def grade(folders, exercises=None, manifest_path=None, time_limit=None, memory_mb=DEFAULT_MEMORY_MB, jobs=2,
-          hint_for=None):
+def grade(folders, exercises=None, manifest_path=None, time_limit=None, memory_mb=DEFAULT_MEMORY_MB, jobs=2):
     """Grade ``folders``; return the result document. ``exercises``: ids to check (default: the
     manifest's, else each folder's own list). One child process per (student, exercise), ``jobs``
     at a time."""
