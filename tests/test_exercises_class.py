@@ -1,4 +1,4 @@
-"""A teacher grades a synthetic class of 12 folders in one run: every failure mode on its own record.
+"""A teacher grades a synthetic class of 14 folders in one run: every failure mode on its own record.
 
 One assignment (LayerNorm and GELU backwards, 2 and 1 points) made with its manifest outside the
 folders; each student's folder then holds what a student might hand in: a right answer, an
@@ -54,6 +54,9 @@ CLASS = {  # name -> ({exercise: body}, what else to do to the folder)
     "memory": ({"ops.gelu_backward": "    import numpy as np\n    return np.ones((20000, 20000, 8)) * dy.sum()\n"}, None),
     "not_started": ({}, None),
     "forward_edited": ({"ops.layer_norm_backward": RIGHT_LN}, "edit layer_norm_forward"),
+    "lingering": ({"ops.gelu_backward": "    import threading, time\n"
+                                        "    threading.Thread(target=time.sleep, args=(3600,)).start()\n"
+                                        + RIGHT_GELU}, None),  # right, but the process does not end
 }
 
 
@@ -130,6 +133,7 @@ def test_every_student_has_a_record_with_the_right_status(graded):
         "memory": ("not implemented", "failed"),
         "not_started": ("not implemented", "not implemented"),
         "forward_edited": ("passed", "not implemented"),
+        "lingering": ("not implemented", "passed"),  # reported before the time limit: the report counts
     }
 
 

@@ -121,6 +121,14 @@ def _tail(text):
     return text if len(text) <= TAIL else "..." + text[-TAIL:]
 
 
+def _read(path):
+    """The child's report, or None if it wrote none (or was stopped while writing it)."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
 def _kill(process):
     """The child and anything it started (it leads its own process group)."""
     try:
@@ -148,12 +156,15 @@ def run_isolated(folder, exercise, time_limit=None, memory_mb=DEFAULT_MEMORY_MB)
         except subprocess.TimeoutExpired:
             _kill(process)
             output, _ = process.communicate()
+            record = _read(out)
+            if record is not None:  # it reported, then did not end (a thread of its own still running)
+                return {**record, "seconds": round(time.monotonic() - start, 2), "output": _tail(output)}
             return {"status": "time-out", "seconds": round(time.monotonic() - start, 2), "output": _tail(output),
                     "message": f"still running after {time_limit:g} s, stopped (an endless loop? the limit "
                                "is --timeout)"}
         seconds = round(time.monotonic() - start, 2)
-        if out.is_file():
-            record = json.loads(out.read_text(encoding="utf-8"))
+        record = _read(out)
+        if record is not None:
             return {**record, "seconds": seconds, "output": _tail(output)}
     code = process.returncode
     how = (f"killed by {_signal_name(-code)}" if code < 0 else f"ended with exit status {code}")

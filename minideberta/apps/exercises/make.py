@@ -120,6 +120,9 @@ def make(folder, ids=None, manifest=None, points=None):
     chosen = [catalog.get(i) for i in ids] if ids else list(catalog.EXERCISES)
     if ids is None:  # everything: a partial exercise's function is removed whole anyway
         chosen = [e for e in chosen if not e.part]
+    unknown = [i for i in (points or {}) if i not in {e.id for e in chosen}]
+    if unknown:
+        raise ValueError(f"--points names {', '.join(unknown)}, not among the exercises made")
     if folder.exists() and any(folder.iterdir()):
         raise ValueError(f"{folder} exists and is not empty; give a new folder (a student's work there "
                          "would be overwritten)")
@@ -128,9 +131,6 @@ def make(folder, ids=None, manifest=None, points=None):
         raise ValueError(f"{folder} is inside the package itself ({source_root}); choose a folder outside it")
     shutil.copytree(source_root, folder / "minideberta", dirs_exist_ok=True,
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    unknown = [i for i in (points or {}) if i not in {e.id for e in chosen}]
-    if unknown:
-        raise ValueError(f"--points names {', '.join(unknown)}, not among the exercises made")
     by_file = {}
     for exercise in chosen:
         for removal in removals(exercise):
