@@ -126,6 +126,24 @@ def discriminator_labels(original, replaced, attention_mask):
     return ((replaced != original) & (np.asarray(attention_mask) > 0)).astype(np.int64)
 
 
+def share_embedding_gradients(grads, sharing):
+    """Which token-embedding table gets which gradient (the module docstring's sharing modes).
+    ``grads``: the generator's gradients under ``generator.<name>`` (from L_MLM) and the
+    discriminator's under ``discriminator.<name>`` (already times lambda, from L_RTD), including
+    ``discriminator.`` + WORD, the gradient of the table the discriminator read. Returns the
+    gradients named as ``Pretrainer.params``: that entry removed and given to the table it updates.
+    """
+    grads = dict(grads)
+    dword = grads.pop(f"discriminator.{WORD}")
+    if sharing == "gdes":
+        grads[f"discriminator.{DELTA}"] = dword  # sg(E_G): nothing reaches the generator's table
+    elif sharing == "es":
+        grads[f"generator.{WORD}"] = grads[f"generator.{WORD}"] + dword
+    else:
+        grads[f"discriminator.{WORD}"] = dword
+    return grads
+
+
 class Pretrainer:
     """A generator (``DebertaV2ForMaskedLM`` with EMD) and a discriminator
     (``DebertaV2ForReplacedTokenDetection``) with their embedding sharing; ``params`` is the one
@@ -191,13 +209,7 @@ class Pretrainer:
         grads = {f"generator.{k}": v for k, v in g_grads.items()}
         for k, v in d_grads.items():
             grads[f"discriminator.{k}"] = self.rtd_weight * v
-        dword = grads.pop(f"discriminator.{WORD}")
-        if self.sharing == "gdes":
-            grads[f"discriminator.{DELTA}"] = dword  # sg(E_G): nothing reaches the generator's table
-        elif self.sharing == "es":
-            grads[f"generator.{WORD}"] = grads[f"generator.{WORD}"] + dword
-        else:
-            grads[f"discriminator.{WORD}"] = dword
+        grads = share_embedding_gradients(grads, self.sharing)
         rtd_loss = float(out.loss)
         metrics = {"loss": float(mlm_loss) + self.rtd_weight * rtd_loss, "mlm_loss": float(mlm_loss),
                    "rtd_loss": rtd_loss, "replaced": float(labels.sum() / max(1, selected.sum()))}

@@ -86,6 +86,8 @@ class Output:
     numeric: tuple = None  # (flat indices, values) of central differences of the reference forward
     regions: dict = field(default_factory=dict)  # name -> (bool mask like want, what an error only there means)
     labels: object = None  # integer outputs: what each entry stands for, to name a wrong one
+    terms: list = field(default_factory=list)  # [terms.Term]: the formula's terms, computed apart
+    variants: list = field(default_factory=list)  # [terms.Variant]: whole answers of named mistakes
 
 
 @dataclass
@@ -110,7 +112,7 @@ def value_stage(name, adds, call, regions=None, labels=None):
 
 
 def gradient_stage(name, adds, forward, backward, arrays, seed=0, max_entries=12,
-                   regions=None, h=1e-5):
+                   regions=None, h=1e-5, terms=None):
     """A backward exercise on one tiny float64 case.
 
     ``forward(package, arrays) -> (y, cache)`` runs a package's forward on the arrays (a dict
@@ -118,15 +120,22 @@ def gradient_stage(name, adds, forward, backward, arrays, seed=0, max_entries=12
     The student's backward gets the cache of the student's own forward, or of the reference's
     where that forward needs a removed function (an exercise of its own). Central differences of the reference
     forward at ``max_entries`` random entries of every array are the independent ground truth.
+    The upstream gradient dy has a random stream of its own (not the one that drew the arrays).
+    ``terms(ref, dy, cache, arrays, want) -> {name: ([Term], [Variant])}``: the formula's terms
+    for the term-level diagnosis (terms.py), from the reference's cache; they must add up to ``want``.
     """
 
     def run(student, ref):
         from ...gradcheck import numerical_gradient  # the reference's, never the student's
+        from .terms import check_terms
 
         rng = np.random.default_rng(seed)
         y, cache = forward(ref, copies(arrays))
-        dy = rng.normal(size=np.shape(y))
+        dy = np.random.default_rng([seed, 1]).normal(size=np.shape(y))
         want = backward(ref, dy.copy(), cache, copies(arrays))
+        table = terms(ref, dy.copy(), cache, copies(arrays), want) if terms is not None else {}
+        for key, (key_terms, _) in table.items():
+            check_terms(f"d{key} in stage {name!r}", want[key], key_terms)
         try:
             _, cache = forward(student, copies(arrays))
         except NotImplementedError as error:
@@ -144,8 +153,9 @@ def gradient_stage(name, adds, forward, backward, arrays, seed=0, max_entries=12
             x = master[key]
             picked = np.arange(x.size) if x.size <= max_entries else rng.choice(x.size, max_entries, replace=False)
             numeric = numerical_gradient(f, x, h, picked).reshape(-1)[picked]
+            key_terms, key_variants = table.get(key, ([], []))
             outputs.append(Output(f"d{key}", got.get(key) if isinstance(got, dict) else None, w, (picked, numeric),
-                                  (regions or {}).get(key, {})))
+                                  (regions or {}).get(key, {}), terms=key_terms, variants=key_variants))
         return outputs
 
     return Stage(name, adds, run)
@@ -159,3 +169,10 @@ def random_params(shapes, rng, std=0.4):
 def padding_mask(batch, n, lengths):
     """(B, N) 1/0: sequence b has lengths[b] real tokens, then padding."""
     return (np.arange(n)[None, :] < np.asarray(lengths)[:, None]).astype(np.int64)
+
+
+def dx_of(result):
+    """The input gradient of a backward that returns ``dx`` or ``(dx, grads)`` (both styles are in use)."""
+    if isinstance(result, tuple) and len(result) == 2 and isinstance(result[1], dict):
+        return result[0]
+    return result

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from . import stages_attention, stages_misc, stages_model, stages_ops
+from . import stages_attention, stages_misc, stages_model, stages_ops, stages_pretraining
 
 PACKAGE = Path(__file__).resolve().parents[2]  # the installed minideberta/
 LEVELS = ("first course", "intermediate", "advanced")
@@ -23,6 +23,8 @@ class Exercise:
     hints: tuple
     stages: Callable  # () -> [Stage]
     function: str = None  # a partial exercise: the function holding the marked region
+    seconds: float = 0.5  # about what checking the reference takes (the default time limit grows with it)
+    also: tuple = ()  # other functions whose bodies go too, because they would give the answer away
 
     @property
     def target(self):
@@ -36,15 +38,29 @@ class Exercise:
     @property
     def module(self):
         """The module's dotted name relative to the package, and the qualified name inside it."""
-        parts = self.target.split(".")
-        for cut in range(len(parts) - 1, 0, -1):
-            if PACKAGE.joinpath(*parts[:cut - 1], parts[cut - 1] + ".py").is_file():
-                return ".".join(parts[:cut]), ".".join(parts[cut:])
-        raise ValueError(f"exercise {self.id}: no module for {self.target}")
+        return module_of(self.target)
 
     @property
     def file(self):
-        return "minideberta/" + self.module[0].replace(".", "/") + ".py"
+        return file_of(self.target)
+
+    @property
+    def files(self):
+        """Every file the exercise removes something from (``also``: helpers that would give it away)."""
+        return sorted({self.file, *(file_of(name) for name in self.also)})
+
+
+def module_of(dotted):
+    """``("ops", "layer_norm_backward")``: a function's module relative to the package, and its qualified name."""
+    parts = dotted.split(".")
+    for cut in range(len(parts) - 1, 0, -1):
+        if PACKAGE.joinpath(*parts[:cut - 1], parts[cut - 1] + ".py").is_file():
+            return ".".join(parts[:cut]), ".".join(parts[cut:])
+    raise ValueError(f"no module of the package holds {dotted}")
+
+
+def file_of(dotted):
+    return "minideberta/" + module_of(dotted)[0].replace(".", "/") + ".py"
 
 
 EXERCISES = [
@@ -130,11 +146,15 @@ EXERCISES = [
         "The projections read table[lo:hi] only (cache.span = (lo, hi, 2k)): their gradient fills those rows "
         "of a (2k, D) zero table.",
         "With share_att_key the key and query projections also made the position vectors: add both gradients.",
-    ), stages_attention.attention_backward),
+    ), stages_attention.attention_backward, seconds=2),
     Exercise("attention.backward.p2c", "the position-to-content term of the attention backward", "advanced", 30, (
-        "In the forward: p2c = p2c_scores(k, pos['p2c']), one of three terms multiplied by the scale.",
+        "In the forward: p2c = p2c_scores(k, pos['p2c']), one of three terms multiplied by the scale; "
+        "p2c_scores_backward is yours to write too.",
+        "p2c_scores reads the (N, N) view of position_scores(k, pos) transposed: its gradient is transposed back "
+        "before position_scores_backward.",
         "p2c_scores_backward gives dk's share and dpos; add the share to dk.",
-    ), stages_attention.attention_backward, function="attention.backward"),
+    ), stages_attention.attention_backward, function="attention.backward", seconds=2,
+        also=("attention.p2c_scores_backward",)),
     Exercise("emd.forward", "the Enhanced Mask Decoder forward", "advanced", 45, (
         "hidden = states[-2]; the queries start as hidden + position_embeddings[position_ids].",
         "The last layer runs twice with keys and values from hidden, each time on the previous queries.",
@@ -144,7 +164,28 @@ EXERCISES = [
         "Go through the two passes in reverse; each layer_backward gives (dkeys, dquery, drel).",
         "The last layer's weights are used twice: add both passes' gradients (params.add_grads).",
         "hidden was used as keys in both passes and in the first query; the position table by the first query.",
-    ), stages_model.emd_backward),
+    ), stages_model.emd_backward, seconds=4),
+    Exercise("tasks.DebertaV2ForReplacedTokenDetection.loss_backward",
+             "the replaced-token-detection loss (BCE over real tokens) and its backward", "intermediate", 30, (
+                 "loss: the mean over the real tokens (inputs.masks.token) of max(z, 0) - z y + log(1 + e^-|z|); "
+                 "losses.bce_with_logits_forward computes it on the real tokens' logits.",
+                 "The derivative of the binary cross-entropy on a logit z is sigmoid(z) - y, divided by the count.",
+                 "The count is the number of real tokens, and padded tokens get exactly 0: scatter the real "
+                 "tokens' gradient back into a (B, N) zero array.",
+             ), stages_pretraining.rtd_loss_backward, also=("tasks.DebertaV2ForReplacedTokenDetection.loss",)),
+    Exercise("apps.rtd_pretraining.discriminator_labels", "the labels of a corrupted batch", "first course", 10, (
+        "A token is replaced (1) where the discriminator's input differs from the original input.",
+        "The generator may sample the original token back: then the input does not differ, and the label is 0.",
+        "Padding (attention_mask 0) is never replaced: its label is 0.",
+    ), stages_pretraining.discriminator_labels),
+    Exercise("apps.rtd_pretraining.share_embedding_gradients",
+             "embedding sharing: which table gets which gradient (GDES, ES, NES)", "intermediate", 20, (
+                 "Read the module docstring of apps/rtd_pretraining.py: the three sharing modes, and the names "
+                 "of the parameters in each.",
+                 "nes: each table its own model's gradient; es: one table (the generator's), both gradients summed.",
+                 "gdes: E_D = sg(E_G) + E_Delta, so the discriminator's gradient goes to E_Delta "
+                 "(discriminator.<word>.delta) only and E_G keeps the MLM gradient alone.",
+             ), stages_pretraining.share_embedding_gradients),
 ]
 
 BY_ID = {e.id: e for e in EXERCISES}

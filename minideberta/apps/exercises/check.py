@@ -12,6 +12,7 @@ import numpy as np
 
 from .cases import STUDENT_MARK
 from .diagnose import array_diagnoses, integer_diagnoses, shape_diagnosis
+from .terms import nothing_explains, term_diagnoses
 
 REFERENCE_TOL = 1e-9  # float64, same formula in another order: round-off of 1e-15 .. 1e-12
 NUMERIC_TOL = 1e-7  # float64 central differences with h = 1e-5 (minideberta.gradcheck.EXPECTED_ERROR)
@@ -73,7 +74,12 @@ def judge(out, stage_scale):
         passed = passed and row["numeric_error"] <= row["numeric_expected"]
     if passed:
         return row
-    return _fail(row, *array_diagnoses(got, want, REFERENCE_TOL, out.regions, scale))
+    found = term_diagnoses(got, want, out.terms, out.variants, scale)
+    if not found:
+        found = array_diagnoses(got, want, REFERENCE_TOL, out.regions, scale)
+        if (out.terms or out.variants) and found and "no pattern recognised" in found[-1]:
+            found[-1] = found[-1].replace("no pattern recognised", nothing_explains(out.terms, out.variants))
+    return _fail(row, *found)
 
 
 def _short(x, width=100):

@@ -1,5 +1,6 @@
-"""``python -m minideberta exercises list | make DIR | check [ID ...] --path DIR``."""
+"""``python -m minideberta exercises list | make DIR | check [ID ...] --path DIR [DIR ...]``."""
 import argparse
+import importlib.machinery
 import json
 import os
 import subprocess
@@ -15,14 +16,35 @@ EXAMPLES = """examples:
   python -m minideberta exercises make lab1 --only ops.layer_norm_backward ops.masked_softmax_backward
   python -m minideberta exercises check ops.layer_norm_backward --path lab1
   python -m minideberta exercises check ops.layer_norm_backward --path lab1 --hint
-  python -m minideberta exercises check --path submissions/* --json > grades.json  # a class's folders"""
+  python -m minideberta exercises check --manifest lab1.manifest.json --path class/* --csv grades.csv \\
+      --feedback feedback/          # a teacher grading a class"""
+
+
+def _points(text):
+    exercise_id, sep, value = text.partition("=")
+    try:
+        if not sep:
+            raise ValueError
+        return exercise_id, float(value) if "." in value else int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected ID=POINTS (ops.gelu_backward=2), got {text!r}") from None
+
+
+def _positive(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
 
 
 def build_parser():
     formatter = argparse.RawDescriptionHelpFormatter
     parser = OneLineParser(prog="minideberta exercises", formatter_class=formatter, epilog=EXAMPLES,
-                                     description="Classroom exercises: copies of minideberta with functions "
-                                                 "removed, and a checker that says what is wrong.")
+                           description="Classroom exercises: copies of minideberta with functions "
+                                       "removed, and a checker that says what is wrong.")
     commands = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     sub = commands.add_parser("list", help="every exercise: id, file, statement, level", formatter_class=formatter,
                               epilog="example:\n  python -m minideberta exercises list --json")
@@ -30,46 +52,72 @@ def build_parser():
     sub = commands.add_parser("make", help="write a student copy with the chosen functions removed",
                               formatter_class=formatter,
                               epilog="examples:\n  python -m minideberta exercises make lab1\n"
-                                     "  python -m minideberta exercises make lab2 --only attention.backward")
+                                     "  python -m minideberta exercises make lab2 --only attention.backward\n"
+                                     "  python -m minideberta exercises make lab3 --only ops.gelu_backward "
+                                     "ops.layer_norm_backward --points ops.layer_norm_backward=2")
     sub.add_argument("folder", metavar="DIR", help="a new (or empty) folder")
     sub.add_argument("--only", nargs="+", metavar="ID", help="these exercises (default: every whole-function one)")
+    sub.add_argument("--manifest", metavar="FILE", help="where the teacher's manifest goes (default: "
+                     "DIR.manifest.json beside DIR; never inside it)")
+    sub.add_argument("--points", nargs="+", type=_points, default=[], metavar="ID=N",
+                     help="points of an exercise (default 1 each)")
     sub = commands.add_parser("check", help="run a student's functions in stages and judge them",
-                              formatter_class=formatter, description="Exit status: 0 every stage of every "
+                              formatter_class=formatter, description="Each (folder, exercise) runs in a process "
+                              "of its own, with a time and a memory limit. Exit status: 0 every stage of every "
                               "exercise passed, 1 something failed or is not implemented, 2 a usage error.",
                               epilog="examples:\n  python -m minideberta exercises check ops.gelu_backward --path lab1"
-                                     "\n  python -m minideberta exercises check --path lab1 --json")
+                                     "\n  python -m minideberta exercises check --path lab1 --json"
+                                     "\n  python -m minideberta exercises check --manifest lab1.manifest.json "
+                                     "--path s1 s2 s3 --csv grades.csv --feedback feedback/")
     sub.add_argument("ids", nargs="*", metavar="ID",
-                     help="exercises to check, named before --path (default: those of DIR's assignment)")
+                     help="exercises to check, named before --path (default: the manifest's, else DIR's assignment)")
     sub.add_argument("--path", nargs="+", default=["."], metavar="DIR",
                      help="the student's folder (default: here); several to grade a class")
+    sub.add_argument("--manifest", metavar="FILE", help="the teacher's manifest (from make): grade exactly its "
+                     "exercises, report changed files, count hints in its log")
     sub.add_argument("--hint", action="store_true", help="also show the next hint (one exercise only)")
     sub.add_argument("--json", action="store_true", help="one JSON document, for grading scripts")
+    sub.add_argument("--csv", metavar="FILE", help="write a gradebook: one row per student, one column per exercise")
+    sub.add_argument("--feedback", metavar="DIR", help="write one report per student into DIR")
+    sub.add_argument("--timeout", type=_positive, metavar="S",
+                     help="seconds per student and exercise (default: from the exercise's cost, 30 s for most)")
+    sub.add_argument("--memory", type=_positive, default=2048, metavar="MB",
+                     help="memory limit of each check's process, where the OS allows (default 2048)")
+    sub.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), metavar="N",
+                     help="checks run at the same time (default: 2, or 1 on one core)")
     return parser
 
 
+def _installed_reference(student_root):
+    """The folder holding the installed minideberta, looked up with the student's folder off the path."""
+    skip = Path(student_root).resolve()
+    path = [p for p in sys.path if Path(p or ".").resolve() != skip]
+    spec = importlib.machinery.PathFinder.find_spec("minideberta", path)
+    for finder in sys.meta_path if spec is None else []:  # an editable install's finder
+        if finder is not importlib.machinery.PathFinder and hasattr(finder, "find_spec"):
+            spec = finder.find_spec("minideberta", None)
+            if spec is not None and Path(spec.origin).resolve().parents[1] != skip:
+                break
+            spec = None
+    if spec is None or spec.origin is None:
+        raise ValueError("this is a student copy and no installed minideberta was found to check it with; "
+                         "install minideberta (pip install -e) or run the command from outside the folder")
+    return Path(spec.origin).resolve().parents[1]
+
+
 def _running_student_copy():
-    """The manifest beside this package when this code is itself a student copy (run from inside DIR)."""
-    manifest = Path(__file__).resolve().parents[3] / MANIFEST
-    return json.loads(manifest.read_text(encoding="utf-8")) if manifest.is_file() else None
+    """The folder of the student copy this code is running from (``python -m minideberta`` inside
+    DIR finds DIR's copy first), or None when this is the installed package."""
+    root = Path(__file__).resolve().parents[3]
+    return root if (root / MANIFEST).is_file() else None
 
 
-def _rerun_with_reference(args, manifest):
-    """``python -m minideberta`` found the student's copy (the current folder comes first on the path):
-    run the same command with the installed reference instead."""
-    root = manifest["reference"]
-    if not (Path(root) / "minideberta" / "__init__.py").is_file():
-        raise ValueError(f"the reference minideberta this folder was made from ({root}) is gone; "
-                         f"run the command from outside the folder")
-    argv = ["exercises", args.action]
-    if args.action == "check":
-        argv += [*args.ids, "--path", *(str(Path(p).resolve()) for p in args.path)]
-        argv += ["--hint"] * args.hint + ["--json"] * args.json
-    elif args.action == "make":
-        argv += [str(Path(args.folder).resolve())] + (["--only", *args.only] if args.only else [])
-    else:
-        argv += ["--json"] * args.json
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
-    return subprocess.run([sys.executable, "-m", "minideberta", *argv], cwd=root, env=env).returncode
+def _rerun_with_reference(argv, student_root):
+    """Run the same command with the installed reference in front of the path."""
+    root = _installed_reference(student_root)
+    boot = ("import sys; sys.path.insert(0, sys.argv.pop(1)); from minideberta.apps.cli import main; "
+            "sys.exit(main(['exercises', *sys.argv[1:]]))")
+    return subprocess.run([sys.executable, "-c", boot, str(root), *argv]).returncode
 
 
 def run_list(args):
@@ -85,84 +133,91 @@ def run_list(args):
 
 
 def run_make(args):
-    chosen = make(args.folder, args.only)
+    from .manifest import default_manifest_path
+
+    chosen = make(args.folder, args.only, args.manifest, dict(args.points))
+    manifest = args.manifest or default_manifest_path(args.folder)
     print(f"wrote {args.folder}: a copy of minideberta with {len(chosen)} exercise(s) removed; see "
           f"{Path(args.folder) / 'README.md'}")
     for e in chosen:
         print(f"  {e.id}  ({e.file})")
+    print(f"wrote {manifest}: the teacher's manifest (keep it; do not hand it out). Grade with: "
+          f"python -m minideberta exercises check --manifest {manifest} --path DIR ...")
     return 0
 
 
-def next_hints(folder, exercise):
-    """Reveal one more hint of ``exercise``; the count is kept in DIR's manifest."""
+def next_hints(folder, exercise, manifest=None):
+    """Reveal one more hint of ``exercise``. The count is kept in DIR's ``.exercises.json`` and,
+    with a teacher's manifest, in the hints log beside it (which the grading reads)."""
+    from .manifest import hints_from_log, hints_log_path, record_hint
+
     path = Path(folder) / MANIFEST
-    manifest = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {"hints": {}}
-    shown = min(manifest.setdefault("hints", {}).get(exercise.id, 0) + 1, len(exercise.hints))
-    manifest["hints"][exercise.id] = shown
-    path.write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
+    state = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {"hints": {}}
+    before = state.setdefault("hints", {}).get(exercise.id, 0)
+    if manifest is not None:
+        before = hints_from_log(hints_log_path(manifest), folder).get(exercise.id, 0)
+    shown = min(before + 1, len(exercise.hints))
+    if manifest is not None:
+        record_hint(hints_log_path(manifest), folder, exercise.id, shown)
+    state["hints"][exercise.id] = shown
+    if path.parent.is_dir():
+        path.write_text(json.dumps(state, indent=1) + "\n", encoding="utf-8")
     return list(exercise.hints[:shown])
 
 
-def check_folder(folder, ids, hint=False, strict=True):
-    """The JSON-ready result of checking one student's folder. ``strict``: a folder without a
-    copy is the user's mistake (an error), else (grading a class) a result saying so."""
-    from .cases import load_student, reference
-    from .check import check_exercise
+def _print_student(student, several):
+    from .check import format_report
 
-    folder = Path(folder)
-    if ids:
-        exercises = [catalog.get(i) for i in ids]
-    else:
-        path = folder / MANIFEST
-        ids = json.loads(path.read_text(encoding="utf-8"))["exercises"] if path.is_file() else None
-        exercises = [catalog.get(i) for i in ids] if ids else [e for e in catalog.EXERCISES if not e.part]
-    if hint and len(exercises) != 1:
-        raise ValueError("--hint shows the next hint of one exercise: name exactly one ID")
-    try:
-        student, problem = load_student(folder), None
-    except FileNotFoundError as error:
-        if strict:
-            raise
-        student, problem = None, str(error)
-    except Exception as error:  # the student's copy does not import: every exercise reports it
-        student, problem = None, f"your copy does not import: {type(error).__name__}: {error}"
-    ref = reference()
-    reports = []
-    for exercise in exercises:
-        if student is None:
-            reports.append({"id": exercise.id, "file": exercise.file, "statement": exercise.statement,
-                            "status": "error", "message": problem, "stages": []})
+    if several:
+        print(f"== {student['name']}  ({student['path']})")
+    for key, words in (("changed_files", "changed, though no exercise is in them"),
+                       ("missing_files", "missing"), ("added_files", "added")):
+        if student[key]:
+            print(f"files {words}: {', '.join(student[key])}")
+    for r in student["exercises"]:
+        if r["stages"]:
+            status = {"passed": "pass", "failed": "fail"}.get(r["status"], "not implemented")
+            print(format_report({**r, "status": status}))
         else:
-            reports.append(check_exercise(exercise, student, ref))
-    if hint:
-        reports[0]["hints"] = next_hints(folder, exercises[0])
-        reports[0]["hints_total"] = len(exercises[0].hints)
-    return {"path": str(folder), "passed": all(r["status"] == "pass" for r in reports),
-            "exercises_passed": sum(r["status"] == "pass" for r in reports), "exercises": reports}
+            print(f"{r['id']}: {r['status'].upper()}: {r.get('message', '')}")
+        for i, hint in enumerate(r.get("hints", []), 1):
+            print(f"  hint {i}/{r['hints_total']}: {hint}")
+    if len(student["exercises"]) > 1:
+        print(f"{student['exercises_passed']} of {len(student['exercises'])} exercises pass")
 
 
 def run_check(args):
-    from .check import format_report
+    from .grade import grade, write_csv, write_feedback
 
     if args.hint and len(args.path) != 1:
         raise ValueError("--hint works on one folder")
-    results = [check_folder(folder, args.ids, args.hint, len(args.path) == 1) for folder in args.path]
+    if len(args.path) == 1 and not (Path(args.path[0]) / "minideberta" / "__init__.py").is_file():
+        raise FileNotFoundError(f"{args.path[0]} holds no minideberta/ package; make one with "
+                                f"`python -m minideberta exercises make {args.path[0]}`")
+    if args.jobs < 1:
+        raise ValueError(f"--jobs must be at least 1, got {args.jobs}")
+    document = grade(args.path, args.ids, args.manifest, args.timeout, args.memory, args.jobs)
+    if args.hint:
+        records = document["students"][0]["exercises"]
+        if len(records) != 1:
+            raise ValueError("--hint shows the next hint of one exercise: name exactly one ID")
+        exercise = catalog.get(records[0]["id"])
+        records[0]["hints"] = next_hints(args.path[0], exercise, args.manifest)
+        records[0]["hints_total"] = len(exercise.hints)
+        records[0]["hints_used"] = len(records[0]["hints"])
+    if args.csv:
+        write_csv(document, args.csv)
+    if args.feedback:
+        write_feedback(document, args.feedback)
     if args.json:
-        print(json.dumps(results[0] if len(results) == 1 else {"submissions": results}, indent=1))
-    for result in results if not args.json else []:
-        reports = result["exercises"]
-        if len(results) > 1:
-            print(f"== {result['path']}")
-        for report in reports:
-            print(format_report(report) if report["stages"] else f"{report['id']}: ERROR: {report['message']}")
-            for i, hint in enumerate(report.get("hints", []), 1):
-                print(f"  hint {i}/{report['hints_total']}: {hint}")
-        if len(reports) > 1:
-            print(f"{result['exercises_passed']} of {len(reports)} exercises pass")
-    if len(results) > 1 and not args.json:
-        print("\n".join(f"{r['path']}: {r['exercises_passed']} of {len(r['exercises'])} exercises pass"
-                        for r in results))
-    return 0 if all(r["passed"] for r in results) else 1
+        print(json.dumps(document, indent=1))
+    else:
+        for student in document["students"]:
+            _print_student(student, len(document["students"]) > 1)
+        if len(document["students"]) > 1:
+            print("\n".join(f"{s['name']}: {s['exercises_passed']} of {len(s['exercises'])} exercises pass, "
+                            f"{s['points']:g} of {s['points_max']:g} points" for s in document["students"]))
+    return 0 if document["passed"] else 1
 
 
 def run(argv):
@@ -171,7 +226,7 @@ def run(argv):
         args = build_parser().parse_args(argv)
     except SystemExit as exit:
         return exit.code if isinstance(exit.code, int) else 0 if exit.code is None else 2
-    manifest = _running_student_copy()
-    if manifest is not None:
-        return _rerun_with_reference(args, manifest)
+    student_root = _running_student_copy()
+    if student_root is not None:
+        return _rerun_with_reference(argv, student_root)
     return {"list": run_list, "make": run_make, "check": run_check}[args.action](args)

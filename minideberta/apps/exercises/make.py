@@ -11,10 +11,11 @@ import json
 import re
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 from . import catalog
 
-MANIFEST = ".exercises.json"  # in DIR: which exercises, where the reference is, the hints shown
+MANIFEST = ".exercises.json"  # in DIR: which exercises, the hints shown (the teacher's manifest is outside DIR)
 MARKER = re.compile(r"^(?P<indent>\s*)# (?P<kind>BEGIN|END) EXERCISE (?P<id>\S+)\s*$")
 
 
@@ -53,16 +54,15 @@ def body_span(lines, node):
 
 def _docstring_answer(lines, node):
     """The span of a removed function's docstring after its first paragraph, which may state the
-    answer (the backward's formula): the student keeps the question, what the forward computed."""
+    answer (the backward's formula): the student keeps the question, what the forward computed,
+    and the docstring simply ends there."""
     doc = node.body[0]
     if not (isinstance(doc, ast.Expr) and isinstance(doc.value, ast.Constant) and isinstance(doc.value.value, str)):
         return []
     blank = next((n for n in range(doc.lineno + 1, doc.end_lineno) if not lines[n - 1].strip()), None)
     if blank is None:
         return []
-    indent = " " * doc.col_offset
-    note = f"{indent}(The rest of this docstring, in the reference, gives the answer.)\n{indent}\"\"\"\n"
-    return [(blank + 1, doc.end_lineno, note)]
+    return [(blank, doc.end_lineno, " " * doc.col_offset + '"""\n')]
 
 
 def marked_span(lines, node, part_id):
@@ -99,12 +99,30 @@ def remove(source, exercises, folder, filename="<source>"):
     return out
 
 
-def make(folder, ids=None):
-    """Write the student copy into ``folder`` (new or empty); return the exercises removed."""
+def removals(exercise):
+    """What ``exercise`` takes out: its function (or region), and whole helpers that give it away,
+    each stubbed with the exercise's own id."""
+    extra = [SimpleNamespace(id=exercise.id, statement=exercise.statement, part=False, module=catalog.module_of(name),
+                             file=catalog.file_of(name)) for name in exercise.also]
+    return [exercise, *extra]
+
+
+def make(folder, ids=None, manifest=None, points=None):
+    """Write the student copy into ``folder`` (new or empty) and the teacher's manifest (default
+    ``DIR.manifest.json`` beside the folder: see grade.py); return the exercises removed."""
+    from .manifest import default_manifest_path, write_manifest
+
     folder = Path(folder)
+    manifest = default_manifest_path(folder) if manifest is None else Path(manifest)
+    if manifest.resolve().is_relative_to(folder.resolve()):
+        raise ValueError(f"the manifest {manifest} would be inside the student folder {folder}, where the "
+                         "student can edit it; give a path outside it")
     chosen = [catalog.get(i) for i in ids] if ids else list(catalog.EXERCISES)
     if ids is None:  # everything: a partial exercise's function is removed whole anyway
         chosen = [e for e in chosen if not e.part]
+    unknown = [i for i in (points or {}) if i not in {e.id for e in chosen}]
+    if unknown:
+        raise ValueError(f"--points names {', '.join(unknown)}, not among the exercises made")
     if folder.exists() and any(folder.iterdir()):
         raise ValueError(f"{folder} exists and is not empty; give a new folder (a student's work there "
                          "would be overwritten)")
@@ -115,13 +133,15 @@ def make(folder, ids=None):
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     by_file = {}
     for exercise in chosen:
-        by_file.setdefault(exercise.file, []).append(exercise)
+        for removal in removals(exercise):
+            by_file.setdefault(removal.file, []).append(removal)
     for name, exercises in by_file.items():
         path = folder / name
         path.write_text(remove(path.read_text(encoding="utf-8"), exercises, folder, name), encoding="utf-8")
-    manifest = {"exercises": [e.id for e in chosen], "reference": str(source_root.parent), "hints": {}}
-    (folder / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
+    student = {"exercises": [e.id for e in chosen], "hints": {}}  # no path to the reference: self-contained
+    (folder / MANIFEST).write_text(json.dumps(student, indent=1) + "\n", encoding="utf-8")
     (folder / "README.md").write_text(student_readme(chosen, folder), encoding="utf-8")
+    write_manifest(manifest, folder, chosen, points)
     return chosen
 
 
@@ -145,6 +165,9 @@ probably means. It exits with 0 when every stage passes. `--hint` shows the next
 To run your copy yourself, put this folder first on the path: `cd {folder} && python`, then
 `import minideberta` (or `sys.path.insert(0, "{folder}")` in a notebook). Do not change the
 functions' signatures or the caches their forwards return: the checker calls them as they are.
+Write only the missing functions: when your folder is graded, any other function or file you
+changed is listed. In a notebook, a function written in a cell is checked with
+`from minideberta.exercises import check; check("{first}", my_function)`.
 
 | exercise | file | what to write | level | time |
 | --- | --- | --- | --- | --- |

@@ -11,6 +11,7 @@ from ...encoder import attention_masks
 from ...relative_position import relative_index_tables
 from .cases import gradient_stage, padding_mask, random_params, value_stage
 from .stages_model import shapes_under, tiny_config
+from .tables_model import attention_terms, projection_terms
 
 HIDDEN, HEADS = 10, 2  # d = 5
 
@@ -72,7 +73,7 @@ def position_projection_backward():
             return {"table": dtable, "weight": grads.get("weight"), "bias": grads.get("bias")}
 
         return gradient_stage(name, adds, forward, backward, arrays, seed=seed,
-                              regions={"table": _row_regions(k2, [rows])})
+                              regions={"table": _row_regions(k2, [rows])}, terms=projection_terms)
 
     return [
         case("3 tokens: every distance its own row", "the projection, and the gather of one row per distance", 3, 0),
@@ -140,7 +141,8 @@ def _attention_case(setup, seed=0):
             out["query_states"] = dqueries
         return out
 
-    return gradient_stage(name, adds, forward, backward, arrays, seed=seed, regions=regions, max_entries=8)
+    return gradient_stage(name, adds, forward, backward, arrays, seed=seed, regions=regions, max_entries=8,
+                          terms=attention_terms)
 
 
 def attention_backward():

@@ -5,6 +5,7 @@ from ...config import DebertaV2Config
 from ...encoder import attention_masks
 from ...params import backbone_shapes
 from .cases import copies, gradient_stage, padding_mask, random_params, value_stage
+from .tables_model import conv1d_terms, emd_terms, rtd_head_terms
 
 
 def tiny_config(**overrides):
@@ -40,7 +41,7 @@ def conv1d_backward():
             dx, grads = pkg.get("ngie.conv1d_backward")({"weight": a["weight"], "bias": a["bias"]}, dy, cache)
             return {"x": dx, "weight": grads.get("weight"), "bias": grads.get("bias")}
 
-        return gradient_stage(name, adds, forward, backward, arrays, seed=seed, regions=regions)
+        return gradient_stage(name, adds, forward, backward, arrays, seed=seed, regions=regions, terms=conv1d_terms)
 
     return [
         case("kernel 1, one group", "a per-position linear map: the matmul part", 1, 4, 3, 2, 1, 1),
@@ -72,7 +73,8 @@ def rtd_head_backward():
             dhidden, grads = pkg.get("heads.rtd_head_backward")(p, dy, cache)
             return {"hidden": dhidden, **{k: grads.get(k) for k in p}}
 
-        return gradient_stage(name, adds, forward, backward, arrays, seed=seed, regions=regions)
+        return gradient_stage(name, adds, forward, backward, arrays, seed=seed, regions=regions,
+                              terms=rtd_head_terms)
 
     return [
         case("one sequence of 3", "classifier, activation, dense, LayerNorm backwards in turn", 1, 3, "gelu"),
@@ -133,5 +135,5 @@ def emd_backward():
             dhidden, grads = pkg.get("emd.backward")({k: v for k, v in a.items() if k != "hidden"}, dy, cache)
             return {"hidden": dhidden, **grads}
 
-        stages.append(gradient_stage(name, adds, forward, backward, arrays, max_entries=4))
+        stages.append(gradient_stage(name, adds, forward, backward, arrays, max_entries=4, terms=emd_terms))
     return stages

@@ -1,7 +1,74 @@
-"""Stages of the first-course exercises: LayerNorm, GELU, masked softmax, cross-entropy."""
+"""Stages of the first-course exercises: LayerNorm, GELU, masked softmax, cross-entropy; their term tables."""
+import math
+
 import numpy as np
 
-from .cases import gradient_stage, padding_mask
+from .cases import dx_of, gradient_stage, padding_mask
+from .terms import Term, Variant
+
+LN_LINE = "dx = rstd * (g - mean(g) - xhat * mean(g * xhat)), g = dy * weight, means over the D features"
+GELU_LINE = "dx = dy * (Phi(x) + x * phi(x))"
+SOFTMAX_LINE = "dS = P * dP - P * sum(dP * P), the sum over the keys (the last axis)"
+CE_LINE = "dlogits = (softmax(logits) - onehot(label)) / count * dloss, on the counted rows"
+
+
+def layer_norm_terms(ref, dy, cache, a, want):
+    """The three terms of dx, and the whole-answer mistakes the issue's students made."""
+    xhat, rstd, w = cache.xhat, cache.rstd, a["weight"]
+    d = xhat.shape[-1]
+    g = dy * w
+    mean_g, mean_gx = g.mean(-1, keepdims=True), (g * xhat).mean(-1, keepdims=True)
+    by_d = {float(d): f"summed over the D = {d} features where the formula takes the mean: a factor of D",
+            1 / d: f"divided by D = {d} once too often"}
+    terms = [Term("g = dy * weight", LN_LINE, rstd * g),
+             Term("-mean(g)", LN_LINE, -rstd * mean_g, by_d),
+             Term("-xhat * mean(g * xhat)", LN_LINE, -rstd * xhat * mean_gx, by_d)]
+    axis = xhat.ndim - 2  # the rows: an axis that is not the features'
+    wrong_g, wrong_gx = g.mean(axis, keepdims=True), (g * xhat).mean(axis, keepdims=True)
+    variants = [
+        Variant(f"the means are sums over the D = {d} features (a factor of D on both mean terms)",
+                rstd * (g - d * mean_g - d * xhat * mean_gx)),
+        Variant(f"the means are taken over axis {axis} (the rows) instead of the last axis (the D features)",
+                rstd * (g - wrong_g - xhat * wrong_gx)),
+        Variant("the final rstd is left out: dx = g - mean(g) - xhat * mean(g * xhat)", want["x"] / rstd),
+        Variant("the weight is left out: g = dy instead of dy * weight",
+                rstd * (dy - dy.mean(-1, keepdims=True) - xhat * (dy * xhat).mean(-1, keepdims=True))),
+        Variant("x - mean(x) used where xhat (normalised, times rstd) is wanted", rstd * (
+            g - mean_g - (xhat / rstd) * (g * xhat / rstd).mean(-1, keepdims=True))),
+    ]
+    axes = tuple(range(dy.ndim - 1))
+    return {"x": (terms, variants),  # dweight and dbias are one term each: the whole-answer diagnoses name those
+            "weight": ([], [Variant("dy * x summed instead of dy * xhat", (dy * a["x"]).sum(axis=axes))])}
+
+
+def gelu_terms(ref, dy, cache, a, want):
+    from scipy.special import erf
+
+    x = a["x"]
+    cdf = 0.5 * (1 + erf(x / math.sqrt(2)))
+    pdf = np.exp(-x * x / 2) / math.sqrt(2 * math.pi)
+    t = np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3))
+    tanh_form = dy * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * math.sqrt(2 / math.pi) * (1 + 3 * 0.044715 * x * x))
+    root = math.sqrt(2 * math.pi)
+    return {"x": ([Term("Phi(x)", GELU_LINE, dy * cdf),
+                   Term("x * phi(x)", GELU_LINE, dy * x * pdf,
+                        {root: "phi without its 1/sqrt(2 pi)", 1 / root: "phi divided by sqrt(2 pi) twice"})],
+                  [Variant("the tanh approximation (gelu_new) differentiated instead of the exact erf form",
+                           tanh_form),
+                   Variant("phi(x) without the factor x: dx = dy * (Phi(x) + phi(x))", dy * (cdf + pdf)),
+                   Variant("dy is left out: dx = Phi(x) + x phi(x)", cdf + x * pdf)])}
+
+
+def softmax_terms(ref, dy, cache, a, want):
+    p = cache.probs
+    n = p.shape[-1]
+    sums = (dy * p).sum(-1, keepdims=True)
+    return {"x": ([Term("P * dP", SOFTMAX_LINE, p * dy),
+                   Term("-P * sum(dP * P)", SOFTMAX_LINE, -p * sums,
+                        {1 / n: f"a mean over the N = {n} keys where the formula sums"})],
+                  [Variant("the sum is taken over axis -2 (the queries) instead of the last axis (the keys)",
+                           p * dy - p * (dy * p).sum(-2, keepdims=True)),
+                   Variant("sum(dP) instead of sum(dP * P)", p * dy - p * dy.sum(-1, keepdims=True))])}
 
 
 def layer_norm_backward():
@@ -19,7 +86,7 @@ def layer_norm_backward():
             dx, grads = pkg.get("ops.layer_norm_backward")({"weight": a["weight"], "bias": a["bias"]}, dy, cache)
             return {"x": dx, "weight": grads.get("weight"), "bias": grads.get("bias")}
 
-        return gradient_stage(name, adds, forward, backward, arrays, seed=seed)
+        return gradient_stage(name, adds, forward, backward, arrays, seed=seed, terms=layer_norm_terms)
 
     return [
         case("one row of 6, weight 1, bias 0", "the normalisation alone: mean, variance, 1/sqrt", (1, 6), 1e-7, True),
@@ -36,9 +103,9 @@ def gelu_backward():
             return pkg.get("ops.gelu_forward")(a["x"])
 
         def backward(pkg, dy, cache, a):
-            return {"x": pkg.get("ops.gelu_backward")(dy, cache)}
+            return {"x": dx_of(pkg.get("ops.gelu_backward")(dy, cache))}
 
-        return gradient_stage(name, adds, forward, backward, {"x": x})
+        return gradient_stage(name, adds, forward, backward, {"x": x}, terms=gelu_terms)
 
     rng = np.random.default_rng(1)
     return [
@@ -60,9 +127,10 @@ def masked_softmax_backward():
             return pkg.get("ops.masked_softmax_forward")(a["x"], mask)  # overwrites its input: a is a copy
 
         def backward(pkg, dy, cache, a):
-            return {"x": pkg.get("ops.masked_softmax_backward")(dy, cache)}
+            return {"x": dx_of(pkg.get("ops.masked_softmax_backward")(dy, cache))}
 
-        return gradient_stage(name, adds, forward, backward, {"x": 2 * rng.normal(size=shape)}, regions=regions)
+        return gradient_stage(name, adds, forward, backward, {"x": 2 * rng.normal(size=shape)}, regions=regions,
+                              terms=softmax_terms)
 
     pair = padding_mask(2, 5, [5, 3]).astype(bool)
     keys = pair[:, None, None, :]  # (B, 1, 1, N): padded keys
@@ -87,10 +155,26 @@ def cross_entropy_backward():
             return loss * dloss, cache
 
         def backward(pkg, dy, cache, a):
-            return {"logits": pkg.get("losses.cross_entropy_backward")(dy * dloss, cache)}
+            return {"logits": dx_of(pkg.get("losses.cross_entropy_backward")(dy * dloss, cache))}
+
+        def terms(ref, dy, cache, a, want):
+            counted = (labels != -100)[:, None]
+            count = max(int(counted.sum()), 1)
+            up = float(dy) * dloss
+            logits = a["logits"]
+            soft = np.exp(logits - logits.max(-1, keepdims=True))
+            soft /= soft.sum(-1, keepdims=True)
+            onehot = np.eye(classes)[np.where(labels < 0, 0, labels)]
+            return {"logits": ([Term("softmax / count", CE_LINE, soft * counted / count * up),
+                                Term("-onehot(label) / count", CE_LINE, -onehot * counted / count * up)],
+                               [Variant(f"divided by every row (M = {rows}) instead of the {count} counted ones",
+                                        want["logits"] * count / rows),
+                                Variant("the ignored rows (label -100) get softmax - onehot too",
+                                        (soft - onehot) / count * up),
+                                Variant("the upstream dloss is left out", (soft - onehot) * counted / count)])}
 
         return gradient_stage(name, adds, forward, backward, {"logits": 3 * rng.normal(size=(rows, classes))},
-                              seed=seed, regions=regions)
+                              seed=seed, regions=regions, terms=terms)
 
     return [
         case("4 rows, 5 classes, every label counted", "softmax - onehot, divided by the count", 4, 5,
