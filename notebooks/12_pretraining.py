@@ -42,8 +42,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from minideberta.apps import course, pretrain_cli, pretrain_eval
-from minideberta.apps.rtd_pretraining import (DELTA, WORD, Pretrainer, discriminator_labels, generator_forward,
-                                              mask_tokens, sample_tokens)
+from minideberta.apps import rtd_pretraining as rtd
+from minideberta.apps.rtd_pretraining import DELTA, WORD, Pretrainer, discriminator_labels, mask_tokens
 from minideberta.model import no_grad
 
 np.set_printoptions(linewidth=120, precision=3, suppress=True)
@@ -104,8 +104,8 @@ for share, expected in ((shares["[MASK]"], 0.8), (shares["kept"], 0.1), (shares[
 
 # %%
 with no_grad():
-    (mlm_loss, logits), _ = generator_forward(generator, masked, mask, selected, ids)
-samples = sample_tokens(logits, np.random.default_rng(2), pretrainer.special_ids)
+    (mlm_loss, logits), _ = rtd.generator_forward(generator, masked, mask, selected, ids)
+samples = rtd.sample_tokens(logits, np.random.default_rng(2), pretrainer.special_ids)
 replaced = ids.copy()
 replaced[selected] = samples
 labels = discriminator_labels(ids, replaced, mask)
