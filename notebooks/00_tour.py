@@ -17,8 +17,8 @@
 # \xrightarrow{\text{layer } 1} H_1 \cdots \xrightarrow{\text{layer } L} H_L
 # \xrightarrow{\text{head}} \text{logits}.$$
 #
-# Each layer is $H_\ell = \operatorname{Layer}_\ell(H_{\ell-1})$: disentangled self-attention (notebook 05)
-# and a feed-forward block, each followed by a residual sum and a LayerNorm (notebook 06). Two heads
+# Each layer is $H_\ell = \operatorname{Layer}_\ell(H_{\ell-1})$: disentangled self-attention (notebook 06)
+# and a feed-forward block, each followed by a residual sum and a LayerNorm (notebook 07). Two heads
 # sit on top: the masked-language-model head decodes through the **Enhanced Mask Decoder**
 # (notebook 08), and the replaced-token-detection head (the v3 discriminator) says, for each token,
 # how likely it is to have been swapped (notebook 09).
@@ -70,9 +70,9 @@ assert all(a.shape == (B, H, N, N) for a in out.attentions) and out.logits.shape
 # %% [markdown]
 # ## 2. Embeddings, then each layer
 #
-# $H_0 = \operatorname{LayerNorm}(W_\text{word}[\text{ids}])$ masked (notebook 03): v3 adds no absolute
+# $H_0 = \operatorname{LayerNorm}(W_\text{word}[\text{ids}])$ masked (notebook 04): v3 adds no absolute
 # position here. The layers share one table of relative-position embeddings (after its own LayerNorm)
-# and the rows each distance uses (notebook 04). Calling the components one after another:
+# and the rows each distance uses (notebook 05). Calling the components one after another:
 
 # %%
 params = model.params

@@ -17,9 +17,15 @@
 #
 # $$\hat{x} = \arg\max_{x_1 \cdots x_T = \text{text}} \sum_{t=1}^{T} s(x_t),$$
 #
-# found by Viterbi over the lattice of pieces: with $b[e]$ the best score of the first $e$ characters,
+# found by Viterbi over the lattice of pieces: with $B[e]$ the best score of the first $e$ characters,
+# and $a$ the start of the last piece (an edge $a \to e$ of the lattice),
 #
-# $$b[0] = 0, \qquad b[e] = \max_{s < e,\ \text{text}[s:e] \in V} \big(b[s] + s(\text{text}[s:e])\big).$$
+# $$B[0] = 0, \qquad B[e] = \max_{a < e,\ \text{text}[a:e] \in V} \big(B[a] + s(\text{text}[a:e])\big).$$
+#
+# (Notation, here and in every chapter: $s(x)$ is a piece's score; $V$ the vocabulary; $N$ the length of
+# a sequence, $B$ the batch size where it is not a best score, $D$ the hidden width, $H$ the number of
+# heads and $d = D / H$ a head's width; $L$ the number of layers, numbered $0 \dots L-1$, so the last
+# layer is layer $L-1$ and $h_L$ its output; the relative-position table is $R$, the absolute one $W_\text{pos}$.)
 #
 # Two files implement it: `minideberta/tokenizer/unigram.py` writes the whole algorithm out in Python
 # (for reading), and `minideberta/tokenizer/deberta_tokenizer.py` calls the C++ sentencepiece (for speed),

@@ -20,7 +20,7 @@
 # - the masked softmax with DeBERTa's XSoftmax semantics, which decides what a padding token sees.
 #
 # Every backward here is checked by `gradcheck.check_backward` (central differences in float64; why
-# $10^{-7}$ is the threshold is explained in notebook 10).
+# $10^{-7}$ is the threshold is the subject of the next notebook, 03).
 
 # %%
 import math

@@ -201,7 +201,7 @@ plt.show()
 #
 # (The checks below use weights whose gradient is well above the round-off of central differences, about
 # $\epsilon |\ell| / h \approx 10^{-10}$: with fresh std-0.02 weights attention is nearly uniform and the query and
-# key projections' gradients are tiny; notebook 10 is about exactly this.)
+# key projections' gradients are tiny; notebook 03 is about exactly this.)
 #
 # To see all three we take $\ell = \langle g_q, q_2 \rangle + \langle g_h, h_L \rangle$ with random $g_q, g_h$ (a
 # masked LM's loss reads $q_2$ only; we come back to that below). `emd.backward` returns the two passes' sum

@@ -81,7 +81,7 @@ def new_head(cls, **config_changes):
 #
 # $E$ is the $(V, D)$ input embedding table: the head has no decoder matrix of its own (*tied weights*), and
 # $M$ the positions with a label (all others are $-100$). The course's masked LM decodes the EMD's output
-# (notebook 8).
+# (notebook 08).
 
 # %%
 assert "cls.predictions.decoder.weight" not in mlm.params and "lm_predictions.lm_head.decoder.weight" not in mlm.params

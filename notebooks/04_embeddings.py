@@ -9,7 +9,7 @@
 # ---
 
 # %% [markdown]
-# # 3. Embeddings: from ids to vectors
+# # 4. Embeddings: from ids to vectors
 #
 # The first block of the model turns the $(B, N)$ token ids into $(B, N, D)$ vectors
 # (`minideberta/embeddings.py`):
@@ -20,7 +20,7 @@
 #
 # where $m$ is 1 for a real token and 0 for padding. DeBERTa-v3 keeps only the first term: no absolute
 # positions in the input (`position_biased_input=False`; position enters through relative attention,
-# notebooks 04 and 05, and the Enhanced Mask Decoder), no token types (`type_vocab_size=0`), and
+# notebooks 05 and 06, and the Enhanced Mask Decoder), no token types (`type_vocab_size=0`), and
 # embedding width $E$ = hidden width $D$. Other configurations switch the other terms on; this notebook
 # uses one with all of them, in float64.
 

@@ -9,7 +9,7 @@
 # ---
 
 # %% [markdown]
-# # 11. Fine-tuning
+# # 10. Fine-tuning
 #
 # `model.backward()` gives $\partial\ell/\partial\theta$ for every parameter; fine-tuning turns gradients into
 # steps. minideberta uses what DeBERTa's papers and transformers use: **AdamW** (Loshchilov & Hutter), a
@@ -178,7 +178,7 @@ def fresh_model():
 # and a loss that hardly falls).
 settings = {"steps": 30, "batch_size": 8, "lr": 1e-3 if course.is_trained() else 1e-2, "warmup_steps": 6,
             "weight_decay": 0.01, "max_grad_norm": 1.0, "eval_every": 10, "seed": 0, "progress": False}
-checkpoints = Path(tempfile.mkdtemp(prefix="minideberta-notebook-11-"))
+checkpoints = Path(tempfile.mkdtemp(prefix="minideberta-notebook-10-"))
 model = fresh_model()
 before = evaluate(model, eval_set)
 history = train(model, train_set, eval_set, checkpoint_dir=checkpoints, save_every=15, **settings)

@@ -9,7 +9,7 @@
 # ---
 
 # %% [markdown]
-# # 6. The encoder layer and the stack
+# # 7. The encoder layer and the stack
 #
 # One DeBERTa layer is BERT's *post-LayerNorm* block: attention, then a feed-forward network (FFN),
 # each followed by a residual sum and a LayerNorm (the LayerNorm comes *after* the sum):
@@ -83,7 +83,7 @@ assert out.hidden_states[0].shape == (B, N, config.hidden_size)
 # ## 2. One layer, taken apart
 #
 # The layer's two halves, written with the library's pieces: `attention.forward` for the disentangled
-# self-attention (notebook 5), `linear_forward`, `activation_forward` and `layer_norm_forward` from
+# self-attention (notebook 06), `linear_forward`, `activation_forward` and `layer_norm_forward` from
 # `ops.py`. The masks come from `encoder.attention_masks` (a pair may attend when both tokens are real),
 # and the table and its row indices from `encoder.relative_embeddings_forward`.
 
@@ -243,7 +243,7 @@ plt.show()
 # `out.attentions[l][b, h]` is the $(N, N)$ matrix of attention probabilities of layer $l$, head $h$: row
 # $i$ is the distribution of query $i$ over the keys. On a padded sequence, real queries give the padded
 # keys probability 0 and sum to 1 over the real keys; padded queries attend to nothing (a zero row, the
-# XSoftmax of notebook 2).
+# XSoftmax of notebook 02).
 
 # %%
 n_real = int(real[1].sum())
@@ -291,4 +291,4 @@ plt.show()
 #    `encoder.relative_embeddings_backward` on two shares.
 # 3. Exercise: the biggest part of the layer's backward is the attention's:
 #    `python -m minideberta exercises check attention.backward`. For the layer itself, check a backward of your
-#    own with `gradcheck.check_backward`, as notebook 10 does.
+#    own with `gradcheck.check_backward`, as notebook 03 does.

@@ -9,14 +9,14 @@
 # ---
 
 # %% [markdown]
-# # 4. Relative positions and log buckets
+# # 5. Relative positions and log buckets
 #
 # BERT adds a position vector to each token before attention. DeBERTa never asks *where* a token is,
 # only *how far* the key is from the query:
 #
 # $$\delta(i, j) = i - j \qquad (\text{query } i,\ \text{key } j;\ \delta > 0: \text{the key is to the left}).$$
 #
-# Each distance picks a row of a learned table of relative embeddings, which notebook 05 projects
+# Each distance picks a row of a learned table of relative embeddings, which notebook 06 projects
 # into the attention. Far distances share rows through *log buckets*. With $m$ = `bucket_size // 2`
 # and $P$ = `max_position`:
 #
@@ -144,7 +144,7 @@ assert make_log_bucket_position(np.array(31), 8, 32) == 7
 # $(N, 2N-1)$ table whose column $m$ stands for the distance $N - 1 - m$, then reads the $(N, N)$
 # scores by key off that table:
 #
-# $$\text{by\_key}[i, j] = \text{table}[i,\ j - i + N - 1].$$
+# $$\text{by_key}[i, j] = \text{table}[i,\ j - i + N - 1].$$
 #
 # A tiny example, $N = 4$, each entry of the table its own flat position:
 
