@@ -168,11 +168,43 @@ def render(outdir, only=None, folder=NOTEBOOKS, report=print):
     return pages
 
 
+def build_notebooks(folder=NOTEBOOKS, report=print):
+    """Write ``NN_topic.ipynb`` beside every source that has none (paired with the .py, as
+    ``notebooks/jupytext.toml`` says); an existing .ipynb is the reader's and is left alone (jupytext
+    brings its cells up to date with the .py when Lab opens it). Returns the .ipynb paths."""
+    _require()
+    import jupytext
+
+    built = []
+    for path in sources(folder):
+        target = path.with_suffix(".ipynb")
+        if not target.exists():
+            nb = read(path)
+            nb.metadata.setdefault("jupytext", {})["formats"] = "ipynb,py:percent"
+            jupytext.write(nb, target)
+            report(f"built {target}")
+        built.append(target)
+    return built
+
+
+def lab(extra, folder=NOTEBOOKS):
+    """Build the missing .ipynb, then run ``jupyter lab`` on the course's folder (``extra``: Lab's own options)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("jupyter-lab") is None:
+        raise ModuleNotFoundError("jupyter lab is not installed: pip install -e .[notebooks]")
+    build_notebooks(folder, report=lambda line: print(line, file=sys.stderr))
+    with kernel_environment():  # the kernels Lab starts import this checkout's package
+        return subprocess.call(["jupyter-lab", str(folder), *extra])
+
+
 def build_parser():
     parser = OneLineParser(prog="minideberta course", formatter_class=argparse.RawDescriptionHelpFormatter,
                                      description="The read-along notebooks (notebooks/NN_*.py).",
                                      epilog="examples:\n  python -m minideberta course render course-html\n"
-                                            "  python -m minideberta course render course-html --only 02 05")
+                                            "  python -m minideberta course render course-html --only 02 05\n"
+                                            "  python -m minideberta course lab")
     commands = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     commands.add_parser("list", help="list the notebooks in reading order")
     sub = commands.add_parser("render", help="execute the notebooks and write them as HTML pages into OUTDIR",
@@ -180,6 +212,11 @@ def build_parser():
                                           "each, figures embedded, plus index.html, into OUTDIR.")
     sub.add_argument("outdir", metavar="OUTDIR", help="folder for the pages (created if needed)")
     sub.add_argument("--only", nargs="+", metavar="NN", help="the numbers of the notebooks to render, e.g. 02 05 A1")
+    sub = commands.add_parser("lab", help="build the missing notebooks/NN_topic.ipynb and open the course in JupyterLab",
+                              description="Write NN_topic.ipynb beside each notebooks/NN_topic.py that has none "
+                                          "(paired with it: saving in Lab updates the .py), then run jupyter lab "
+                                          "on notebooks/. Options after -- go to jupyter lab.")
+    sub.add_argument("lab_options", nargs=argparse.REMAINDER, metavar="...", help="options for jupyter lab")
     return parser
 
 
@@ -194,6 +231,8 @@ def main(argv):
             for path in sources():
                 print(path.name)
             return 0
+        if args.action == "lab":
+            return lab([a for a in args.lab_options if a != "--"])
         render(args.outdir, args.only, report=lambda line: print(line, file=sys.stderr))
     except (ValueError, OSError, ImportError) as error:
         print(f"error: {error}", file=sys.stderr)
