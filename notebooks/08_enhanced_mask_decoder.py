@@ -67,8 +67,8 @@ batch = tokenizer(originals, padding=True, return_tensors="np")
 mask = batch["attention_mask"]
 ids, labels = batch["input_ids"].copy(), np.full(mask.shape, -100)
 for row, word in enumerate(["store", "cat"]):
-    at = course.pieces_of(tokenizer, ids[row], word)  # one position, or several if the vocabulary splits the word
-    labels[row, at], ids[row, at] = ids[row, at], tokenizer.mask_token_id  # predict the original pieces there
+    at = course.position_of(tokenizer, ids[row], word)  # one real piece: one masked position, a real label
+    labels[row, at], ids[row, at] = ids[row, at], tokenizer.mask_token_id  # predict the original piece there
 B, N = ids.shape
 print(tokenizer.convert_ids_to_tokens(ids[0].tolist()))
 print("decodes through the EMD by default:", model.resolve_emd(None))

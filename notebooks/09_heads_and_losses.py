@@ -92,7 +92,7 @@ batch = tokenizer(["A new store opened beside the new mall.", "The cat sat on th
 mask = batch["attention_mask"]
 ids, labels = batch["input_ids"].copy(), np.full(mask.shape, -100)
 for row, word in enumerate(["store", "cat"]):
-    at = course.pieces_of(tokenizer, ids[row], word)
+    at = course.position_of(tokenizer, ids[row], word)  # one real piece: one masked position, a real label
     labels[row, at], ids[row, at] = ids[row, at], tokenizer.mask_token_id
 B, N = ids.shape
 
@@ -191,6 +191,7 @@ words, classes = ["Ada", "Lovelace", "lived", "in", "London", "."], [1, 1, 0, 0,
 ner_ids, tag_row = [tokenizer.cls_token_id], [-100]
 for word, c in zip(words, classes):
     word_ids = tokenizer.convert_tokens_to_ids(tokenizer.tokenize(word))
+    assert tokenizer.unk_token_id not in word_ids, word  # a word may take several pieces, never [UNK]
     ner_ids, tag_row = ner_ids + word_ids, tag_row + [c] + [-100] * (len(word_ids) - 1)
 ner_ids, tags = np.array([ner_ids + [tokenizer.sep_token_id]]), np.array([tag_row + [-100]])
 pieces = tokenizer.convert_ids_to_tokens(ner_ids[0].tolist())
@@ -273,11 +274,14 @@ print(f"choice scores {out.logits[0]}, loss {float(out.loss):.4f}")
 # that never overflows.
 
 # %%
-text = tokenizer(["The chef cooked a delicious meal.", "A short one."], padding=True, return_tensors="np")
+# The original verb and the one swapped in must each be ONE piece of this vocabulary: a word of two pieces
+# replaced at one position leaves its second piece behind (with a 6001-piece vocabulary "ate" is "▁a" + "te").
+verb, _ = course.first_one_piece(tokenizer, ["cooked", "made", "served", "prepared"])
+swap_word, swap = course.first_one_piece(tokenizer, ["ate", "sold", "saw", "found"])  # what a generator might put there
+text = tokenizer([f"The chef {verb} a delicious meal.", "A short one."], padding=True, return_tensors="np")
 rtd_ids, rtd_mask = text["input_ids"].copy(), text["attention_mask"]
 replaced = np.zeros_like(rtd_ids)
-at = int(course.pieces_of(tokenizer, rtd_ids[0], "cooked")[0])
-swap = tokenizer.convert_tokens_to_ids(tokenizer.tokenize("ate"))[0]  # what a generator might have put there
+at = course.position_of(tokenizer, rtd_ids[0], verb)
 assert swap != rtd_ids[0, at]
 rtd_ids[0, at] = swap
 replaced[0, at] = 1
@@ -291,6 +295,7 @@ zr, yr = z[real], replaced[real]
 loss = np.mean(np.maximum(zr, 0) - zr * yr + np.log1p(np.exp(-np.abs(zr))))
 assert np.abs(z - out.logits).max() < 1e-10 and abs(loss - out.loss) < 1e-12
 p_replaced = 1 / (1 + np.exp(-out.logits[0]))
+print(f"{tokenizer.decode(rtd_ids[0][rtd_mask[0] == 1])!r}: {verb!r} replaced by {swap_word!r}")
 print(f"RTD loss {float(out.loss):.4f}; P(replaced) of {tokenizer.convert_ids_to_tokens([swap])[0]!r}: "
       f"{p_replaced[at]:.3f}, "
       f"largest elsewhere: {np.delete(p_replaced, at).max():.3f}")
