@@ -21,8 +21,8 @@
 # \qquad \text{out} = \operatorname{softmax}(A)\, V,
 # $$
 #
-# where $Q = H W_q$, $K = H W_k$, $V = H W_v$ are the projected token vectors, $K^r = P W_{k,r}$ and
-# $Q^r = P W_{q,r}$ the rows of the relative-position table $P$ projected for keys and for queries,
+# where $Q = H W_q$, $K = H W_k$, $V = H W_v$ are the projected token vectors, $K^r = R W_{k,r}$ and
+# $Q^r = R W_{q,r}$ the rows of the relative-position table $R$ projected for keys and for queries,
 # $\delta(i,j)$ the row of the distance $i - j$ (notebook 05), and $d$ the head size. (On the row of the
 # p2c term, see the note in section 2.)
 #
@@ -64,9 +64,9 @@ model = DebertaV2Model(config, seed=0, dtype=np.float64)
 ids = np.random.default_rng(0).integers(1, config.vocab_size, size=(1, N))
 out = model(ids, output_hidden_states=True, output_attentions=True)
 x = out.hidden_states[0]                                                     # (1, N, D)
-P = model.params
-att = subtree(P, "encoder.layer.0.attention.self")                           # this layer's arrays
-table, rows, _ = encoder.relative_embeddings_forward(subtree(P, "encoder"), config, N)   # (2k, D), after LayerNorm
+params = model.params
+att = subtree(params, "encoder.layer.0.attention.self")                           # this layer's arrays
+table, rows, _ = encoder.relative_embeddings_forward(subtree(params, "encoder"), config, N)   # (2k, D), after LayerNorm
 
 pos_key, _ = attention.position_projection_forward(subtree(att, "key_proj"), table, rows[0], H)      # Kr (H, 2N-1, d)
 pos_query, _ = attention.position_projection_forward(subtree(att, "query_proj"), table, rows[1], H)  # Qr (H, 2N-1, d)

@@ -207,6 +207,21 @@ assert fitted["accuracy"] >= 0.9
 assert history.eval["step"] == [10, 20, 30]
 
 # %% [markdown]
+# The panels also show **overfitting**, in the small. 40 sentences and 30 steps are enough for a model with
+# millions of parameters to fit its training sentences almost perfectly (training loss near 0, accuracy 1),
+# while the held-out loss stays near $\log 2 \approx 0.69$, the loss of a coin toss, or falls only a little: the
+# model has learnt its 40 sentences far better than the rule behind them. The gap between the two losses is the
+# measure of it. (With 8 held-out sentences each one is 12.5 % of the held-out accuracy, so that curve moves in
+# big steps and says little on its own; the held-out loss is the better signal.) Against it: more data, fewer
+# steps or an earlier stop at the best held-out loss, more weight decay or dropout.
+
+# %%
+gap = history.eval["loss"][-1] - fitted["loss"]
+print(f"after 30 steps: training-set loss {fitted['loss']:.3f}, held-out loss {history.eval['loss'][-1]:.3f} "
+      f"(log 2 = {np.log(2):.3f}); gap {gap:.3f}")
+assert fitted["loss"] < 0.5 * history.eval["loss"][-1]      # the training set is fitted far better than held-out text
+
+# %% [markdown]
 # ## 4. Stop, resume, and land on the same bits
 #
 # The run wrote `checkpoint-15` and `checkpoint-30`: the model, the AdamW moments, the step, the settings, the
