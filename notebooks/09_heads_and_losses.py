@@ -110,6 +110,16 @@ loss = -log_softmax(logits[picked])[np.arange(picked.sum()), labels[picked]].mea
 print(f"logits by hand vs the model: {np.abs(logits - out.logits).max():.1e}; loss {float(out.loss):.6f} "
       f"(by hand {loss:.6f}; log V = {math.log(config.vocab_size):.3f})")
 assert np.abs(logits - out.logits).max() < 1e-10 and abs(loss - out.loss) < 1e-12
+log_v = math.log(config.vocab_size)
+print(f"loss {float(out.loss):.3f} against log V = {log_v:.3f}, the loss of a uniform guess: "
+      + ("better than uniform" if out.loss < log_v else "WORSE than uniform: the model is confidently wrong here"))
+
+# %% [markdown]
+# Read the loss against $\log V$: a model that knows nothing (uniform probabilities, or the random stand-in's
+# near-zero logits) scores exactly $\log V$. A trained model is below it on words it has learnt; a loss *above*
+# $\log V$ means the model put most of its probability elsewhere, confidently, and is worse than a uniform
+# guess on these labels. (It is also what a label that is not what was meant gives, such as `[UNK]`: that is why
+# the masked words here go through `course.position_of`, which insists on one real piece.)
 
 # %% [markdown]
 # Tied weights mean $E$ is trained from both ends: as a lookup table (only the rows of the input ids) and as
