@@ -91,8 +91,10 @@ def execute(path, timeout=CELL_TIMEOUT):
 
     nb = read(path)
     with tempfile.TemporaryDirectory(prefix="minideberta-kernel-") as sockets:
-        # The kernel talks over local sockets in a private folder, not TCP (which ipykernel warns about).
-        manager = KernelManager(kernel_name="python3", transport="ipc", ip=str(Path(sockets) / "kernel"))
+        # The kernel talks over Unix sockets in a private folder, not TCP (which ipykernel warns about);
+        # Windows has no Unix sockets for ZeroMQ, so TCP there.
+        local = dict(transport="ipc", ip=str(Path(sockets) / "kernel")) if os.name == "posix" else {}
+        manager = KernelManager(kernel_name="python3", **local)
         client = nbclient.NotebookClient(nb, km=manager, timeout=timeout, kernel_name="python3",
                                          resources={"metadata": {"path": str(Path(path).parent)}})
         try:
