@@ -1,5 +1,6 @@
 """Opening the course in JupyterLab: notebooks/jupytext.toml pairs each .py with an .ipynb, and
 ``python -m minideberta course lab`` builds the missing .ipynb (which must execute) and starts Lab."""
+import os
 import shutil
 
 import jupytext
@@ -50,3 +51,24 @@ def test_lab_without_jupyterlab_is_one_error_line(monkeypatch, capsys):
     assert cli.main(["course", "lab"]) == 2
     err = capsys.readouterr().err
     assert err == "error: jupyter lab is not installed: pip install -e .[notebooks]\n"
+
+
+def test_lab_builds_then_starts_jupyter_lab_on_the_folder(tmp_path, monkeypatch):
+    """A stand-in ``jupyter-lab`` on PATH records how it was started: on the course's folder, with the options
+    after ``--``, after the .ipynb was built, and with this checkout importable by the kernels it starts."""
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    source = next(p for p in SOURCES if p.name.startswith("01_"))
+    shutil.copy(source, folder)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    record = tmp_path / "started.txt"
+    fake = bin_dir / "jupyter-lab"
+    fake.write_text(f'#!/bin/sh\nls "$1" > {record}\necho "$@" >> {record}\necho "$PYTHONPATH" >> {record}\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    assert course_render.lab(["--no-browser", "--port", "8899"], folder=folder) == 0
+    *listing, args, pythonpath = record.read_text().splitlines()
+    assert (folder / (source.stem + ".ipynb")).is_file() and source.stem + ".ipynb" in listing  # built before Lab
+    assert args == f"{folder} --no-browser --port 8899"
+    assert pythonpath.split(os.pathsep)[0] == course_render.PACKAGE_ROOT

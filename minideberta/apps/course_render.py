@@ -206,7 +206,7 @@ def build_parser():
                                      description="The read-along notebooks (notebooks/NN_*.py).",
                                      epilog="examples:\n  python -m minideberta course render course-html\n"
                                             "  python -m minideberta course render course-html --only 02 05\n"
-                                            "  python -m minideberta course lab")
+                                            "  python -m minideberta course lab -- --no-browser")
     commands = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     commands.add_parser("list", help="list the notebooks in reading order")
     sub = commands.add_parser("render", help="execute the notebooks and write them as HTML pages into OUTDIR",
@@ -234,7 +234,8 @@ def main(argv):
                 print(path.name)
             return 0
         if args.action == "lab":
-            return lab([a for a in args.lab_options if a != "--"])
+            options = args.lab_options
+            return lab(options[1:] if options[:1] == ["--"] else options)
         render(args.outdir, args.only, report=lambda line: print(line, file=sys.stderr))
     except (ValueError, OSError, ImportError) as error:
         print(f"error: {error}", file=sys.stderr)
