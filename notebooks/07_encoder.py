@@ -40,7 +40,7 @@ from minideberta import attention, encoder
 from minideberta.apps import course
 from minideberta.ops import activation_forward, layer_norm_backward, layer_norm_forward, linear_forward
 from minideberta.params import subtree
-from minideberta.relative_position import make_log_bucket_position
+from minideberta.relative_position import build_relative_position
 
 np.set_printoptions(linewidth=120, precision=4, suppress=True)
 
@@ -194,11 +194,9 @@ plt.show()
 # %%
 TRAINED_LENGTH = 128  # the pre-training sequence length of the shipped pair (weights/minideberta-v3-tiny/README.md)
 k = config.position_span
-reach = np.arange(-(TRAINED_LENGTH - 1), TRAINED_LENGTH)
-largest = config.max_relative_positions if config.max_relative_positions > 0 else config.max_position_embeddings
-buckets = make_log_bucket_position(reach, config.position_buckets, largest)  # the bucket of every distance
+buckets = build_relative_position(TRAINED_LENGTH, TRAINED_LENGTH, config.position_buckets, config.max_relative)
 reached = np.zeros(2 * k, bool)
-reached[np.clip(buckets + k, 0, 2 * k - 1)] = True                            # the rows those buckets read
+reached[np.clip(np.unique(buckets) + k, 0, 2 * k - 1)] = True  # the rows the buckets of all its distances read
 norms = np.linalg.norm(enc["rel_embeddings.weight"], axis=-1)
 print(f"{(~reached).sum()} of {2 * k} rows are beyond every distance of a {TRAINED_LENGTH}-token sequence; mean row norm "
       f"{norms[reached].mean():.3f} reached, {norms[~reached].mean() if (~reached).any() else float('nan'):.3f} not; "
