@@ -1,7 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
-#     formats: py:percent
+#     formats: ipynb,py:percent
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -13,12 +13,12 @@
 #
 # One sentence through the whole of DeBERTa-v3, with the shape of every array on the way:
 #
-# $$\text{text} \xrightarrow{\text{tokenizer}} \text{ids}\ (B, N) \xrightarrow{\text{embeddings}} H_0\ (B, N, D)
-# \xrightarrow{\text{layer } 1} H_1 \cdots \xrightarrow{\text{layer } L} H_L
+# $$\text{text} \xrightarrow{\text{tokenizer}} \text{ids}\ (B, N) \xrightarrow{\text{embeddings}} h_0\ (B, N, D)
+# \xrightarrow{\text{layer } 0} h_1 \cdots \xrightarrow{\text{layer } L-1} h_L
 # \xrightarrow{\text{head}} \text{logits}.$$
 #
-# Each layer is $H_\ell = \operatorname{Layer}_\ell(H_{\ell-1})$: disentangled self-attention (notebook 05)
-# and a feed-forward block, each followed by a residual sum and a LayerNorm (notebook 06). Two heads
+# Each layer is $h_{\ell+1} = \operatorname{layer}_\ell(h_\ell)$, for $\ell = 0 \dots L-1$: disentangled self-attention (notebook 06)
+# and a feed-forward block, each followed by a residual sum and a LayerNorm (notebook 07). Two heads
 # sit on top: the masked-language-model head decodes through the **Enhanced Mask Decoder**
 # (notebook 08), and the replaced-token-detection head (the v3 discriminator) says, for each token,
 # how likely it is to have been swapped (notebook 09).
@@ -70,9 +70,9 @@ assert all(a.shape == (B, H, N, N) for a in out.attentions) and out.logits.shape
 # %% [markdown]
 # ## 2. Embeddings, then each layer
 #
-# $H_0 = \operatorname{LayerNorm}(W_\text{word}[\text{ids}])$ masked (notebook 03): v3 adds no absolute
+# $h_0 = \operatorname{LayerNorm}(W_\text{word}[\text{ids}])$ masked (notebook 04): v3 adds no absolute
 # position here. The layers share one table of relative-position embeddings (after its own LayerNorm)
-# and the rows each distance uses (notebook 04). Calling the components one after another:
+# and the rows each distance uses (notebook 05). Calling the components one after another:
 
 # %%
 params = model.params
@@ -103,10 +103,10 @@ plt.show()
 # ## 3. Fill-mask through the Enhanced Mask Decoder
 #
 # Relative attention knows how far apart two tokens are, never where they are. The Enhanced Mask
-# Decoder adds the absolute positions just before decoding: with $H_{L-1}$ the second-to-last layer's
-# output and $P$ the absolute position table,
+# Decoder adds the absolute positions just before decoding: with $h_{L-1}$ the second-to-last layer's
+# output and $W_\text{pos}$ the absolute position table,
 #
-# $$q_0 = H_{L-1} + P[\text{positions}], \qquad q_{t} = \operatorname{Layer}_L(\text{keys, values} = H_{L-1},\ \text{queries} = q_{t-1}), \quad t = 1, 2,$$
+# $$q_0 = h_{L-1} + W_\text{pos}[\text{positions}], \qquad q_{t} = \operatorname{layer}_{L-1}(\text{keys, values} = h_{L-1},\ \text{queries} = q_{t-1}), \quad t = 1, 2,$$
 #
 # the last layer applied twice, and the MLM head decodes $q_2$ with the tied word table:
 # $\text{logits} = \operatorname{LayerNorm}(\operatorname{GELU}(q_2 W^\top + b))\, W_\text{word}^\top + b_\text{out}$.
@@ -173,5 +173,5 @@ if course.is_trained():
 #
 # 1. Which arrays in this notebook grow with the vocabulary, and which with the length $N$? Count the
 #    floats of each for DeBERTa-v3-base ($D = 768$, $L = 12$, $V = 128100$) at $N = 512$.
-# 2. Why does the Enhanced Mask Decoder read $H_{L-1}$ and not $H_L$? Read `minideberta/emd.py`, then
+# 2. Why does the Enhanced Mask Decoder read $h_{L-1}$ and not $h_L$? Read `minideberta/emd.py`, then
 #    check your own decoder's backward: `python -m minideberta exercises check emd.backward`.

@@ -1,7 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
-#     formats: py:percent
+#     formats: ipynb,py:percent
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -17,9 +17,16 @@
 #
 # $$\hat{x} = \arg\max_{x_1 \cdots x_T = \text{text}} \sum_{t=1}^{T} s(x_t),$$
 #
-# found by Viterbi over the lattice of pieces: with $b[e]$ the best score of the first $e$ characters,
+# found by Viterbi over the lattice of pieces: with $\beta[e]$ the best score of the first $e$ characters,
+# and $a$ the start of the last piece (an edge $a \to e$ of the lattice),
 #
-# $$b[0] = 0, \qquad b[e] = \max_{s < e,\ \text{text}[s:e] \in V} \big(b[s] + s(\text{text}[s:e])\big).$$
+# $$\beta[0] = 0, \qquad \beta[e] = \max_{a < e,\ \text{text}[a:e] \in V} \big(\beta[a] + s(\text{text}[a:e])\big).$$
+#
+# (Notation, here and in every chapter: $s(x)$ is a piece's score; $V$ the vocabulary; $N$ the length of
+# a sequence, $B$ the batch size, $D$ the hidden width, $d$ a head's width; $L$ the number of layers, numbered $0 \dots L-1$, so the last
+# layer is layer $L-1$: $h_0$ the embeddings, $h_{\ell+1} = \operatorname{layer}_\ell(h_\ell)$, $h_L$ the last output;
+# the relative-position table is $R$, the absolute position table $W_\text{pos}$, and $\delta_{\max}$ the largest
+# relative distance the log buckets are laid out for.)
 #
 # Two files implement it: `minideberta/tokenizer/unigram.py` writes the whole algorithm out in Python
 # (for reading), and `minideberta/tokenizer/deberta_tokenizer.py` calls the C++ sentencepiece (for speed),
@@ -216,6 +223,38 @@ cut = tokenizer(long_text, truncation=True, max_length=max_length)["input_ids"]
 assert cut == rows[0] and len(cut) == max_length
 
 # %% [markdown]
+# ## 6. The vocabulary of the model this course runs on
+#
+# Everything above used Microsoft's vocabulary, the one of the official v3 checkpoints. The chapters that
+# follow run on the course's model (`course.course_model()`), and a model comes with its own vocabulary: its
+# `spm.model` sits in its folder, and its word table has one row per piece. minideberta's own pre-trained
+# pair was trained with a sentencepiece unigram model of its own, built the same way (nmt_nfkc, byte
+# fallback, the same four special pieces first and `[MASK]` added last) but much smaller, from a smaller
+# corpus: more words take several pieces, and a word that is one piece for Microsoft may be two here. The
+# numbers below are read from the tokenizer, whatever model is installed.
+
+# %%
+model_folder = course.model_folder("masked-lm")
+course_tokenizer = course.course_model()[1]
+own = Unigram.from_file(model_folder / "spm.model") if (model_folder / "spm.model").is_file() else unigram
+own_pieces = {piece.text for piece in own.model.pieces}
+shared = own_pieces & {piece.text for piece in unigram.model.pieces}
+print(course.describe())
+print(f"the course model's vocabulary: {len(course_tokenizer)} tokens ({len(own.model.pieces)} pieces + [MASK]); "
+      f"Microsoft's: {len(tokenizer)}; pieces in both: {len(shared)}")
+sentence = "The tokenizer cuts a sentence into pieces."
+for name, tok in (("Microsoft's", tokenizer), ("the course model's", course_tokenizer)):
+    print(f"{name:20} {tok.tokenize(sentence)}")
+
+assert own.model.normalizer_name == "nmt_nfkc" and own.model.byte_fallback
+assert sum(piece.type == BYTE for piece in own.model.pieces) == 256       # byte fallback: nothing becomes [UNK]
+assert [course_tokenizer.pad_token_id, course_tokenizer.cls_token_id, course_tokenizer.sep_token_id,
+        course_tokenizer.unk_token_id] == [0, 1, 2, 3]                    # the same special pieces, the same ids
+assert course_tokenizer.mask_token_id == len(own.model.pieces) == len(course_tokenizer) - 1   # [MASK] added last
+assert course.course_model()[0].config.vocab_size >= len(course_tokenizer)  # a row of the word table per token
+assert course_tokenizer.unk_token_id not in course_tokenizer.encode(text + glyph)
+
+# %% [markdown]
 # ## Questions and exercises
 #
 # 1. Write the Viterbi recursion yourself (a list `best`, a list `back`) and run it on the edges of
@@ -223,3 +262,6 @@ assert cut == rows[0] and len(cut) == max_length
 #    docstring of `Unigram.segment`: which of two equal paths does sentencepiece keep?)
 # 2. Which characters does nmt_nfkc change that NFC keeps? Try "ｶﾀｶﾅ", "①", "ℌ", "\u00a0" and check
 #    your guess with `unigram.normalizer.normalize`.
+# 3. Section 6: which common English words are one piece for Microsoft's vocabulary but several for the
+#    course model's? Why does that matter for a masked-LM example that masks one position
+#    (`course.one_piece`)?

@@ -1,7 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
-#     formats: py:percent
+#     formats: ipynb,py:percent
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -20,7 +20,7 @@
 # - the masked softmax with DeBERTa's XSoftmax semantics, which decides what a padding token sees.
 #
 # Every backward here is checked by `gradcheck.check_backward` (central differences in float64; why
-# $10^{-7}$ is the threshold is explained in notebook 10).
+# $10^{-7}$ is the threshold is the subject of the next notebook, 03).
 
 # %%
 import math
@@ -99,8 +99,18 @@ for fwd, bwd in ((ops.gelu_forward, ops.gelu_backward), (ops.gelu_new_forward, o
 # $$\operatorname{erf}(x) \approx 1 - t\,(a_1 + t(a_2 + t(a_3 + t(a_4 + t a_5))))\,e^{-x^2},
 # \qquad t = \frac{1}{1 + p\,x}, \quad x \ge 0,$$
 #
-# odd-extended to $x < 0$. Its error, evaluated in float32, stays below $7 \times 10^{-7}$, a few float32
-# spacings (the grey band), which drowns in the round-off of a float32 model's matrix products. The error curve
+# odd-extended to $x < 0$. The formula's own error is at most $1.5 \times 10^{-7}$; evaluated in float32 the
+# measured *absolute* error below stays under $6 \times 10^{-7}$. What that means depends on where you look
+# (the grey band is one float32 spacing at $\operatorname{erf}(x)$):
+#
+# - for $|x| \ge 1$, where $|\operatorname{erf}(x)|$ is near 1, it is a few float32 spacings, as good as float32 gets;
+# - near 0, where $\operatorname{erf}(x)$ is itself small and float32 values are dense, the same absolute error is
+#   thousands of spacings: a *relative* error of up to about 0.5 % of $\operatorname{erf}(x)$ at $|x| \approx 0.01$.
+#
+# Why that is harmless here: GELU needs $1 + \operatorname{erf}(x/\sqrt2)$, and next to 1 an absolute error of
+# $6 \times 10^{-7}$ is at most five float32 spacings of 1 ($1.19 \times 10^{-7}$), which drowns in the round-off of a
+# float32 model's matrix products. (Code that needed $\operatorname{erf}$ of small arguments to float32 relative
+# precision would need another formula there, e.g. the series $\frac{2}{\sqrt\pi}(x - x^3/3)$.) The error curve
 # against the float64 reference, over every float32 value in a fine grid:
 
 # %%
@@ -114,15 +124,24 @@ fig, ax = plt.subplots(figsize=(9, 3.5))
 ax.plot(x32, error, lw=0.6, label="backend.erf(float32) - erf (float64)")
 ax.plot(x32, spacing, color="0.6", lw=1, label="float32 spacing at erf(x)")
 ax.plot(x32, -spacing, color="0.6", lw=1)
-ax.axhline(7e-7, color="red", ls="--", lw=1, label="7e-7")
-ax.axhline(-7e-7, color="red", ls="--", lw=1)
+ax.axhline(6e-7, color="red", ls="--", lw=1, label="6e-7")
+ax.axhline(-6e-7, color="red", ls="--", lw=1)
 ax.set_xlabel("x")
 ax.legend(fontsize=8, loc="lower right")
 ax.set_title("the error of the float32 erf")
 plt.show()
 
-print(f"max |error| = {np.abs(error).max():.2e} at x = {x32[np.abs(error).argmax()]:+.4f}")
-assert ours32.dtype == np.float32 and np.abs(error).max() < 7e-7
+worst = np.abs(error).argmax()
+far, near = np.abs(x32) >= 1, (np.abs(x32) > 0) & (np.abs(x32) < 0.1)
+in_spacings = np.abs(error) / spacing
+relative_near = (np.abs(error[near]) / np.abs(truth[near])).max()
+print(f"max |error| = {np.abs(error).max():.2e} at x = {x32[worst]:+.4f}; for |x| >= 1 at most "
+      f"{in_spacings[far].max():.1f} float32 spacings; for 0 < |x| < 0.1 up to {in_spacings[near].max():.0f} spacings, "
+      f"a relative error of {relative_near:.1e}")
+assert ours32.dtype == np.float32 and np.abs(error).max() < 6e-7
+assert in_spacings[far].max() <= 4                        # near |erf| = 1: a few spacings
+assert in_spacings[near].max() > 1000 and 1e-3 < relative_near < 1e-2   # near 0: many spacings, ~0.5 % relative
+assert np.abs(error).max() <= 5 * np.spacing(np.float32(1))  # what GELU sees, 1 + erf: at most 5 spacings of 1
 assert (backend.erf(x32.astype(np.float64)) == truth).all()                  # float64: SciPy's erf itself
 assert (np.sign(ours32) == np.sign(x32)).all() and np.abs(ours32).max() <= 1   # odd, within [-1, 1]
 

@@ -1,7 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
-#     formats: py:percent
+#     formats: ipynb,py:percent
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -15,10 +15,10 @@
 # beside the new **mall**", both masked nouns sit next to "new", so their relative contexts are alike; what
 # tells them apart is that one is the sentence's subject, near its start. DeBERTa therefore brings **absolute**
 # positions in at one place only: just before the masked tokens are decoded. With $H = h_{L-1}$ the output of the
-# second-to-last layer and $P$ the absolute position table,
+# second-to-last layer and $W_\text{pos}$ the absolute position table (EMD's own),
 #
 # $$
-# q_0 = H + P_{\text{pos}}, \qquad
+# q_0 = H + W_\text{pos}[\text{positions}], \qquad
 # q_{k+1} = \mathrm{layer}_{L-1}\big(\text{keys, values} = H,\ \text{queries} = q_k\big), \quad k = 0, 1, \qquad
 # \text{logits} = \mathrm{MLM}(q_2)
 # $$
@@ -67,8 +67,8 @@ batch = tokenizer(originals, padding=True, return_tensors="np")
 mask = batch["attention_mask"]
 ids, labels = batch["input_ids"].copy(), np.full(mask.shape, -100)
 for row, word in enumerate(["store", "cat"]):
-    at = course.pieces_of(tokenizer, ids[row], word)  # one position, or several if the vocabulary splits the word
-    labels[row, at], ids[row, at] = ids[row, at], tokenizer.mask_token_id  # predict the original pieces there
+    at = course.position_of(tokenizer, ids[row], word)  # one real piece: one masked position, a real label
+    labels[row, at], ids[row, at] = ids[row, at], tokenizer.mask_token_id  # predict the original piece there
 B, N = ids.shape
 print(tokenizer.convert_ids_to_tokens(ids[0].tolist()))
 print("decodes through the EMD by default:", model.resolve_emd(None))
@@ -131,42 +131,55 @@ plt.show()
 
 # %% [markdown]
 # How far each of the decoder's queries is from the encoder's own last-layer output $h_L$ (mean over real tokens).
+# What to expect: $q_0 = H + W_\text{pos}$ is $H = h_{L-1}$, one layer *before* $h_L$, so it is far from it.
+# $q_1$ is the last layer applied to $q_0$ with keys and values $H$: exactly the encoder's own pass, which gave
+# $h_L$, except that the queries carry the position vectors. Those rows are small next to $H$ (whose rows, after
+# a LayerNorm, have norm near $\sqrt{D}$ times the gain), so $q_1$ lands close to $h_L$: the first pass mostly
+# repeats the encoder's work, nudged by the positions. $q_2$ applies the layer once more, to an input that has
+# already been through it, and moves away again. Both distances are compared with the size of the position
+# vectors, which is what makes $q_1$ differ from $h_L$ at all.
 
 # %%
 real = mask.astype(bool)
 dist = [np.linalg.norm(qk - states[-1], axis=-1)[real].mean() for qk in passes]
+position_size = np.linalg.norm(model.params[POSITIONS][position_ids], axis=-1)[real].mean()
 fig, ax = plt.subplots(figsize=(6, 3))
-ax.bar(["q0 = H + P", "q1", "q2 (decoded)"], dist, color=["C1", "C0", "C0"])
+ax.bar(["q0 = H + W_pos", "q1", "q2 (decoded)"], dist, color=["C1", "C0", "C0"])
+ax.axhline(position_size, color="0.4", ls="--", lw=1, label="mean |W_pos[i]|")
 ax.set_ylabel("mean |q_k - h_L| per token")
 ax.set_title("the decoder's queries, against the encoder's last layer")
+ax.legend(fontsize=8)
 plt.show()
+print(f"mean |q_k - h_L|: {', '.join(f'{d:.3f}' for d in dist)}; mean |H| {np.linalg.norm(H, axis=-1)[real].mean():.2f}, "
+      f"mean |W_pos[i]| {position_size:.3f}")
+assert dist[1] < dist[0] and dist[1] < 2 * position_size   # q1: the encoder's pass, nudged by the positions
 
 # %% [markdown]
 # ## 3. Where absolute positions enter
 #
-# With `position_biased_input` false the embeddings add no position vector, so the table $P$ is read only by
-# the decoder: with `emd=False` the logits do not change when $P$ is overwritten. With the decoder, $P$ gets
+# With `position_biased_input` false the embeddings add no position vector, so the table $W_\text{pos}$ is read only by
+# the decoder: with `emd=False` the logits do not change when $W_\text{pos}$ is overwritten. With the decoder, $W_\text{pos}$ gets
 # gradient, but in fewer rows than one might
 # guess: not every position of the batch, only the **positions of the predicted tokens**. The queries never mix
-# across positions (keys and values are $H$, which holds no $P$), so $q_2$ at position $i$ depends on $P_i$ and
+# across positions (keys and values are $H$, which holds no $W_\text{pos}$), so $q_2$ at position $i$ depends on $W_\text{pos}[i]$ and
 # on no other row; a loss that reads only the masked positions reaches only their rows.
 
 # %%
 saved = model.params[POSITIONS].copy()
-model.params[POSITIONS][...] = rng.normal(size=saved.shape)  # overwrite P ...
+model.params[POSITIONS][...] = rng.normal(size=saved.shape)  # overwrite W_pos ...
 unchanged = np.array_equal(model(ids, attention_mask=mask, emd=False).logits, plain.logits)
 model.params[POSITIONS][...] = saved  # ... and put it back
 assert unchanged
-print("emd=False: logits identical with P overwritten")
+print("emd=False: logits identical with W_pos overwritten")
 
 model(ids, attention_mask=mask, labels=labels)
 grads = model.backward()
 rows_emd = np.linalg.norm(grads[POSITIONS], axis=-1)
 predicted = np.flatnonzero((labels != -100).any(axis=0))  # positions with a label in some sequence
 assert np.array_equal(np.flatnonzero(rows_emd), predicted)
-print(f"rows of P with gradient: {np.flatnonzero(rows_emd).tolist()}")
+print(f"rows of W_pos with gradient: {np.flatnonzero(rows_emd).tolist()}")
 
-# The model's gradient of P, against central differences on a few entries:
+# The model's gradient of W_pos, against central differences on a few entries:
 def loss_of_model():
     return model(ids, attention_mask=mask, labels=labels).loss
 
@@ -175,14 +188,14 @@ sample = predicted * config.hidden_size + rng.choice(config.hidden_size, len(pre
 numeric = gradcheck.numerical_gradient(loss_of_model, model.params[POSITIONS], indices=sample)
 error_p = gradcheck.rel_error(grads[POSITIONS].reshape(-1)[sample], numeric.reshape(-1)[sample],
                               scale=np.abs(grads[POSITIONS]).max())
-print(f"d loss / d P vs central differences: {error_p:.1e}")
+print(f"d loss / d W_pos vs central differences: {error_p:.1e}")
 assert error_p < gradcheck.EXPECTED_ERROR
 
 fig, ax = plt.subplots(figsize=(7, 2.8))
 shown = np.arange(2 * N)  # the rows past these get none either (asserted above)
 ax.bar(shown, rows_emd[shown])
 ax.axvspan(-0.5, N - 0.5, color="0.9", zorder=0, label=f"the batch's positions 0..{N - 1}")
-ax.set(xlabel="row of the absolute position table P", ylabel="|d loss / d row|",
+ax.set(xlabel="row of the absolute position table W_pos", ylabel="|d loss / d row|",
        title=f"only the rows of the predicted positions {predicted.tolist()} get gradient")
 ax.legend(fontsize=8)
 plt.show()
@@ -201,7 +214,7 @@ plt.show()
 #
 # (The checks below use weights whose gradient is well above the round-off of central differences, about
 # $\epsilon |\ell| / h \approx 10^{-10}$: with fresh std-0.02 weights attention is nearly uniform and the query and
-# key projections' gradients are tiny; notebook 10 is about exactly this.)
+# key projections' gradients are tiny; notebook 03 is about exactly this.)
 #
 # To see all three we take $\ell = \langle g_q, q_2 \rangle + \langle g_h, h_L \rangle$ with random $g_q, g_h$ (a
 # masked LM's loss reads $q_2$ only; we come back to that below). `emd.backward` returns the two passes' sum

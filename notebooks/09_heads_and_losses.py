@@ -1,7 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
-#     formats: py:percent
+#     formats: ipynb,py:percent
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -81,7 +81,7 @@ def new_head(cls, **config_changes):
 #
 # $E$ is the $(V, D)$ input embedding table: the head has no decoder matrix of its own (*tied weights*), and
 # $M$ the positions with a label (all others are $-100$). The course's masked LM decodes the EMD's output
-# (notebook 8).
+# (notebook 08).
 
 # %%
 assert "cls.predictions.decoder.weight" not in mlm.params and "lm_predictions.lm_head.decoder.weight" not in mlm.params
@@ -92,7 +92,7 @@ batch = tokenizer(["A new store opened beside the new mall.", "The cat sat on th
 mask = batch["attention_mask"]
 ids, labels = batch["input_ids"].copy(), np.full(mask.shape, -100)
 for row, word in enumerate(["store", "cat"]):
-    at = course.pieces_of(tokenizer, ids[row], word)
+    at = course.position_of(tokenizer, ids[row], word)  # one real piece: one masked position, a real label
     labels[row, at], ids[row, at] = ids[row, at], tokenizer.mask_token_id
 B, N = ids.shape
 
@@ -110,6 +110,16 @@ loss = -log_softmax(logits[picked])[np.arange(picked.sum()), labels[picked]].mea
 print(f"logits by hand vs the model: {np.abs(logits - out.logits).max():.1e}; loss {float(out.loss):.6f} "
       f"(by hand {loss:.6f}; log V = {math.log(config.vocab_size):.3f})")
 assert np.abs(logits - out.logits).max() < 1e-10 and abs(loss - out.loss) < 1e-12
+log_v = math.log(config.vocab_size)
+print(f"loss {float(out.loss):.3f} against log V = {log_v:.3f}, the loss of a uniform guess: "
+      + ("better than uniform" if out.loss < log_v else "WORSE than uniform: the model is confidently wrong here"))
+
+# %% [markdown]
+# Read the loss against $\log V$: a model that knows nothing (uniform probabilities, or the random stand-in's
+# near-zero logits) scores exactly $\log V$. A trained model is below it on words it has learnt; a loss *above*
+# $\log V$ means the model put most of its probability elsewhere, confidently, and is worse than a uniform
+# guess on these labels. (It is also what a label that is not what was meant gives, such as `[UNK]`: that is why
+# the masked words here go through `course.position_of`, which insists on one real piece.)
 
 # %% [markdown]
 # Tied weights mean $E$ is trained from both ends: as a lookup table (only the rows of the input ids) and as
@@ -191,6 +201,7 @@ words, classes = ["Ada", "Lovelace", "lived", "in", "London", "."], [1, 1, 0, 0,
 ner_ids, tag_row = [tokenizer.cls_token_id], [-100]
 for word, c in zip(words, classes):
     word_ids = tokenizer.convert_tokens_to_ids(tokenizer.tokenize(word))
+    assert tokenizer.unk_token_id not in word_ids, word  # a word may take several pieces, never [UNK]
     ner_ids, tag_row = ner_ids + word_ids, tag_row + [c] + [-100] * (len(word_ids) - 1)
 ner_ids, tags = np.array([ner_ids + [tokenizer.sep_token_id]]), np.array([tag_row + [-100]])
 pieces = tokenizer.convert_ids_to_tokens(ner_ids[0].tolist())
@@ -273,11 +284,14 @@ print(f"choice scores {out.logits[0]}, loss {float(out.loss):.4f}")
 # that never overflows.
 
 # %%
-text = tokenizer(["The chef cooked a delicious meal.", "A short one."], padding=True, return_tensors="np")
+# The original verb and the one swapped in must each be ONE piece of this vocabulary: a word of two pieces
+# replaced at one position leaves its second piece behind (with a 6001-piece vocabulary "ate" is "▁a" + "te").
+verb, _ = course.first_one_piece(tokenizer, ["cooked", "made", "served", "prepared"])
+swap_word, swap = course.first_one_piece(tokenizer, ["ate", "sold", "saw", "found"])  # what a generator might put there
+text = tokenizer([f"The chef {verb} a delicious meal.", "A short one."], padding=True, return_tensors="np")
 rtd_ids, rtd_mask = text["input_ids"].copy(), text["attention_mask"]
 replaced = np.zeros_like(rtd_ids)
-at = int(course.pieces_of(tokenizer, rtd_ids[0], "cooked")[0])
-swap = tokenizer.convert_tokens_to_ids(tokenizer.tokenize("ate"))[0]  # what a generator might have put there
+at = course.position_of(tokenizer, rtd_ids[0], verb)
 assert swap != rtd_ids[0, at]
 rtd_ids[0, at] = swap
 replaced[0, at] = 1
@@ -291,6 +305,7 @@ zr, yr = z[real], replaced[real]
 loss = np.mean(np.maximum(zr, 0) - zr * yr + np.log1p(np.exp(-np.abs(zr))))
 assert np.abs(z - out.logits).max() < 1e-10 and abs(loss - out.loss) < 1e-12
 p_replaced = 1 / (1 + np.exp(-out.logits[0]))
+print(f"{tokenizer.decode(rtd_ids[0][rtd_mask[0] == 1])!r}: {verb!r} replaced by {swap_word!r}")
 print(f"RTD loss {float(out.loss):.4f}; P(replaced) of {tokenizer.convert_ids_to_tokens([swap])[0]!r}: "
       f"{p_replaced[at]:.3f}, "
       f"largest elsewhere: {np.delete(p_replaced, at).max():.3f}")

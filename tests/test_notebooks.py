@@ -28,8 +28,12 @@ def kernel_dirs(tmp_path, monkeypatch):
 
 
 def test_the_course_is_numbered_in_reading_order():
-    numbers = [int(p.name[:2]) for p in NOTEBOOKS]
-    assert numbers and numbers == list(range(len(numbers))), [p.name for p in NOTEBOOKS]
+    """Chapters 00, 01, ... without a gap, then the appendices A1, A2, ..."""
+    chapters = [p.name[:2] for p in NOTEBOOKS if not p.name.startswith("A")]
+    appendices = [p.name[:2] for p in NOTEBOOKS if p.name.startswith("A")]
+    assert chapters == [f"{n:02d}" for n in range(len(chapters))], [p.name for p in NOTEBOOKS]
+    assert appendices == [f"A{n + 1}" for n in range(len(appendices))], [p.name for p in NOTEBOOKS]
+    assert [p.name[:2] for p in NOTEBOOKS] == chapters + appendices
 
 
 def test_readme_lists_every_notebook_in_order():
@@ -38,6 +42,26 @@ def test_readme_lists_every_notebook_in_order():
     missing = [p.name for p, at in zip(NOTEBOOKS, places) if at < 0]
     assert not missing, f"notebooks/README.md does not list {missing}"
     assert places == sorted(places), "notebooks/README.md lists the notebooks out of order"
+
+
+def questions(path):
+    """The numbers of the questions at the end of a notebook (its last "## Questions" cell)."""
+    text = path.read_text(encoding="utf-8")
+    tail = text[text.rindex("# ## Questions"):]
+    return [int(n) for n in re.findall(r"^# (\d+)\. ", tail, re.MULTILINE)]
+
+
+def test_the_teachers_key_answers_every_question():
+    """notebooks/ANSWERS.md has a section per chapter ("## 03. ...", "## Appendix A1. ...") answering each of
+    the chapter's questions, numbered as they are."""
+    key = (course_render.NOTEBOOKS / "ANSWERS.md").read_text(encoding="utf-8")
+    sections = dict(re.findall(r"^## (?:Appendix )?(\w\d)\. [^\n]*\n(.*?)(?=^## |\Z)", key, re.MULTILINE | re.DOTALL))
+    for path in NOTEBOOKS:
+        asked = questions(path)
+        assert asked == list(range(1, len(asked) + 1)) and asked, f"{path.name}: questions numbered {asked}"
+        assert path.name[:2] in sections, f"notebooks/ANSWERS.md has no section for {path.name}"
+        answered = [int(n) for n in re.findall(r"^(\d+)\. ", sections[path.name[:2]], re.MULTILINE)]
+        assert answered == asked, f"{path.name}: questions {asked}, answers {answered}"
 
 
 def test_no_notebook_with_outputs_is_committed():

@@ -119,9 +119,48 @@ def write_random_model(folder, seed=SEED):
     return folder
 
 
+def one_piece(tokenizer, word):
+    """The id of ``word`` when this tokenizer writes it (after a space, as inside a sentence) as ONE real
+    piece, never ``[UNK]``; a ValueError otherwise. Every example that puts a word at one position (a masked
+    target, a replaced token) relies on it: a word of two pieces masked or swapped at one position is
+    another word, and ``convert_tokens_to_ids`` of a piece the vocabulary lacks is silently ``[UNK]``."""
+    pieces = tokenizer.tokenize(word)
+    ids = tokenizer.convert_tokens_to_ids(pieces)
+    if len(pieces) != 1 or ids[0] == tokenizer.unk_token_id or pieces[0] == tokenizer.unk_token:
+        raise ValueError(f"{word!r} is {pieces} (ids {ids}) in this vocabulary of {len(tokenizer)} pieces, "
+                         "not one real piece: choose another word for this example")
+    return ids[0]
+
+
+def first_one_piece(tokenizer, words):
+    """``(word, id)`` of the first of ``words`` that is one real piece in this vocabulary (``one_piece``);
+    a ValueError naming how each was split when none is."""
+    splits = []
+    for word in words:
+        try:
+            return word, one_piece(tokenizer, word)
+        except ValueError:
+            splits.append(f"{word!r} -> {tokenizer.tokenize(word)}")
+    raise ValueError(f"none of these words is one piece of this vocabulary: {'; '.join(splits)}")
+
+
+def position_of(tokenizer, row, word):
+    """The one position of ``word`` in the id row ``row``; ``word`` must be one real piece (``one_piece``)
+    and occur exactly once."""
+    wanted = one_piece(tokenizer, word)
+    found = np.flatnonzero(np.asarray(row) == wanted)
+    if len(found) != 1:
+        raise ValueError(f"{word!r} (id {wanted}) occurs {len(found)} times in "
+                         f"{tokenizer.convert_ids_to_tokens(list(row))}, not once")
+    return int(found[0])
+
+
 def pieces_of(tokenizer, row, word):
-    """Positions of ``word``'s pieces (as ``tokenizer`` splits the word alone) in the id row ``row``."""
+    """Positions of ``word``'s pieces (as ``tokenizer`` splits the word alone) in the id row ``row``; none of
+    them may be ``[UNK]``."""
     want = tokenizer.convert_tokens_to_ids(tokenizer.tokenize(word))
+    if tokenizer.unk_token_id in want:
+        raise ValueError(f"{word!r} holds [UNK] in this vocabulary: {tokenizer.tokenize(word)}")
     for at in range(len(row) - len(want) + 1):
         if row[at:at + len(want)].tolist() == want:
             return np.arange(at, at + len(want))

@@ -6,29 +6,34 @@
 
 The notebook sources are jupytext percent-format ``.py`` files. Each one is read as a notebook,
 executed top to bottom in a fresh Python kernel (nbclient) with its own folder as working
-directory, and exported with nbconvert's HTMLExporter, figures embedded as base64 PNG, so the
-pages read in any browser without Jupyter. ``index.html`` links them in reading order.
-``tests/test_notebooks.py`` runs every notebook through ``execute`` too.
+directory, and exported with nbconvert's HTMLExporter, figures embedded as base64 PNG and the math
+converted to MathML (``course_html``), so the pages read in any browser without Jupyter and without
+a network. ``index.html`` lists the chapters in reading order, each with its summary from
+notebooks/README.md. ``tests/test_notebooks.py`` runs every notebook through ``execute`` too.
+
+Chapters are numbered ``NN_topic.py``; appendices ``A1_topic.py``, ``A2_...`` come after them.
 """
 import argparse
 import contextlib
-import html
 import os
 import re
 import sys
+import tempfile
 from pathlib import Path
 
+from . import course_html
 from .errors import OneLineParser
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
-SOURCE = re.compile(r"(\d\d)_\w+\.py")
+SOURCE = re.compile(r"(\d\d|A\d)_\w+\.py")  # a chapter NN_topic.py or an appendix A1_topic.py
 CELL_TIMEOUT = 120  # seconds per cell; a notebook is meant to run in seconds
-NEEDED = ("jupytext", "nbformat", "nbclient", "nbconvert", "ipykernel", "matplotlib")
+NEEDED = ("jupytext", "nbformat", "nbclient", "nbconvert", "ipykernel", "matplotlib", "latex2mathml")
 
 
 def sources(folder=NOTEBOOKS):
-    """The course's notebook sources ``NN_topic.py`` in ``folder``, in reading order."""
+    """The course's notebook sources ``NN_topic.py`` (then the appendices ``A1_topic.py``) in ``folder``,
+    in reading order."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder} does not exist: the notebooks live in the repository's notebooks/ "
@@ -82,21 +87,45 @@ def execute(path, timeout=CELL_TIMEOUT):
     """Read and run the notebook at ``path``; returns the executed notebook. Raises nbclient's
     CellExecutionError (naming the cell and its traceback) when a cell fails."""
     import nbclient
+    from jupyter_client.manager import KernelManager
 
     nb = read(path)
-    client = nbclient.NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                                     resources={"metadata": {"path": str(Path(path).parent)}})
-    with kernel_environment():
-        client.execute()
+    with tempfile.TemporaryDirectory(prefix="minideberta-kernel-") as sockets:
+        # The kernel talks over Unix sockets in a private folder, not TCP (which ipykernel warns about);
+        # Windows has no Unix sockets for ZeroMQ, so TCP there.
+        local = dict(transport="ipc", ip=str(Path(sockets) / "kernel")) if os.name == "posix" else {}
+        manager = KernelManager(kernel_name="python3", **local)
+        client = nbclient.NotebookClient(nb, km=manager, timeout=timeout, kernel_name="python3",
+                                         resources={"metadata": {"path": str(Path(path).parent)}})
+        try:
+            with kernel_environment():
+                client.execute()
+        finally:  # nbclient shuts down only the kernels it started itself
+            if manager.has_kernel:
+                manager.shutdown_kernel(now=True)
     return nb
 
 
+# nbconvert's lab page without the scripts it loads from a CDN: MathJax (the math is MathML already),
+# require.js and widgets (no notebook here has widgets) and mermaid (no diagrams).
+OFFLINE_TEMPLATE = "\n".join(["{%- extends 'lab/index.html.j2' -%}"] + [
+    "{%- block " + block + " -%}{%- endblock " + block + " -%}"
+    for block in ("html_head_js_requirejs", "jupyter_widgets", "html_head_js_mathjax", "html_head_js_mermaidjs")])
+
+
 def to_html(nb):
-    """One self-contained HTML page (figures as data: URIs)."""
+    """One self-contained HTML page: figures as data: URIs, math as MathML, nothing loaded from a network."""
+    import copy
+
+    import jinja2
     import nbconvert
 
-    body, _ = nbconvert.HTMLExporter().from_notebook_node(nb)
-    return body
+    nb = copy.deepcopy(nb)
+    formulas = course_html.take_out_math(nb)
+    exporter = nbconvert.HTMLExporter(extra_loaders=[jinja2.DictLoader({"offline.html.j2": OFFLINE_TEMPLATE})],
+                                      template_file="offline.html.j2")
+    body, _ = exporter.from_notebook_node(nb)
+    return course_html.put_back_math(body, formulas)
 
 
 def title(nb, fallback):
@@ -114,6 +143,7 @@ def render(outdir, only=None, folder=NOTEBOOKS, report=print):
     and ``OUTDIR/index.html``. Returns the list of pages written."""
     _require()
     paths = sources(folder)
+    only = [str(n).upper().zfill(2) for n in only] if only else None  # "5" -> "05", "a1" -> "A1"
     if only:
         unknown = sorted(set(only) - {SOURCE.fullmatch(p.name).group(1) for p in paths})
         if unknown:
@@ -124,34 +154,71 @@ def render(outdir, only=None, folder=NOTEBOOKS, report=print):
         raise FileNotFoundError(f"{folder} holds no notebook sources NN_topic.py")
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
-    pages, links = [], []
+    readme = Path(folder) / "README.md"
+    summary = course_html.summaries(readme.read_text(encoding="utf-8")) if readme.is_file() else {}
+    pages, chapters = [], []
     for path in paths:
         report(f"executing {path.name} ...")
         nb = execute(path)
         page = outdir / (path.stem + ".html")
         page.write_text(to_html(nb), encoding="utf-8")
         pages.append(page)
-        links.append(f'<li><a href="{page.name}">{html.escape(title(nb, path.stem))}</a></li>')
+        chapters.append((page.name, path.stem, title(nb, path.stem), summary.get(path.name, "")))
     index = outdir / "index.html"
-    index.write_text("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>minideberta: the read-along "
-                     "course</title></head>\n<body><h1>minideberta: the read-along course</h1>\n<ol>\n"
-                     + "\n".join(links) + "\n</ol></body></html>\n", encoding="utf-8")
+    index.write_text(course_html.index_page(chapters), encoding="utf-8")
     report(f"wrote {len(pages)} page(s) and {index}")
     return pages
+
+
+def build_notebooks(folder=NOTEBOOKS, report=print):
+    """Write ``NN_topic.ipynb`` beside every source that has none (paired with the .py, as
+    ``notebooks/jupytext.toml`` says); an existing .ipynb is the reader's and is left alone (jupytext
+    brings its cells up to date with the .py when Lab opens it). Returns the .ipynb paths."""
+    _require()
+    import jupytext
+
+    built = []
+    for path in sources(folder):
+        target = path.with_suffix(".ipynb")
+        if not target.exists():
+            nb = read(path)
+            nb.metadata.setdefault("jupytext", {})["formats"] = "ipynb,py:percent"
+            jupytext.write(nb, target)
+            report(f"built {target}")
+        built.append(target)
+    return built
+
+
+def lab(extra, folder=NOTEBOOKS):
+    """Build the missing .ipynb, then run ``jupyter lab`` on the course's folder (``extra``: Lab's own options)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("jupyter-lab") is None:
+        raise ModuleNotFoundError("jupyter lab is not installed: pip install -e .[notebooks]")
+    build_notebooks(folder, report=lambda line: print(line, file=sys.stderr))
+    with kernel_environment():  # the kernels Lab starts import this checkout's package
+        return subprocess.call(["jupyter-lab", str(folder), *extra])
 
 
 def build_parser():
     parser = OneLineParser(prog="minideberta course", formatter_class=argparse.RawDescriptionHelpFormatter,
                                      description="The read-along notebooks (notebooks/NN_*.py).",
                                      epilog="examples:\n  python -m minideberta course render course-html\n"
-                                            "  python -m minideberta course render course-html --only 02 05")
+                                            "  python -m minideberta course render course-html --only 02 05\n"
+                                            "  python -m minideberta course lab -- --no-browser")
     commands = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     commands.add_parser("list", help="list the notebooks in reading order")
     sub = commands.add_parser("render", help="execute the notebooks and write them as HTML pages into OUTDIR",
                               description="Execute every notebook (or those of --only) and write one HTML page "
                                           "each, figures embedded, plus index.html, into OUTDIR.")
     sub.add_argument("outdir", metavar="OUTDIR", help="folder for the pages (created if needed)")
-    sub.add_argument("--only", nargs="+", metavar="NN", help="the numbers of the notebooks to render, e.g. 02 05")
+    sub.add_argument("--only", nargs="+", metavar="NN", help="the numbers of the notebooks to render, e.g. 02 05 A1")
+    sub = commands.add_parser("lab", help="build the missing notebooks/NN_topic.ipynb and open the course in JupyterLab",
+                              description="Write NN_topic.ipynb beside each notebooks/NN_topic.py that has none "
+                                          "(paired with it: saving in Lab updates the .py), then run jupyter lab "
+                                          "on notebooks/. Options after -- go to jupyter lab.")
+    sub.add_argument("lab_options", nargs=argparse.REMAINDER, metavar="...", help="options for jupyter lab")
     return parser
 
 
@@ -166,8 +233,10 @@ def main(argv):
             for path in sources():
                 print(path.name)
             return 0
-        only = [n.zfill(2) for n in args.only] if args.only else None
-        render(args.outdir, only, report=lambda line: print(line, file=sys.stderr))
+        if args.action == "lab":
+            options = args.lab_options
+            return lab(options[1:] if options[:1] == ["--"] else options)
+        render(args.outdir, args.only, report=lambda line: print(line, file=sys.stderr))
     except (ValueError, OSError, ImportError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

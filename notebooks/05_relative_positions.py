@@ -1,7 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
-#     formats: py:percent
+#     formats: ipynb,py:percent
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -9,20 +9,20 @@
 # ---
 
 # %% [markdown]
-# # 4. Relative positions and log buckets
+# # 5. Relative positions and log buckets
 #
 # BERT adds a position vector to each token before attention. DeBERTa never asks *where* a token is,
 # only *how far* the key is from the query:
 #
 # $$\delta(i, j) = i - j \qquad (\text{query } i,\ \text{key } j;\ \delta > 0: \text{the key is to the left}).$$
 #
-# Each distance picks a row of a learned table of relative embeddings, which notebook 05 projects
+# Each distance picks a row of a learned table of relative embeddings, which notebook 06 projects
 # into the attention. Far distances share rows through *log buckets*. With $m$ = `bucket_size // 2`
-# and $P$ = `max_position`:
+# and $\delta_{\max}$ = `max_position` (the largest distance the buckets are laid out for):
 #
 # $$
 # \operatorname{bucket}(\delta) = \begin{cases} \delta & |\delta| \le m \\
-#   \operatorname{sign}(\delta)\left(m + \left\lceil \dfrac{\log(|\delta| / m)}{\log((P - 1) / m)}\,(m - 1)\right\rceil\right)
+#   \operatorname{sign}(\delta)\left(m + \left\lceil \dfrac{\log(|\delta| / m)}{\log((\delta_{\max} - 1) / m)}\,(m - 1)\right\rceil\right)
 #   & |\delta| > m \end{cases}
 # $$
 #
@@ -50,7 +50,7 @@ np.set_printoptions(linewidth=120)
 # ## 1. The bucket curve
 #
 # The official v3 models use `position_buckets=256` and relative distances up to 512 (so $m = 128$,
-# $P = 512$): linear up to 128, logarithmic after, and $P - 1 = 511$ lands on bucket
+# $\delta_{\max} = 512$): linear up to 128, logarithmic after, and $\delta_{\max} - 1 = 511$ lands on bucket
 # `bucket_size - 1` = 255. First the formula above written out naively, one distance at a time with
 # Python's `math`, against the library's vectorised `make_log_bucket_position`:
 
@@ -86,7 +86,7 @@ for d in (1, 127, 128, 129, 200, 300, 511, 1000, 2000):
 
 # %% [markdown]
 # What the curve shows, checked: the identity up to $|\delta| = 128$, bucket 255 at $\delta = 511$,
-# odd symmetry, never decreasing, and past $P$ the buckets keep growing, slowly: 1000 lands on 317.
+# odd symmetry, never decreasing, and past $\delta_{\max}$ the buckets keep growing, slowly: 1000 lands on 317.
 # The official v3 table has only 2 × 256 = 512 rows, so the attention clips the row index (section 4).
 
 # %%
@@ -124,7 +124,7 @@ plt.show()
 
 # %% [markdown]
 # Both matrices are constant along every diagonal (Toeplitz): the entry depends on $i - j$ only.
-# Beyond $|i - j| = 4$ neighbouring diagonals merge (distances 4 to 9 get 4, 5, 5, 5, 6, 6), and 31 = $P - 1$ would land on
+# Beyond $|i - j| = 4$ neighbouring diagonals merge (distances 4 to 9 get 4, 5, 5, 5, 6, 6), and 31 = $\delta_{\max} - 1$ would land on
 # bucket 7. Bucket bugs only show there, past `position_buckets // 2`.
 
 # %%
@@ -144,7 +144,7 @@ assert make_log_bucket_position(np.array(31), 8, 32) == 7
 # $(N, 2N-1)$ table whose column $m$ stands for the distance $N - 1 - m$, then reads the $(N, N)$
 # scores by key off that table:
 #
-# $$\text{by\_key}[i, j] = \text{table}[i,\ j - i + N - 1].$$
+# $$\text{by_key}[i, j] = \text{table}[i,\ j - i + N - 1].$$
 #
 # A tiny example, $N = 4$, each entry of the table its own flat position:
 

@@ -1,7 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
-#     formats: py:percent
+#     formats: ipynb,py:percent
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -9,7 +9,7 @@
 # ---
 
 # %% [markdown]
-# # 5. Disentangled attention
+# # 6. Disentangled attention
 #
 # BERT adds a position vector to each token before attention. DeBERTa keeps *content* and
 # *position* apart: the score of query token $i$ for key token $j$ is the sum of three dot products,
@@ -21,9 +21,9 @@
 # \qquad \text{out} = \operatorname{softmax}(A)\, V,
 # $$
 #
-# where $Q = H W_q$, $K = H W_k$, $V = H W_v$ are the projected token vectors, $K^r = P W_{k,r}$ and
-# $Q^r = P W_{q,r}$ the rows of the relative-position table $P$ projected for keys and for queries,
-# $\delta(i,j)$ the row of the distance $i - j$ (notebook 04), and $d$ the head size. (On the row of the
+# where $Q = H W_q$, $K = H W_k$, $V = H W_v$ are the projected token vectors, $K^r = R W_{k,r}$ and
+# $Q^r = R W_{q,r}$ the rows of the relative-position table $R$ projected for keys and for queries,
+# $\delta(i,j)$ the row of the distance $i - j$ (notebook 05), and $d$ the head size. (On the row of the
 # p2c term, see the note in section 2.)
 #
 # Keep `minideberta/attention.py` open beside this notebook: `forward` computes this equation in one
@@ -64,9 +64,9 @@ model = DebertaV2Model(config, seed=0, dtype=np.float64)
 ids = np.random.default_rng(0).integers(1, config.vocab_size, size=(1, N))
 out = model(ids, output_hidden_states=True, output_attentions=True)
 x = out.hidden_states[0]                                                     # (1, N, D)
-P = model.params
-att = subtree(P, "encoder.layer.0.attention.self")                           # this layer's arrays
-table, rows, _ = encoder.relative_embeddings_forward(subtree(P, "encoder"), config, N)   # (2k, D), after LayerNorm
+params = model.params
+att = subtree(params, "encoder.layer.0.attention.self")                           # this layer's arrays
+table, rows, _ = encoder.relative_embeddings_forward(subtree(params, "encoder"), config, N)   # (2k, D), after LayerNorm
 
 pos_key, _ = attention.position_projection_forward(subtree(att, "key_proj"), table, rows[0], H)      # Kr (H, 2N-1, d)
 pos_query, _ = attention.position_projection_forward(subtree(att, "query_proj"), table, rows[1], H)  # Qr (H, 2N-1, d)
@@ -87,7 +87,7 @@ assert pos_key.shape == pos_query.shape == (H, 2 * N - 1, d) and np.abs(pos_key 
 # c2c is an ordinary matrix product per head. The position terms, written plainly, need one position
 # vector per (query, key) pair: the $(N, N)$ matrix of rows, and an $(N, N, d)$ gather. The library
 # never builds that: `c2p_scores` scores each query against the $2N-1$ distances and reads the
-# $(N, N)$ scores off the band with `rel_to_abs` (notebook 04); `p2c_scores` does the same from the keys'
+# $(N, N)$ scores off the band with `rel_to_abs` (notebook 05); `p2c_scores` does the same from the keys'
 # side. Both against the plain gather, for head 0:
 #
 # **A trap.** The paper (eq. 4) writes the p2c term with $\delta(j, i)$, the row of $j - i$. The
@@ -233,7 +233,7 @@ assert np.allclose(padded[1][:, :real].sum(-1), 1, rtol=0, atol=1e-12)
 # states (None here), of the relative table, and of every parameter. `gradcheck.check_backward` checks
 # them without knowing any calculus: it draws a random upstream gradient `dy`, takes $f = \sum y \cdot dy$,
 # and compares the backward with $(f(x + h) - f(x - h)) / 2h$ entry by entry ($h = 10^{-5}$, float64). A
-# correct backward agrees to about $10^{-9}$; a wrong one is off by a visible fraction (notebook 10 has
+# correct backward agrees to about $10^{-9}$; a wrong one is off by a visible fraction (notebook 03 has
 # the error analysis).
 #
 # A tiny case: 2 texts (one padded) of 7 tokens, past the 4 exact distances of 8 buckets; weights and

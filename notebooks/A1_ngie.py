@@ -1,7 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
-#     formats: py:percent
+#     formats: ipynb,py:percent
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -9,7 +9,7 @@
 # ---
 
 # %% [markdown]
-# # 7. nGiE: a convolution beside the first layer
+# # Appendix A1. nGiE: a convolution beside the first layer
 #
 # DeBERTa-v2's xlarge and xxlarge models add an *n-gram induced input encoding* (nGiE): a 1-D convolution
 # over the token axis of the embedding output $E$, so that each position also sees its $K-1$ neighbours,
@@ -176,7 +176,7 @@ assert gap_dx < 1e-13
 assert np.isclose(g1["bias"][0], dy1.sum())
 
 # %% [markdown]
-# And against central differences (`minideberta/gradcheck.py`, notebook 10): every parameter and the input, for
+# And against central differences (`minideberta/gradcheck.py`, notebook 03): every parameter and the input, for
 # a grouped convolution with kernel 5. A correct backward agrees far below `gradcheck.EXPECTED_ERROR`
 # ($10^{-7}$, relative to the size of the gradient): here below $10^{-8}$.
 

@@ -1,7 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
-#     formats: py:percent
+#     formats: ipynb,py:percent
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -9,7 +9,7 @@
 # ---
 
 # %% [markdown]
-# # 10. Backward passes and gradient checking
+# # 3. Backward passes and gradient checking
 #
 # Every forward in minideberta has a backward written by hand. How do we know one is right? By comparing it
 # with the one gradient that needs no derivation at all, the **central difference**:
@@ -209,7 +209,9 @@ plt.show()
 # A subtler bug: a backward that is right except that one weight's gradient is 0.1 % too large (a wrong
 # scale, a missed $1/\sqrt{d}$ in one place). Its relative error is at most $10^{-3}$ (exactly that at the
 # largest entry; the sampled entries are smaller): four orders above a correct backward, so `check_backward` catches it and names it. Here on one whole encoder layer (attention, output,
-# FFN: 16 arrays plus the input and the relative table), each array sampled at 8 entries.
+# FFN: 16 arrays plus the input and the relative table), each array sampled at 8 entries. The layer is
+# taken apart in notebooks 06 and 07; here it is a black box with a forward and a backward, which is all a
+# gradient check needs.
 
 # %%
 config = DebertaV2Config(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
@@ -263,8 +265,8 @@ plt.show()
 # %% [markdown]
 # (`input:1` is the relative table: its gradient comes back from every position term of the attention.) The
 # weights here have std 0.3, not 0.02: with fresh weights attention is nearly uniform and the position and
-# query gradients are so small that round-off, not the backward, would decide the check (notebook 8 ran into
-# this).
+# query gradients are so small that round-off, not the backward, would decide the check (notebook 08, on the
+# Enhanced Mask Decoder, runs into this).
 #
 # ## Questions
 #

@@ -1,7 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
-#     formats: py:percent
+#     formats: ipynb,py:percent
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -9,7 +9,7 @@
 # ---
 
 # %% [markdown]
-# # Pre-training with replaced-token detection
+# # 10. Pre-training with replaced-token detection
 #
 # DeBERTaV3 is not pre-trained as BERT was, by guessing masked words, but as ELECTRA was: a small
 # **generator** $G$ fills the masked positions with plausible words, and the model we keep, the
@@ -299,4 +299,12 @@ assert losses[-1] < losses[0]
 # 4. The generator's top-1 on held-out text rises during training while `rtd_auc` stays nearly flat. Give two
 #    explanations, and an experiment (with `pretrain-eval`) that tells them apart.
 #
-# Exercises: `python -m minideberta exercises list` shows the pre-training ones.
+# Exercises (each removes the function from a copy of the package for you to write, then checks it):
+#
+# - `python -m minideberta exercises check apps.rtd_pretraining.discriminator_labels`: the labels of a corrupted batch.
+# - `python -m minideberta exercises check apps.rtd_pretraining.share_embedding_gradients`: which table gets which
+#   gradient under GDES, ES and NES (section 4).
+# - `python -m minideberta exercises check tasks.DebertaV2ForReplacedTokenDetection.loss_backward`: the RTD loss
+#   (binary cross-entropy over real tokens) and its backward.
+#
+# Or in a cell: `from minideberta.exercises import check; check("apps.rtd_pretraining.discriminator_labels", my_fn)`.

@@ -1,7 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
-#     formats: py:percent
+#     formats: ipynb,py:percent
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -9,7 +9,7 @@
 # ---
 
 # %% [markdown]
-# # 3. Embeddings: from ids to vectors
+# # 4. Embeddings: from ids to vectors
 #
 # The first block of the model turns the $(B, N)$ token ids into $(B, N, D)$ vectors
 # (`minideberta/embeddings.py`):
@@ -20,7 +20,7 @@
 #
 # where $m$ is 1 for a real token and 0 for padding. DeBERTa-v3 keeps only the first term: no absolute
 # positions in the input (`position_biased_input=False`; position enters through relative attention,
-# notebooks 04 and 05, and the Enhanced Mask Decoder), no token types (`type_vocab_size=0`), and
+# notebooks 05 and 06, and the Enhanced Mask Decoder), no token types (`type_vocab_size=0`), and
 # embedding width $E$ = hidden width $D$. Other configurations switch the other terms on; this notebook
 # uses one with all of them, in float64.
 
@@ -146,23 +146,26 @@ assert max(errors.values()) < gradcheck.EXPECTED_ERROR
 #
 # The masked-LM head decodes with the *same* word table, $\text{logits} = h\, W_\text{word}^\top + b$, so
 # the table gets a second gradient, from the decoder, and that one reaches every row: the softmax gives
-# every token of the vocabulary some probability. The course's model (`course.course_model()`; its
-# default keeps all 128100 rows of DeBERTa-v3's vocabulary), one sentence with one masked token:
+# every token of the vocabulary some probability. The course's model (`course.course_model()`: its word
+# table has a row for every piece of its own vocabulary), one sentence with one masked token. The label is
+# a word that this vocabulary writes as one real piece (`course.first_one_piece` checks it: a word the
+# vocabulary splits, or a piece it lacks, would make the label `[UNK]`, and the loss that of predicting `[UNK]`):
 
 # %%
 print(course.describe())
 model, tokenizer = course.course_model()
-enc = tokenizer(["The capital of France is [MASK]."], return_tensors="np")
+target, target_id = course.first_one_piece(tokenizer, ["mat", "floor", "table", "chair"])
+enc = tokenizer(["The cat sat on the [MASK]."], return_tensors="np")
 labels = np.full_like(enc["input_ids"], -100)
 at = list(enc["input_ids"][0]).index(tokenizer.mask_token_id)
-labels[0, at] = tokenizer.convert_tokens_to_ids(["▁Paris"])[0]
+labels[0, at] = target_id
 out = model(**enc, labels=labels)
 table_grad = model.backward()["deberta.embeddings.word_embeddings.weight"]
 rows_with_gradient = np.count_nonzero(np.abs(table_grad).sum(axis=1))
-print(f"loss {float(out.loss):.3f}; rows of the word table with a gradient: {rows_with_gradient} of {len(table_grad)}")
-assert table_grad.shape == (model.config.vocab_size, model.config.hidden_size)
-if not course.is_trained():
-    assert model.config.vocab_size == 128100
+print(f"label {target!r} (id {target_id}, one piece of {len(tokenizer)}); loss {float(out.loss):.3f}; "
+      f"rows of the word table with a gradient: {rows_with_gradient} of {len(table_grad)}")
+assert target_id != tokenizer.unk_token_id and tokenizer.convert_ids_to_tokens([target_id]) == tokenizer.tokenize(target)
+assert table_grad.shape == (model.config.vocab_size, model.config.hidden_size) and len(table_grad) >= len(tokenizer)
 assert rows_with_gradient == len(table_grad)
 
 # %% [markdown]

@@ -1,7 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
-#     formats: py:percent
+#     formats: ipynb,py:percent
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -9,7 +9,7 @@
 # ---
 
 # %% [markdown]
-# # 6. The encoder layer and the stack
+# # 7. The encoder layer and the stack
 #
 # One DeBERTa layer is BERT's *post-LayerNorm* block: attention, then a feed-forward network (FFN),
 # each followed by a residual sum and a LayerNorm (the LayerNorm comes *after* the sum):
@@ -21,8 +21,8 @@
 #
 # and the encoder applies $L$ such layers in turn, $h_0 = $ embeddings, $h_{l+1} = \mathrm{layer}_l(h_l)$.
 # What is DeBERTa's own: every layer reads the **same** table of relative-position embeddings
-# $P$ ($2k$ rows, one per relative-distance bucket), passed once through the encoder's own LayerNorm
-# (v3: `norm_rel_ebd="layer_norm"`), and the attention of layer $l$ uses $P$ with layer $l$'s own
+# $R$ ($2k$ rows, one per relative-distance bucket), passed once through the encoder's own LayerNorm
+# (v3: `norm_rel_ebd="layer_norm"`), and the attention of layer $l$ uses $R$ with layer $l$'s own
 # projections.
 #
 # Files to keep open: `minideberta/encoder.py` (`layer_forward`, `layer_backward`, `forward`, `backward`,
@@ -40,6 +40,7 @@ from minideberta import attention, encoder
 from minideberta.apps import course
 from minideberta.ops import activation_forward, layer_norm_backward, layer_norm_forward, linear_forward
 from minideberta.params import subtree
+from minideberta.relative_position import build_relative_position
 
 np.set_printoptions(linewidth=120, precision=4, suppress=True)
 
@@ -83,7 +84,7 @@ assert out.hidden_states[0].shape == (B, N, config.hidden_size)
 # ## 2. One layer, taken apart
 #
 # The layer's two halves, written with the library's pieces: `attention.forward` for the disentangled
-# self-attention (notebook 5), `linear_forward`, `activation_forward` and `layer_norm_forward` from
+# self-attention (notebook 06), `linear_forward`, `activation_forward` and `layer_norm_forward` from
 # `ops.py`. The masks come from `encoder.attention_masks` (a pair may attend when both tokens are real),
 # and the table and its row indices from `encoder.relative_embeddings_forward`.
 
@@ -181,13 +182,37 @@ for ax in axes:
 plt.show()
 
 # %% [markdown]
+# What the picture shows on a trained model: the rows in the middle (short distances, each its own bucket)
+# carry structure, and the rows at both ends look like noise. Those are the buckets of the largest distances,
+# which a model trained on short sequences never meets: a row gets gradient only when some pair of tokens is that
+# far apart (the gradient figure below shows it), so the rows beyond the training length keep their random initial values
+# (std `initializer_range`), shrunk at most by weight decay. Which rows those are follows from the training
+# length; the course's pre-trained pair was trained on sequences of 128 tokens (`weights/*/README.md`).
+# On a trained model this is checked: the rows no 128-token sequence reaches have a much smaller norm than
+# the rows it does.
+
+# %%
+TRAINED_LENGTH = 128  # the pre-training sequence length of the shipped pair (weights/minideberta-v3-tiny/README.md)
+k = config.position_span
+buckets = build_relative_position(TRAINED_LENGTH, TRAINED_LENGTH, config.position_buckets, config.max_relative)
+reached = np.zeros(2 * k, bool)
+reached[np.clip(np.unique(buckets) + k, 0, 2 * k - 1)] = True  # the rows the buckets of all its distances read
+norms = np.linalg.norm(enc["rel_embeddings.weight"], axis=-1)
+print(f"{(~reached).sum()} of {2 * k} rows are beyond every distance of a {TRAINED_LENGTH}-token sequence; mean row norm "
+      f"{norms[reached].mean():.3f} reached, {norms[~reached].mean() if (~reached).any() else float('nan'):.3f} not; "
+      f"std of the unreached rows {enc['rel_embeddings.weight'][~reached].std() if (~reached).any() else float('nan'):.4f} "
+      f"(initializer_range {config.initializer_range})")
+if course.is_trained() and (~reached).any():
+    assert norms[~reached].mean() < 0.75 * norms[reached].mean()  # the unreached rows stayed small: untrained
+
+# %% [markdown]
 # Used by $L$ layers, the table gets the **sum** of their gradients, and only that sum goes back through
 # the LayerNorm:
 #
 # $$
-# \frac{\partial \ell}{\partial P} = \sum_{l=0}^{L-1} \frac{\partial \ell}{\partial P}\Big|_{\text{layer } l},
+# \frac{\partial \ell}{\partial R} = \sum_{l=0}^{L-1} \frac{\partial \ell}{\partial R}\Big|_{\text{layer } l},
 # \qquad
-# \frac{\partial \ell}{\partial W_{\text{rel}}} = \mathrm{LN}'^{\top}\frac{\partial \ell}{\partial P}.
+# \frac{\partial \ell}{\partial W_{\text{rel}}} = \mathrm{LN}'^{\top}\frac{\partial \ell}{\partial R}.
 # $$
 #
 # Below, the stack is run layer by layer with `encoder.layer_forward`, each layer's backward
@@ -243,7 +268,7 @@ plt.show()
 # `out.attentions[l][b, h]` is the $(N, N)$ matrix of attention probabilities of layer $l$, head $h$: row
 # $i$ is the distribution of query $i$ over the keys. On a padded sequence, real queries give the padded
 # keys probability 0 and sum to 1 over the real keys; padded queries attend to nothing (a zero row, the
-# XSoftmax of notebook 2).
+# XSoftmax of notebook 02).
 
 # %%
 n_real = int(real[1].sum())
@@ -278,8 +303,27 @@ plt.show()
 
 # %% [markdown]
 # With random weights (std 0.02, as transformers initialises) every score is near 0 and the maps are nearly
-# uniform (asserted above). With well-trained weights (`MINIDEBERTA_MODEL=folder`, e.g. an official checkpoint)
-# look for heads that specialise: on the previous token, the next one, `[SEP]`, the token itself.
+# uniform (asserted above). A trained model's maps are not: its heads specialise, and even a small model
+# trained for a few hours has heads whose mass sits on one diagonal next to the main one: on the previous
+# token or on the next (a bright line just below or above the diagonal in the grid), others that spread
+# over the sentence or collect on `[CLS]` and `[SEP]`. Measured per head below: the mean probability a query
+# gives its previous and its next token, against the $1/N$ of a uniform row; on a trained model some head must
+# give a neighbour more than five times that share.
+
+# %%
+neighbour = {}
+for layer in range(L):
+    for head in range(H):
+        a = out.attentions[layer][0, head]
+        neighbour[(layer, head)] = (np.diagonal(a, -1).mean(), np.diagonal(a, 1).mean())  # (previous, next)
+(best_layer, best_head), (prev_mass, next_mass) = max(neighbour.items(), key=lambda item: max(item[1]))
+side = "previous" if prev_mass >= next_mass else "next"
+print(f"uniform share 1/N = {1 / N:.3f}; the most neighbour-bound head: layer {best_layer}, head {best_head}, "
+      f"{max(prev_mass, next_mass):.2f} of each query's mass on the {side} token")
+if course.is_trained():
+    assert max(prev_mass, next_mass) > 5 / N
+else:
+    assert max(prev_mass, next_mass) < 1.5 / N
 #
 # ## Questions
 #
@@ -291,4 +335,4 @@ plt.show()
 #    `encoder.relative_embeddings_backward` on two shares.
 # 3. Exercise: the biggest part of the layer's backward is the attention's:
 #    `python -m minideberta exercises check attention.backward`. For the layer itself, check a backward of your
-#    own with `gradcheck.check_backward`, as notebook 10 does.
+#    own with `gradcheck.check_backward`, as notebook 03 does.
