@@ -17,9 +17,21 @@ def _run(model, enc, **kwargs):
 
 
 def mask_probabilities(model, tokenizer, text):
-    """(positions of [MASK], softmax over the whole output vocabulary at each), float64."""
-    enc = tokenizer(text, return_tensors="np")
+    """(positions of [MASK], softmax over the whole output vocabulary at each), float64, with each [MASK]
+    read as a whole word, as in pre-training: the text is tokenized with "the" in its place, and the
+    "▁the" piece that starts there becomes the mask (the pipeline's ``encode_masked``)."""
+    starts, written = [], text.split("[MASK]")[0]
+    for part in text.split("[MASK]")[1:]:
+        starts.append(len(written))
+        written += "the" + part
+    enc = tokenizer(written, return_tensors="np", return_offsets_mapping=True)
+    the = tokenizer.convert_tokens_to_ids(["▁the"])[0]
+    for at, (start, _) in enumerate(enc["offset_mapping"][0].tolist()):
+        if enc["input_ids"][0, at] == the and start + 1 in starts or (start in starts and start == 0):
+            enc["input_ids"][0, at] = tokenizer.mask_token_id
+    del enc["offset_mapping"]
     positions = np.flatnonzero(enc["input_ids"][0] == tokenizer.mask_token_id)
+    assert len(positions) == len(starts), "every [MASK] is one \"▁the\" piece in these tests' texts"
     logits = np.asarray(_run(model, enc).logits, dtype=np.float64)[0, positions]
     return positions, softmax(logits, axis=-1)
 

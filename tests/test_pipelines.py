@@ -81,6 +81,24 @@ def test_fill_mask_finds_the_planted_token(tokenizer):
     assert 0 < best["score"] < 1  # the padding row still takes its share of the softmax
 
 
+def test_a_mask_is_read_as_a_whole_word(tokenizer):
+    """The tokenizer starts a new word after [MASK] ("▁."), but in pre-training the masked word was a piece such
+    as "▁mat" and the full stop after it "."; encode_masked gives the model the pieces it was trained on."""
+    from minideberta.apps.pipelines import encode_masked
+
+    text = "The cat sat on the [MASK]. [MASK] is where it sleeps."
+    plain = tokenizer.convert_ids_to_tokens(tokenizer(text)["input_ids"])
+    enc = encode_masked(tokenizer, text)
+    pieces = tokenizer.convert_ids_to_tokens(enc["input_ids"][0].tolist())
+    assert plain[6:8] == ["[MASK]", "▁."]
+    assert pieces == ["[CLS]", "▁The", "▁cat", "▁sat", "▁on", "▁the", "[MASK]", ".", "[MASK]", "▁is", "▁where",
+                      "▁it", "▁sleeps", ".", "[SEP]"]
+    assert [text[a:b] for a, b in enc["offset_mapping"][0].tolist()][6:9] == ["[MASK]", ".", "[MASK]"]
+    assert (enc["attention_mask"] == 1).all()
+    word = tokenizer("The cat sat on the mat.")["input_ids"]
+    assert enc["input_ids"][0, 7] == word[7]  # the same "." as after a real word
+
+
 def test_fill_mask_needs_a_mask(loaded):
     with pytest.raises(ValueError, match=r"no \[MASK\]"):
         fill_mask(*loaded["mlm"], "Paris is the capital of France.")

@@ -19,14 +19,14 @@ TEXT = "The function returns a [MASK] of strings."
 CORRUPTED = "Return the number of bananas in the list."
 
 
-def test_both_folders_are_complete_and_fit_in_16_mb():
+def test_both_folders_are_complete_and_fit_in_24_mb():
     total = 0
     for name in (DISCRIMINATOR, GENERATOR):
         folder = WEIGHTS / name
         for file in ("config.json", "model.safetensors", "spm.model", "tokenizer_config.json"):
             assert (folder / file).is_file(), f"{folder / file} missing"
         total += sum(f.stat().st_size for f in folder.iterdir())
-    assert total <= 16 * 2**20, f"{total / 2**20:.1f} MiB"
+    assert total <= 24 * 10**6, f"{total / 10**6:.1f} MB"  # the shipped pair's budget (float16)
     assert (WEIGHTS / DISCRIMINATOR / "README.md").is_file()  # the model card
     assert (WEIGHTS / DISCRIMINATOR / "spm.model").read_bytes() == (WEIGHTS / GENERATOR / "spm.model").read_bytes()
 

@@ -30,6 +30,54 @@ def _encode(tokenizer, text, text_pair=None):
     return tokenizer(text, text_pair, return_offsets_mapping=True, return_tensors="np")
 
 
+PLACEHOLDER = "the"  # the word a [MASK] stands for while its neighbours are tokenized (one common piece)
+
+
+def encode_masked(tokenizer, text):
+    """Encode ``text`` with every ``[MASK]`` standing for one whole word, as in pre-training.
+
+    The tokenizer (Microsoft's and transformers' alike) starts a new word after a special token, so
+    "the [MASK]." becomes ``▁the [MASK] ▁.``; but in pre-training the masked token was a word piece
+    such as ``▁mat`` and the full stop after it was ``.``, and a ``▁.`` is almost never seen there
+    (only in spaced ellipses, ". . ."), so the model reads the wrong context. Here each ``[MASK]`` is
+    tokenized as the word ``PLACEHOLDER``, whose pieces are then replaced by one ``[MASK]`` id: the
+    neighbours are the pieces the model was trained on. Offsets point into ``text``. Where a
+    placeholder would merge with its neighbours (``[MASK]s``), the plain encoding is returned.
+    """
+    parts = text.split(MASK)
+    plain = _encode(tokenizer, text)
+    if len(parts) == 1:
+        return plain
+    joined, spans, shifts = parts[0], [], []  # spans of the placeholders in ``joined``; text offset = joined - shift
+    for part in parts[1:]:
+        spans.append((len(joined), len(joined) + len(PLACEHOLDER)))
+        shifts.append(len(PLACEHOLDER) - len(MASK))
+        joined += PLACEHOLDER + part
+    enc = _encode(tokenizer, joined)
+    ids, offsets, keep_ids, keep_offsets, k = enc["input_ids"][0], enc["offset_mapping"][0], [], [], 0
+    for token_id, (start, end) in zip(ids.tolist(), offsets.tolist()):
+        while k < len(spans) and start >= spans[k][1]:
+            k += 1
+        shift = sum(shifts[:k])
+        if start == end:  # [CLS], [SEP]
+            keep_ids.append(token_id)
+            keep_offsets.append((0, 0))
+        elif k < len(spans) and end > spans[k][0]:  # a piece of the placeholder
+            if start < spans[k][0] - 1 or end > spans[k][1]:  # it reaches into the neighbouring text
+                return plain
+            if not keep_ids or keep_ids[-1] != tokenizer.mask_token_id or keep_offsets[-1][0] != spans[k][0] - shift:
+                keep_ids.append(tokenizer.mask_token_id)
+                keep_offsets.append((spans[k][0] - shift, spans[k][0] - shift + len(MASK)))
+        else:
+            keep_ids.append(token_id)
+            keep_offsets.append((start - shift, end - shift))
+    if keep_ids.count(tokenizer.mask_token_id) != len(spans):
+        return plain
+    n = len(keep_ids)
+    return {"input_ids": np.array([keep_ids]), "attention_mask": np.ones((1, n), dtype=np.int64),
+            "offset_mapping": np.array([keep_offsets])}
+
+
 def _inputs(encoding):
     return {k: encoding[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in encoding}
 
@@ -52,7 +100,7 @@ def fill_mask(model, tokenizer, text, top_k=5, emd=None):
     """
     if top_k < 1:
         raise ValueError(f"top_k must be at least 1, got {top_k}")
-    enc = _encode(tokenizer, text)
+    enc = encode_masked(tokenizer, text)  # each [MASK] a whole word, its neighbours as in pre-training
     positions = np.flatnonzero(enc["input_ids"][0] == tokenizer.mask_token_id)
     if positions.size == 0:
         raise ValueError(f"the text has no {MASK}: write {MASK} where a token is to be predicted, "
