@@ -23,9 +23,13 @@ are shares of the evaluable items (``top5_of_all`` counts the others as misses).
 **Swap alignment.** Original and swapped differ in one word. The characters they share at the
 start and at the end are cut off; what is left in the swapped line lies inside the swapped word,
 whose occurrence covering it (as a whole word, not inside a longer one) gives its character span
-``[start, end)``. The swapped word's pieces are the tokens of the swapped line whose offsets overlap
-that span: a piece holding part of the word and an apostrophe or a full stop counts, a lone ``▁``
-(the space before the word) does not. Lines that differ in anything else raise a ``ValueError``.
+``[start, end)``. Lines that differ in anything else raise a ``ValueError``.
+
+**A word's pieces** (``word_pieces``, for the swapped word and for the cloze answer replaced by
+``[MASK]``) are the tokens whose offsets overlap its span, widened to the whitespace before it: a
+piece holding part of the word and an apostrophe or a full stop counts, and so does a lone ``▁``
+(sentencepiece writes "ceiling" as ``▁ ce il ing`` when no piece starts with ``▁c`` and fits: the
+``▁`` spans the space only, yet it is the word's first piece, where the original word had ``▁be``).
 """
 from pathlib import Path
 from typing import NamedTuple
@@ -131,6 +135,14 @@ def overlapping(offsets, start, end):
     return np.flatnonzero((offsets[:, 0] < end) & (offsets[:, 1] > start) & (offsets[:, 1] > offsets[:, 0]))
 
 
+def word_pieces(offsets, text, start, end):
+    """Indices of the pieces of the word at ``text[start:end]`` (module docstring): those overlapping it
+    or the whitespace just before it."""
+    while start > 0 and text[start - 1].isspace():
+        start -= 1
+    return overlapping(offsets, start, end)
+
+
 def pad_rows(rows, pad_id):
     """Lists of ids -> ``(ids, attention_mask)``, (B, N_max) int64, padded on the right."""
     width = max(len(row) for row in rows)
@@ -155,9 +167,8 @@ def cloze_ids(tokenizer, item):
         filled = item.text[:at] + answer + item.text[at + len(MASK_TEXT):]
         enc = tokenizer(filled, return_offsets_mapping=True)
         ids, offsets = enc["input_ids"], np.asarray(enc["offset_mapping"])
-        inside = overlapping(offsets, at, at + len(answer))
-        space = at - 1 if at > 0 else at  # a word-initial piece's span includes the space before it
-        if offsets[inside, 0].min() >= space and offsets[inside, 1].max() <= at + len(answer):
+        inside = word_pieces(offsets, filled, at, at + len(answer))
+        if offsets[inside, 1].max() <= at + len(answer):  # no piece reaches past the word
             return ids[:inside[0]] + [tokenizer.mask_token_id] + ids[inside[-1] + 1:]
     return None
 
@@ -204,7 +215,7 @@ def swap_scores(discriminator, tokenizer, items, special_ids, batch_size=32):
         logits = np.asarray(discriminator(ids, attention_mask=mask).logits)  # (B, N): "replaced" scores
         for row, item in enumerate(batch):
             real = np.flatnonzero((mask[row] > 0) & ~np.isin(ids[row], special_ids))
-            pieces = np.intersect1d(overlapping(enc["offset_mapping"][row], *swapped_span(item)), real)
+            pieces = np.intersect1d(word_pieces(enc["offset_mapping"][row], item.swapped, *swapped_span(item)), real)
             others = np.setdiff1d(real, pieces)
             best = logits[row, pieces].max()
             ranks.append(1 + int((logits[row, others] >= best).sum()))  # ties count against the model
