@@ -36,12 +36,13 @@ def pair(tokenizer):
 
 @pytest.fixture
 def small_sets(tmp_path):
-    """A folder of a few items of each set, the last cloze item with only multi-piece answers."""
+    """A folder of a few items of each set, the last cloze item with only multi-piece answers (made-up
+    words: no English vocabulary holds them whole, so the tests hold for the vocabulary shipped next)."""
     (tmp_path / "sentences.txt").write_text("The dog ran to the park.\nWe ate soup for lunch today.\n\n"
                                             "My sister reads a book every night.\n", encoding="utf-8")
     (tmp_path / "cloze.tsv").write_text("The cat sat on the [MASK].\tmat|floor|sofa\n"
                                         "We cut the bread with a [MASK].\tknife\n"
-                                        "The meeting is on [MASK].\tTuesday|Wednesday|Thursday\n", encoding="utf-8")
+                                        "The password is [MASK] today.\tZorblaxian|Qwvzzyx\n", encoding="utf-8")
     (tmp_path / "swap.tsv").write_text("The cat drank the milk.\tThe hat drank the milk.\that\n"
                                        "He locked the door with a key.\tHe locked the door with a song.\tsong\n"
                                        "The teacher's car was red.\tThe volcano's car was red.\tvolcano\n",
@@ -118,16 +119,19 @@ def test_overlapping_pieces_by_offsets():
 
 def test_swapped_pieces_in_real_tokenizations(tokenizer):
     for item in (SwapItem("The teacher's car was red.", "The volcano's car was red.", "volcano"),  # "'" "s" after
-                 SwapItem("We met on Monday.", "We met on Tuesday.", "Tuesday"),
+                 SwapItem("We met on Monday.", "We met on Zorblaxian.", "Zorblaxian"),
                  SwapItem("I know that the cat sleeps.", "I know that the hat sleeps.", "hat")):
         enc = tokenizer(item.swapped, return_offsets_mapping=True)
         found = everyday.word_pieces(enc["offset_mapping"], item.swapped, *swapped_span(item))
         assert tokenizer.convert_ids_to_tokens([enc["input_ids"][i] for i in found]) == tokenizer.tokenize(item.word)
-    assert len(tokenizer.tokenize("Tuesday")) > 1  # the case of several pieces is exercised
-    ceiling = SwapItem("We sat on the beach.", "We sat on the ceiling.", "ceiling")
-    enc = tokenizer(ceiling.swapped, return_offsets_mapping=True)
-    found = everyday.word_pieces(enc["offset_mapping"], ceiling.swapped, *swapped_span(ceiling))
-    assert tokenizer.convert_ids_to_tokens([enc["input_ids"][i] for i in found]) == ["▁", "ce", "il", "ing"]
+    assert len(tokenizer.tokenize("Zorblaxian")) > 1  # the case of several pieces is exercised
+    # A lone "▁" first (as "▁ ce il ing" in the 6000-piece vocabulary): a character only byte fallback spells.
+    odd = SwapItem("We sat on the beach.", "We sat on the ʘʘ.", "ʘʘ")
+    enc = tokenizer(odd.swapped, return_offsets_mapping=True)
+    found = everyday.word_pieces(enc["offset_mapping"], odd.swapped, *swapped_span(odd))
+    pieces = tokenizer.convert_ids_to_tokens([enc["input_ids"][i] for i in found])
+    assert pieces == tokenizer.tokenize("ʘʘ") and pieces[0] == "▁" and len(pieces) == 5  # "▁" and 4 UTF-8 bytes
+    assert tuple(enc["offset_mapping"][found[0]]) == (13, 14)  # the lone "▁" spans the space only
 
 
 # ---- cloze inputs and accounting ----
@@ -139,8 +143,8 @@ def test_cloze_ids_frame_the_blank_as_running_text(tokenizer):
     assert tokenizer.convert_ids_to_tokens(running)[6] == "▁mat"
     assert ids == running[:6] + [tokenizer.mask_token_id] + running[7:]  # "." after the blank, no stray "▁"
     typed = tokenizer(item.text)["input_ids"]
-    assert len(typed) == len(ids) + 1  # what fill-mask sees: [MASK] "▁" "." (the reason for the framing)
-    several = everyday.cloze_ids(tokenizer, ClozeItem("We met on [MASK] at noon.", ("Tuesday",)))
+    assert typed[:7] == ids[:7] and typed[7:] != ids[7:]  # fill-mask's input: "▁" "." or "▁." after [MASK]
+    several = everyday.cloze_ids(tokenizer, ClozeItem("We met on [MASK] at noon.", ("Zorblaxian",)))
     assert several == tokenizer("We met on")["input_ids"][:-1] + [tokenizer.mask_token_id] + \
         tokenizer("at noon.")["input_ids"][1:]  # four pieces become one [MASK]
 
@@ -162,7 +166,7 @@ def test_cloze_ids_refuses_an_answer_whose_piece_takes_the_punctuation():
 
 
 def test_single_pieces(tokenizer):
-    ids = everyday.single_pieces(tokenizer, ["mat", "Tuesday", "knife", "o'clock"])
+    ids = everyday.single_pieces(tokenizer, ["mat", "Zorblaxian", "knife", "Qwvzzyx"])
     assert tokenizer.convert_ids_to_tokens(ids) == sorted(["▁mat", "▁knife"], key=tokenizer.convert_tokens_to_ids)
 
 
@@ -194,7 +198,7 @@ def test_cloze_with_an_oracle_and_the_not_evaluable_items(small_sets, tokenizer,
     monkeypatch.setattr(everyday, "generator_forward", oracle_generator(tokenizer, items, rank, typed_rank))
     results = everyday.cloze_scores(None, tokenizer, items, batch_size=1)
     assert (results["items"], results["evaluable"], results["not_evaluable"], results["context_not_clean"]) == \
-        (3, 2, 1, 0)  # Tuesday, Wednesday, Thursday: several pieces each in this vocabulary
+        (3, 2, 1, 0)  # the made-up words are several pieces each
     assert (results["top1"], results["top5"], results["typed_top1"], results["typed_top5"]) == expected
     assert results["top5_of_all"] == expected[1] * 2 / 3
 
@@ -231,7 +235,9 @@ def test_swap_with_an_oracle_on_the_shipped_set(tokenizer):
 
 def test_swap_ties_count_against_the_model(small_sets, tokenizer):
     items = everyday.load_swap(small_sets)
-    flat = lambda ids, attention_mask=None: types.SimpleNamespace(logits=np.zeros(ids.shape))  # noqa: E731
+    def flat(ids, attention_mask=None):
+        return types.SimpleNamespace(logits=np.zeros(ids.shape))
+
     results = everyday.swap_scores(flat, tokenizer, items, [0, 1, 2, 3, tokenizer.mask_token_id])
     assert results["top1"] == 0.0
     ranks = [1 + len(tokenizer(i.swapped)["input_ids"]) - 2 - len(tokenizer.tokenize(i.word)) for i in items]
@@ -266,15 +272,16 @@ def test_best_constant():
     assert pretrain_eval.best_constant(np.array([7, 7, 7, 3, 3, 9]), 2) == 5 / 6
 
 
-def test_sentences_with_oracles_score_one(small_sets, tokenizer, pair, monkeypatch):
-    """A generator that puts the original first and a discriminator that knows the originals."""
-    lines = everyday.load_sentences(small_sets)
-    originals = [tokenizer(lines[s:s + 2], padding=True, return_tensors="np")["input_ids"] for s in (0, 2)]
+def test_sentences_with_oracles_score_one(tokenizer, pair, monkeypatch):
+    """On the shipped sentences: a generator that puts the original first and a discriminator that knows them."""
+    lines = everyday.load_sentences()
+    originals = [tokenizer(lines[s:s + 32], padding=True, return_tensors="np")["input_ids"]
+                 for s in range(0, len(lines), 32)]
     calls = []
 
     def generator_forward(model, ids, mask, selected, labels):
         logits = np.zeros((int(selected.sum()), len(tokenizer)))
-        logits[np.arange(len(logits)), labels[selected]] = 8.0  # first; sampled with probability 0.33
+        logits[np.arange(len(logits)), labels[selected]] = np.log(len(tokenizer))  # first; sampled with p ~ 1/2
         return (0.0, logits), None
 
     def discriminator(ids, attention_mask=None, labels=None):
@@ -285,7 +292,7 @@ def test_sentences_with_oracles_score_one(small_sets, tokenizer, pair, monkeypat
         return types.SimpleNamespace(logits=(ids != original).astype(float), loss=0.0)
 
     monkeypatch.setattr(pretrain_eval, "generator_forward", generator_forward)
-    results = pretrain_eval.evaluate_everyday(pair[0], discriminator, tokenizer, small_sets, batch_size=2)["sentences"]
+    results = pretrain_eval.evaluate_everyday(pair[0], discriminator, tokenizer)["sentences"]
     assert results["mlm_top1"] == 1.0 and results["rtd_auc"] == 1.0 and results["rtd_auc_random"] == 1.0
     real = sum(len(tokenizer(line)["input_ids"]) - 2 for line in lines)
     assert 0 < results["replaced_share"] * real < results["masked_tokens"]  # some samples differ, not all
