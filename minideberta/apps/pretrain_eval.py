@@ -33,13 +33,13 @@ tuned on; their README says how they were written). Three parts:
   blank, ``top1`` where it is the best. Only answers the vocabulary holds as one piece count (the
   generator predicts one piece); ``evaluable`` items have at least one, ``not_evaluable`` none and
   are left out of the shares' denominator (as are the ``context_not_clean`` ones, expected none),
-  ``top5_of_all`` counts them all as misses. The blank is
-  framed as in pre-training (``everyday``'s docstring); ``typed_top1``/``typed_top5`` are the same
-  shares with the sentence tokenized as typed, ``[MASK]`` and all (what ``fill-mask`` feeds the model).
+  ``top5_of_all`` counts them all as misses. The blank is framed as in pre-training (``everyday``'s
+  docstring); ``typed_top1``/``typed_top5`` are the same shares with the sentence tokenized as
+  typed, ``[MASK]`` and all (what ``fill-mask`` feeds the model).
 - ``swap`` (``swap.tsv``: a sentence and the same with one word replaced by an implausible one):
   ``top1``, the share of swapped sentences where the discriminator's highest "replaced" logit among
-  the real non-special tokens falls on a piece of the swapped word (pieces located by aligning the
-  two lines, ``everyday.swapped_span``); ``mean_rank``, the mean rank of the swapped word's best
+  the real non-special tokens falls on a piece of the swapped word (located by aligning the two
+  lines, ``everyday.swapped_span``, and the offsets of its pieces, ``everyday.word_pieces``); ``mean_rank``, the mean rank of the swapped word's best
   piece among the other tokens (1 = top; a tie counts against the model). ``chance_top1`` and
   ``chance_mean_rank``: the same for scores drawn at random (k pieces among n tokens: k / n and
   1 + (n - k) / (k + 1)), ``mean_tokens`` the mean n.
