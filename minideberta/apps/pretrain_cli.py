@@ -24,7 +24,7 @@ from ..checkpoints import weights
 from ..params import init_params
 from .errors import OneLineParser
 from .pretrain import pretrain, tokenize_file
-from .pretrain_eval import evaluate, token_counts
+from .pretrain_eval import evaluate, evaluate_everyday, token_counts
 from .rtd_pretraining import SHARING, WORD, Pretrainer
 
 
@@ -204,25 +204,45 @@ def main(argv=None):
 def eval_main(argv=None):
     parser = OneLineParser(
         prog="minideberta pretrain-eval", formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="The model card's held-out numbers: generator masked-token top-1/top-5 against a unigram-"
-                    "frequency baseline on the same positions, discriminator ROC AUC on generator replacements "
-                    "and on uniform random ones.",
+        description="The model card's numbers. On held-out text (--heldout): generator masked-token top-1/top-5 "
+                    "against a unigram-frequency baseline on the same positions, discriminator ROC AUC on generator "
+                    "replacements and on uniform random ones. On the package's everyday-English sets (always, "
+                    "unless --no-everyday; under \"everyday\" in the JSON): the same on plain sentences, a cloze "
+                    "check (an acceptable answer in the generator's top 5) and a swap check (the swapped word the "
+                    "discriminator's top token). Definitions: minideberta/apps/pretrain_eval.py.",
         epilog="example:\n  python -m minideberta pretrain-eval weights/minideberta-v3-tiny "
                "weights/minideberta-v3-tiny-generator --corpus /work/runs/corpus/train.txt "
-               "--heldout /work/runs/corpus/heldout.txt")
+               "--heldout /work/runs/corpus/heldout.txt\n"
+               "  python -m minideberta pretrain-eval weights/minideberta-v3-tiny weights/minideberta-v3-tiny-generator")
     parser.add_argument("discriminator")
     parser.add_argument("generator")
-    parser.add_argument("--corpus", required=True, help="training text (token frequencies for the baseline)")
-    parser.add_argument("--heldout", required=True, help="held-out text, one sentence a line")
+    parser.add_argument("--corpus", help="training text (token frequencies for the unigram baseline); "
+                                         "needed with --heldout")
+    parser.add_argument("--heldout", help="held-out text, one sentence a line")
     parser.add_argument("--seq-len", type=int, default=128)
     parser.add_argument("--sequences", type=int, help="evaluate on the first N held-out sequences (default all)")
     parser.add_argument("--seed", type=int, default=1234, help="masking and sampling (default 1234)")
+    parser.add_argument("--everyday", metavar="DIR", help="the everyday sets' folder (sentences.txt, cloze.tsv, "
+                                                          "swap.tsv; default: the package's data/everyday)")
+    parser.add_argument("--no-everyday", action="store_true", help="skip the everyday-English sets")
     args = parser.parse_args(argv)
+    if args.heldout and not args.corpus:
+        raise ValueError("--heldout needs --corpus (the training text, for the unigram baseline)")
+    if not args.heldout and args.no_everyday:
+        raise ValueError("nothing to evaluate: give --heldout (with --corpus), or leave out --no-everyday")
+    if args.everyday and args.no_everyday:
+        raise ValueError("--everyday DIR and --no-everyday contradict each other: give one")
     generator, discriminator = load_pair(args.discriminator, args.generator)
     tokenizer = DebertaV2Tokenizer.from_pretrained(args.discriminator)
-    counts = token_counts(tokenize_file(tokenizer, args.corpus, args.seq_len), len(tokenizer))
-    chunks = tokenize_file(tokenizer, args.heldout, args.seq_len)[:args.sequences]
-    special = [tokenizer.pad_token_id, tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.unk_token_id]
-    results = evaluate(generator, discriminator, chunks, counts, special, tokenizer.mask_token_id, seed=args.seed)
+    counts = None if args.corpus is None else token_counts(tokenize_file(tokenizer, args.corpus, args.seq_len),
+                                                           len(tokenizer))
+    results = {}
+    if args.heldout:
+        chunks = tokenize_file(tokenizer, args.heldout, args.seq_len)[:args.sequences]
+        special = [tokenizer.pad_token_id, tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.unk_token_id]
+        results = evaluate(generator, discriminator, chunks, counts, special, tokenizer.mask_token_id, seed=args.seed)
+    if not args.no_everyday:
+        results["everyday"] = evaluate_everyday(generator, discriminator, tokenizer, args.everyday, counts,
+                                                seed=args.seed)
     print(json.dumps(results, indent=1))
     return 0
