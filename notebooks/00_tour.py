@@ -45,11 +45,14 @@ print(f"L = {config.num_hidden_layers} layers, D = {config.hidden_size}, H = {co
 # ## 1. Text to tokens
 #
 # The tokenizer (notebook 01) cuts the text into sentencepiece pieces, writes `[MASK]` as its own
-# token, and frames the text as `[CLS] ... [SEP]`.
+# token, and frames the text as `[CLS] ... [SEP]`. After a special token it starts a new word, so the
+# full stop of "[MASK]." would be the piece `▁.`; in pre-training the masked token was a word and the
+# full stop after it `.`. `pipelines.encode_masked` (what `fill-mask` uses) tokenizes the text with a
+# word in the mask's place, then puts the mask back: the model reads the pieces it was trained on.
 
 # %%
 text = "The capital of France is [MASK]."
-enc = tokenizer([text], return_tensors="np")
+enc = {k: v for k, v in pipelines.encode_masked(tokenizer, text).items() if k in ("input_ids", "attention_mask")}
 ids = enc["input_ids"]                                             # (B, N)
 tokens = tokenizer.convert_ids_to_tokens(ids[0])
 print(list(zip(tokens, ids[0].tolist())))
