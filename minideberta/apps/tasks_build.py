@@ -245,3 +245,14 @@ def summary(task, rows):
     else:
         labels = Counter(str(row["label"]) for row in rows)
     return {"examples": len(rows), "labels": dict(sorted(labels.items()))}
+
+
+def write_sample(built, output, tasks, size):
+    """Evenly spaced rows of each built split: ``size`` of train, ``size // 4`` of dev and test."""
+    for task in tasks:
+        (Path(output) / task).mkdir(parents=True, exist_ok=True)
+        for split in SPLITS:
+            lines = (Path(built) / task / f"{split}.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)
+            n = size if split == "train" else max(1, size // 4)
+            keep = lines[::max(1, len(lines) // n)][:n]
+            (Path(output) / task / f"{split}.jsonl").write_text("".join(keep), encoding="utf-8")

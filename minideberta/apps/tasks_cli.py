@@ -13,7 +13,8 @@ from .errors import OneLineParser
 
 BUILD_EXAMPLE = """example:
   apt-get install wordnet-base
-  python -m minideberta tasks build --output /work/runs/tasks"""
+  python -m minideberta tasks build --output /work/runs/tasks
+  python -m minideberta tasks build --output /work/runs/tasks --sample 200 --sample-output tasks/sample"""
 
 
 def build_main(argv):
@@ -26,6 +27,10 @@ def build_main(argv):
                         help="the folder of WordNet's data.* and index.* files (default /usr/share/wordnet)")
     parser.add_argument("--only", nargs="+", choices=tasks_build.TASKS, default=list(tasks_build.TASKS),
                         help="build these tasks only")
+    parser.add_argument("--sample", type=int, default=0,
+                        help="also write a small sample: about this many training examples per task, a quarter as "
+                             "many dev and test examples (evenly spaced), under --sample-output")
+    parser.add_argument("--sample-output", help="where the sample goes (default: OUTPUT/sample)")
     args = parser.parse_args(argv)
     from .tasks_readme import readme
 
@@ -33,13 +38,57 @@ def build_main(argv):
     output = Path(args.output)
     (output / "tasks.json").write_text(json.dumps(stats, indent=1) + "\n", encoding="utf-8")
     (output / "README.md").write_text(readme(stats), encoding="utf-8")
+    if args.sample:
+        sample = Path(args.sample_output or output / "sample")
+        tasks_build.write_sample(output, sample, args.only, args.sample)
+        with open(output / "README.md", "a", encoding="utf-8") as f:
+            f.write(f"\n## Sample\n\n`{sample}` holds evenly spaced rows of each split ({args.sample} of train, "
+                    f"{max(1, args.sample // 4)} of dev and of test), for examples and tests that must run without "
+                    "WordNet: `python -m minideberta tasks build --output DIR --sample "
+                    f"{args.sample} --sample-output {sample}`.\n")
     for task, splits in stats["tasks"].items():
         print(f"{task}: " + ", ".join(f"{split} {info['examples']}" for split, info in splits.items()))
     print(f"written to {output} (README.md: construction, sizes, label balance, licence)")
     return 0
 
 
-COMMANDS = {"build": build_main}
+COMPARE_EXAMPLE = """examples:
+  python -m minideberta tasks build --output /work/runs/tasks
+  python -m minideberta tasks compare --data /work/runs/tasks --output experiments/finetune"""
+
+
+def compare_main(argv):
+    parser = OneLineParser(prog="minideberta tasks compare", formatter_class=argparse.RawDescriptionHelpFormatter,
+                           description="Majority class, bag-of-words logistic regression, and the model fine-tuned "
+                                       "from its pre-trained weights and from a random initialisation, over seeds; "
+                                       "writes CSVs, learning curves and a README.", epilog=COMPARE_EXAMPLE)
+    parser.add_argument("--data", required=True, help="the folder `tasks build` wrote")
+    parser.add_argument("--output", required=True, help="folder for results.csv, summary.csv, curves.csv, the figure")
+    parser.add_argument("--task", choices=("topic", "hypernymy"), default="topic")
+    parser.add_argument("--model", default="minideberta-v3-tiny", help="the pre-trained model (folder or shipped name)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--train-size", type=int, default=0, help="a sample of this many training examples (0: all)")
+    parser.add_argument("--dev-size", type=int, default=0, help="a sample of this many dev examples (0: all)")
+    parser.add_argument("--max-steps", type=int, default=3000)
+    parser.add_argument("--eval-every", type=int, default=100)
+    parser.add_argument("--patience", type=int, default=5, help="evaluations without a better dev accuracy to stop")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--warmup-steps", type=int, default=100)
+    parser.add_argument("--max-length", type=int, default=128)
+    args = parser.parse_args(argv)
+    args.argv = list(argv)
+    from ..checkpoints.hub import resolve_model
+    from . import tasks_compare
+
+    args.model = resolve_model(args.model)
+    for row in tasks_compare.compare(args):
+        print(f"{row['method']}: test accuracy {row['test_mean']:.4f} +- {row['test_std']:.4f} over {row['seeds']} seeds")
+    print(f"written to {args.output}")
+    return 0
+
+
+COMMANDS = {"build": build_main, "compare": compare_main}
 
 
 def main(argv):
