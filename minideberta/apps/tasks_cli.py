@@ -76,6 +76,7 @@ def compare_main(argv):
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--warmup-steps", type=int, default=100)
     parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument("--jobs", type=int, default=1, help="fine-tuning runs in parallel processes (default 1)")
     args = parser.parse_args(argv)
     args.argv = list(argv)
     from ..checkpoints.hub import resolve_model
@@ -88,7 +89,44 @@ def compare_main(argv):
     return 0
 
 
-COMMANDS = {"build": build_main, "compare": compare_main}
+EXPORT_EXAMPLE = """example:
+  python -m minideberta tasks export --data tasks/sample --output /tmp/heads --max-steps 2 --eval-every 1 \\
+      --warmup-steps 0"""
+
+
+def export_main(argv):
+    from . import tasks_export
+
+    parser = OneLineParser(prog="minideberta tasks export", formatter_class=argparse.RawDescriptionHelpFormatter,
+                           description="Fine-tune a head per task (classify: hypernymy, tokens: pos, qa: qa, "
+                                       "choose: choice) and save each as a float16 model folder with a model card.",
+                           epilog=EXPORT_EXAMPLE)
+    parser.add_argument("--data", required=True, help="the folder `tasks build` wrote (or tasks/sample)")
+    parser.add_argument("--output", required=True, help="where the <model>-<task> folders go (weights to ship)")
+    parser.add_argument("--heads", nargs="+", choices=list(tasks_export.HEADS), default=list(tasks_export.HEADS))
+    parser.add_argument("--model", default="minideberta-v3-tiny", help="the pre-trained model (folder or shipped name)")
+    parser.add_argument("--train-size", type=int, default=0, help="a sample of this many training examples (0: all)")
+    parser.add_argument("--dev-size", type=int, default=0, help="a sample of this many dev examples (0: all)")
+    parser.add_argument("--test-size", type=int, default=0, help="a sample of this many test examples (0: all)")
+    parser.add_argument("--max-steps", type=int, default=2000)
+    parser.add_argument("--eval-every", type=int, default=100)
+    parser.add_argument("--patience", type=int, default=5)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--warmup-steps", type=int, default=50)
+    parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    args.argv = list(argv)
+    from ..checkpoints.hub import resolve_model
+
+    args.model = resolve_model(args.model)
+    for command in args.heads:
+        tasks_export.export_head(command, args)
+    return 0
+
+
+COMMANDS = {"build": build_main, "compare": compare_main, "export": export_main}
 
 
 def main(argv):

@@ -73,33 +73,46 @@ def compare(args, report=print):
     tokenizer = DebertaV2Tokenizer.from_pretrained(args.model)
     data = {split: tokenize(tokenizer, split_rows, lookup, args.max_length) for split, split_rows in rows.items()}
     results, curves = [], []
+    texts = {split: [text_of(row) for row in split_rows] for split, split_rows in rows.items()}
     for seed in args.seeds:
         results.append({"method": "majority", "seed": seed, "best_step": "", "dev_accuracy":
                         ft.majority(labels["train"], labels["dev"]),
                         "test_accuracy": ft.majority(labels["train"], labels["test"]), "seconds": 0})
         start = time.perf_counter()
-        texts = {split: [text_of(row) for row in split_rows] for split, split_rows in rows.items()}
         bow = ft.bow_baseline(*((texts[s], labels[s]) for s in ("train", "dev", "test")), len(names), seed)
         results.append({"method": "bag-of-words", "seed": seed, "best_step": f"l2={bow['l2']}",
                         "dev_accuracy": bow["dev"], "test_accuracy": bow["test"],
                         "seconds": round(time.perf_counter() - start, 1)})
-        for method in ("random-init", "pretrained"):
-            report(f"{method}, seed {seed}")
-            start = time.perf_counter()
-            model = classifier(method, args.model, id2label, seed)
-            curve, best = ft.finetune(model, data["train"], data["dev"], seed=seed, lr=args.lr,
-                                      batch_size=args.batch_size, max_steps=args.max_steps,
-                                      eval_every=args.eval_every, patience=args.patience,
-                                      warmup_steps=args.warmup_steps, report=report)
-            curves += [{"method": method, "seed": seed, **point} for point in curve]
-            results.append({"method": method, "seed": seed, "best_step": best,
-                            "dev_accuracy": max(point["dev"] for point in curve),
-                            "test_accuracy": ft.accuracy_of(model, data["test"]),
-                            "seconds": round(time.perf_counter() - start, 1)})
-            report(f"  test accuracy {results[-1]['test_accuracy']:.4f} (best dev step {best})")
+    runs = [(method, seed, args, id2label, data) for seed in args.seeds for method in ("random-init", "pretrained")]
+    if args.jobs > 1:  # one process per run: the runs are independent, and each is single-threaded NumPy
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(args.jobs) as pool:
+            done = list(pool.map(fine_tune_run, runs))
+    else:
+        done = [fine_tune_run(run) for run in runs]
+    for result, curve in done:
+        results.append(result)
+        curves += curve
     summary = summarise(results)
     write(args, results, curves, summary, {split: len(r) for split, r in rows.items()})
     return summary
+
+
+def fine_tune_run(run):
+    """One fine-tuning run: ``(result row, curve rows)``."""
+    method, seed, args, id2label, data = run
+    lines = []
+    start = time.perf_counter()
+    model = classifier(method, args.model, id2label, seed)
+    curve, best = ft.finetune(model, data["train"], data["dev"], seed=seed, lr=args.lr, batch_size=args.batch_size,
+                              max_steps=args.max_steps, eval_every=args.eval_every, patience=args.patience,
+                              warmup_steps=args.warmup_steps, report=lines.append)
+    result = {"method": method, "seed": seed, "best_step": best, "dev_accuracy": max(p["dev"] for p in curve),
+              "test_accuracy": ft.accuracy_of(model, data["test"]), "seconds": round(time.perf_counter() - start, 1)}
+    print(f"{method}, seed {seed}:\n" + "\n".join(lines) + f"\n  test accuracy {result['test_accuracy']:.4f} "
+          f"(best dev step {best})", flush=True)
+    return result, [{"method": method, "seed": seed, **point} for point in curve]
 
 
 def summarise(results):

@@ -17,39 +17,78 @@ from .. import losses
 from ..backend import to_numpy
 from ..model import no_grad
 from ..optim import AdamW, LinearWarmupSchedule, clip_grad_norm
-from .train import accumulate, example_order, take
+from .train import example_order, take
 
 WORD_PATTERN = r"[a-z0-9]+"
 
 
+TARGETS = ("labels", "start_positions", "end_positions")  # what the task models' losses take
+
+
 def trim(batch):
-    """The batch without the padding columns that no row uses."""
-    length = int(batch["attention_mask"].reshape(-1, batch["attention_mask"].shape[-1]).sum(-1).max())
-    return {k: (v[..., :length] if k != "labels" or v.ndim > 1 else v) for k, v in batch.items()}
+    """The batch without the padding columns that no row uses (arrays of two or more axes end in the tokens)."""
+    mask = batch["attention_mask"]
+    length = int(mask.reshape(-1, mask.shape[-1]).sum(-1).max())
+    return {k: (v[..., :length] if v.ndim > 1 else v) for k, v in batch.items()}
 
 
-def predict(model, data, batch_size=64, output="logits"):
-    """The model's logits for every row, in order, without dropout (rows batched by length)."""
+def loss_and_grads(model, batch):
+    """One forward with the targets, then the backward of its mean loss."""
+    out = model(**{k: v for k, v in batch.items() if k not in TARGETS},
+                **{k: v for k, v in batch.items() if k in TARGETS})
+    return float(out.loss), model.backward()
+
+
+def predict(model, data, batch_size=64, fields=("logits",)):
+    """``{field: [one array per row, in order]}`` of the model's outputs, without dropout (rows batched by
+    length, each cut to its batch's longest row)."""
     lengths = data["attention_mask"].reshape(len(data["input_ids"]), -1).sum(-1)
     order = np.argsort(lengths, kind="stable")
-    results = [None] * len(order)
+    results = {field: [None] * len(order) for field in fields}
     was_training, rng = model.training, model.rng
     model.eval()
     with no_grad():
         for start in range(0, len(order), batch_size):
             rows = order[start:start + batch_size]
-            batch = trim({k: v[rows] for k, v in data.items() if k != "labels"})
-            out = to_numpy(getattr(model(**batch), output))
-            for row, value in zip(rows, out):
-                results[row] = value
+            out = model(**trim({k: v[rows] for k, v in data.items() if k not in TARGETS}))
+            for field in fields:
+                for row, value in zip(rows, to_numpy(getattr(out, field))):
+                    results[field][row] = value
     if was_training:
         model.train(seed=rng)
     return results
 
 
 def accuracy_of(model, data, batch_size=64):
-    logits = np.stack(predict(model, data, batch_size))
+    """Sequence classification and multiple choice: the share of rows whose largest logit is the label."""
+    logits = np.stack(predict(model, data, batch_size)["logits"])
     return float((logits.argmax(-1) == data["labels"]).mean())
+
+
+def token_accuracy_of(model, data, batch_size=64):
+    """Token classification: the share of the scored tokens (label >= 0) whose largest logit is the label."""
+    logits = predict(model, data, batch_size)["logits"]
+    right = total = 0
+    for row, scores in enumerate(logits):
+        labels = data["labels"][row, :len(scores)]
+        scored = labels >= 0
+        right += int((scores.argmax(-1)[scored] == labels[scored]).sum())
+        total += int(scored.sum())
+    return right / total
+
+
+def exact_match_of(model, data, batch_size=64):
+    """Question answering: the share of rows whose best span (start <= end) is the answer's, token for token."""
+    out = predict(model, data, batch_size, fields=("start_logits", "end_logits"))
+    right = 0
+    for row, (starts, ends) in enumerate(zip(out["start_logits"], out["end_logits"])):
+        context = data["token_type_ids"][row, :len(starts)] == 1
+        starts, ends = np.where(context, starts, -np.inf), np.where(context, ends, -np.inf)
+        spans = np.triu(starts[:, None] + ends[None, :])  # (N, N): start x end, end >= start
+        spans[np.tril_indices(len(starts), -1)] = -np.inf
+        i, j = np.unravel_index(np.argmax(spans), spans.shape)
+        right += int(i == data["start_positions"][row] and j == data["end_positions"][row])
+    return right / len(out["start_logits"])
 
 
 def finetune(model, train, dev, *, seed, lr, batch_size=32, max_steps=1000, eval_every=50, patience=4,
@@ -63,7 +102,7 @@ def finetune(model, train, dev, *, seed, lr, batch_size=32, max_steps=1000, eval
     best_score, best_step, best_params, waited = -np.inf, 0, None, 0
     for step in range(max_steps):
         batch = trim(take(train, example_order(n, seed, step * batch_size, batch_size)))
-        loss, grads = accumulate(model, [batch], step + 1)
+        loss, grads = loss_and_grads(model, batch)
         clip_grad_norm(grads, 1.0)
         optimizer.lr = lr * schedule(step)
         optimizer.step(grads)
