@@ -237,7 +237,8 @@ def build_parser():
                                 description="Time the model forward (and backward) of minideberta and transformers, "
                                             "each in a fresh process.",
                                 epilog="examples:\n  python -m minideberta bench --sizes v3-xsmall --shapes 1x128 8x128"
-                                       " --backward\n  python -m minideberta bench tokenizer --sentences 2000")
+                                       " --backward  # takes minutes\n"
+                                       "  python -m minideberta bench tokenizer --sentences 2000  # takes minutes")
     bench.set_defaults(run=run_bench, target="model")
     bench.add_argument("--sizes", nargs="+", choices=("v3-xsmall", "v3-base"), default=["v3-xsmall", "v3-base"])
     bench.add_argument("--shapes", nargs="+", type=_shape, default=[(1, 128), (8, 128), (1, 512)],
@@ -249,7 +250,7 @@ def build_parser():
     tokens = targets.add_parser("tokenizer", parents=[device], formatter_class=formatter,
                                 help="time the tokenizer against transformers' instead",
                                 description="Tokenizer throughput of minideberta and transformers on real sentences.",
-                                epilog="example:\n  python -m minideberta bench tokenizer --sentences 2000 --repeats 3")
+                                epilog="example:\n  python -m minideberta bench tokenizer --sentences 2000 --repeats 3  # takes minutes")
     tokens.add_argument("--sentences", type=_positive, default=10000, help="sentences to encode (default 10000)")
     tokens.add_argument("--batch-size", type=_positive, default=64)
     tokens.add_argument("--vocab", default=None, help="the DeBERTa-v3 spm.model (default: the committed weights/deberta-v3-tokenizer/spm.model)")

@@ -143,7 +143,7 @@ def render(outdir, only=None, folder=NOTEBOOKS, report=print):
 def build_parser():
     parser = OneLineParser(prog="minideberta course", formatter_class=argparse.RawDescriptionHelpFormatter,
                                      description="The read-along notebooks (notebooks/NN_*.py).",
-                                     epilog="examples:\n  python -m minideberta course render course-html\n"
+                                     epilog="examples:\n  python -m minideberta course render course-html  # takes minutes\n"
                                             "  python -m minideberta course render course-html --only 02 05")
     commands = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     commands.add_parser("list", help="list the notebooks in reading order")

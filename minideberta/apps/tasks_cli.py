@@ -13,8 +13,8 @@ from .errors import OneLineParser
 
 BUILD_EXAMPLE = """example:
   apt-get install wordnet-base
-  python -m minideberta tasks build --output /work/runs/tasks
-  python -m minideberta tasks build --output /work/runs/tasks --sample 200 --sample-output tasks/sample"""
+  python -m minideberta tasks build --output /work/runs/tasks  # takes minutes
+  python -m minideberta tasks build --output /work/runs/tasks --sample 200 --sample-output tasks/sample  # takes minutes"""
 
 
 def build_main(argv):
@@ -53,8 +53,10 @@ def build_main(argv):
 
 
 COMPARE_EXAMPLE = """examples:
-  python -m minideberta tasks build --output /work/runs/tasks
-  python -m minideberta tasks compare --data /work/runs/tasks --output experiments/finetune"""
+  python -m minideberta tasks build --output /work/runs/tasks  # takes minutes
+  python -m minideberta tasks compare --data /work/runs/tasks --output experiments/finetune  # takes minutes (hours: all data)
+  python -m minideberta tasks compare --data tasks/sample --output topic-comparison --seeds 0 --max-steps 2 \\
+      --eval-every 1 --warmup-steps 0 --train-size 16 --dev-size 8"""
 
 
 def compare_main(argv):
@@ -90,7 +92,7 @@ def compare_main(argv):
 
 
 EXPORT_EXAMPLE = """example:
-  python -m minideberta tasks export --data tasks/sample --output /tmp/heads --max-steps 2 --eval-every 1 \\
+  python -m minideberta tasks export --data tasks/sample --output heads --max-steps 2 --eval-every 1 \\
       --warmup-steps 0"""
 
 

@@ -18,8 +18,9 @@ from .errors import OneLineParser
 from .train import INPUT_KEYS, train
 
 EXAMPLE = """example:
-  minideberta train ./deberta-v3-xsmall --data train.jsonl --eval-data dev.jsonl \\
-      --output-dir ./out --steps 500 --batch-size 16 --lr 3e-5 --warmup-steps 50 --max-length 128
+  python -m minideberta train minideberta-v3-tiny --data tasks/sample/topic/train.jsonl \\
+      --eval-data tasks/sample/topic/dev.jsonl --output-dir topic-model --steps 4 --batch-size 8 --lr 1e-4 \\
+      --warmup-steps 1 --max-length 64
 
 data: .jsonl with one object per line, or .csv/.tsv with a header row; columns "text",
 "label" and optionally "text_pair". Labels are integers, or names (mapped to ids in sorted order
