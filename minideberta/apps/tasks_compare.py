@@ -166,7 +166,8 @@ def write(args, results, curves, summary, sizes):
     table = ["| method | seeds | test accuracy, mean | std | min | max |", "| --- | --- | --- | --- | --- | --- |"]
     table += [f"| {s['method']} | {s['seeds']} | {s['test_mean']:.4f} | {s['test_std']:.4f} | {s['test_min']:.4f} | "
               f"{s['test_max']:.4f} |" for s in summary]
-    settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k not in ("output", "data", "argv")}
+    settings = {k: v for k, v in vars(args).items() if k not in ("output", "data", "argv")}
+    settings["model"] = Path(args.model).name
     text = ["# Fine-tuning on the WordNet tasks: what pre-training buys", "",
             f"Task `{args.task}` (built by `python -m minideberta tasks build`), examples used: "
             + ", ".join(f"{k} {v}" for k, v in sizes.items()) + ".", "",

@@ -19,7 +19,7 @@ FIELDS = {
 
 def readme(stats):
     """Markdown: how the tasks are made (the module docstring of ``tasks_build``) and what came out."""
-    doc = tasks_build.__doc__.split("\n\n", 1)[1].strip()
+    doc = tasks_build.__doc__.split("\n\n", 2)[2].strip().replace("``", "`")  # after the title and the command
     lines = ["# Labelled tasks from WordNet's reserved synsets", "",
              "Built by `python -m minideberta tasks build --output DIR` (minideberta/apps/tasks_build.py) from the "
              "Debian package wordnet-base (WordNet 3.0).", "", doc, "",
