@@ -173,8 +173,9 @@ class DebertaV2PreTrainedModel:
         try:
             params, unexpected = weights.match_state_dict(shapes, state, cls.tied)
         except ValueError as error:
-            head = sorted(k for k in shapes if not k.startswith(cls._name("")) and k not in state)
-            if not head:
+            absent = [k for k in shapes if k not in state and k not in cls.tied]
+            head = sorted(k for k in absent if not k.startswith(cls._name("")))
+            if not head or len(head) < len(absent):  # nothing of the head missing, or the backbone too
                 raise
             raise ValueError(f"{error}\nThe checkpoint has no {cls.__name__} head ({', '.join(head)}): to start "
                              "one from random weights and fine-tune it, load with new_head=True") from None

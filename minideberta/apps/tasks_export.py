@@ -11,7 +11,9 @@
 
 Each starts from ``--model``'s encoder with a fresh head, is fine-tuned with early stopping on dev
 (``tasks_finetune.finetune``), evaluated on test, and saved in float16 as ``OUTPUT/<model>-<task>/``
-with the tokenizer and a ``README.md`` card (data, splits, test score, the reproducing command).
+with the tokenizer and a ``README.md`` card (data, splits, test score, the reproducing command). The
+scores are those of the saved float16 weights computed in float32, as the commands run them (NumPy
+has no fast float16 matrix product).
 """
 import json
 import shlex
@@ -122,15 +124,15 @@ def export_head(command, args, report=print):
                               patience=args.patience, warmup_steps=args.warmup_steps, metric=metric, report=report)
     folder = Path(args.output) / f"{Path(args.model).name}-{task}"
     model.save_pretrained(folder)
-    half = cls.from_pretrained(folder, dtype=np.float16)  # the shipped copy: float16
-    half.save_pretrained(folder)
+    cls.from_pretrained(folder, dtype=np.float16).save_pretrained(folder)  # the shipped copy: float16 weights
     tokenizer.save_pretrained(folder)
-    scores = {split: metric(half, data[split]) for split in ("dev", "test")}
+    shipped = cls.from_pretrained(folder, dtype=np.float32)  # scored as the commands run it: float32 compute
+    scores = {split: metric(shipped, data[split]) for split in ("dev", "test")}
     numbers = {"command": command, "task": task, "metric": metric_name, "best_step": best, **scores,
                "examples": {split: len(d["input_ids"]) for split, d in data.items()}, "curve": curve}
     (folder / "README.md").write_text(card(folder, args, numbers), encoding="utf-8")
     (folder / "training.json").write_text(json.dumps(numbers, indent=1) + "\n", encoding="utf-8")
-    report(f"  {folder}: test {metric_name} {scores['test']:.4f} (float16)")
+    report(f"  {folder}: test {metric_name} {scores['test']:.4f} (float16 weights)")
     return numbers
 
 
@@ -144,8 +146,8 @@ def card(folder, args, n):
         f"- data: the `{n['task']}` task of `python -m minideberta tasks build` (tasks/README.md: WordNet 3.0's "
         f"synsets that the pre-training corpus leaves out, split by a hash of the synset), from `{args.data}`;",
         f"- examples used: {sizes};",
-        f"- test {n['metric']}: **{n['test']:.4f}** (dev {n['dev']:.4f}), float16 weights, the best dev "
-        f"checkpoint (step {n['best_step']});",
+        f"- test {n['metric']}: **{n['test']:.4f}** (dev {n['dev']:.4f}): the float16 weights of the best dev "
+        f"checkpoint (step {n['best_step']}), computed in float32 as the commands do;",
         f"- settings: lr {args.lr}, batch {args.batch_size}, at most {args.max_steps} steps, evaluation every "
         f"{args.eval_every}, patience {args.patience}, warm-up {args.warmup_steps}, seed {args.seed}, "
         f"max length {args.max_length};",
