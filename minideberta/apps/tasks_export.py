@@ -152,5 +152,7 @@ def card(folder, args, n):
         f"{args.eval_every}, patience {args.patience}, warm-up {args.warmup_steps}, seed {args.seed}, "
         f"max length {args.max_length};",
         "- reproduce: `python -m minideberta tasks export " + " ".join(shlex.quote(a) for a in args.argv) + "`;",
-        "- licence: the model is the repository's; the data is derived from WordNet 3.0 (WordNet 3.0 licence).",
+        "- licence: the model is the repository's; the data is derived from WordNet 3.0, under the WordNet 3.0 "
+        "licence (its text, which asks to be reproduced with derived work, is in the repository's "
+        "tasks/README.md).",
         "", "`training.json` holds the dev curve.", ""])
