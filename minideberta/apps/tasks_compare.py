@@ -67,7 +67,8 @@ def compare(args, report=print):
     """Run every method with every seed; write the CSVs, the figure and the README; return the summary rows."""
     rows = {split: read_rows(args.data, args.task, split, size, 1234)
             for split, size in (("train", args.train_size), ("dev", args.dev_size), ("test", 0))}
-    names = sorted({str(row["label"]) for row in rows["train"]})
+    names = sorted({str(row["label"]) for split_rows in rows.values() for row in split_rows})  # a small sample
+    # of train may lack a label that dev or test has
     lookup, id2label = {name: i for i, name in enumerate(names)}, dict(enumerate(names))
     labels = {split: [lookup[str(row["label"])] for row in split_rows] for split, split_rows in rows.items()}
     tokenizer = DebertaV2Tokenizer.from_pretrained(args.model)
