@@ -16,6 +16,7 @@ from typing import NamedTuple
 
 from . import emd as enhanced_mask_decoder
 from . import heads
+from .backend import to_numpy
 from .params import add_grads, prefixed, subtree
 from .tasks import TaskModel
 
@@ -86,8 +87,22 @@ class DebertaV2ForMaskedLM(TaskModel):
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
                 inputs_embeds=None, labels=None, output_hidden_states=False, output_attentions=False, emd=None):
         self.use_emd = self.resolve_emd(emd)
+        if self.use_emd:
+            self.check_positions(input_ids, inputs_embeds, position_ids)
         return super().forward(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, labels,
                                output_hidden_states, output_attentions)
+
+    def check_positions(self, input_ids, inputs_embeds, position_ids):
+        """Refuse an input longer than the Enhanced Mask Decoder's absolute position table."""
+        rows = self.params[POSITIONS].shape[0]
+        if position_ids is not None:
+            longest = int(to_numpy(position_ids).max()) + 1 if to_numpy(position_ids).size else 0
+        else:
+            longest = (input_ids if input_ids is not None else inputs_embeds[..., 0]).shape[-1]
+        if longest > rows:
+            raise ValueError(f"the input has {longest} positions, but the Enhanced Mask Decoder's absolute position "
+                             f"table holds {rows} (max_position_embeddings): cut the text to at most {rows} tokens, "
+                             f"e.g. tokenizer(text, truncation=True, max_length={rows}), or decode with emd=False")
 
     def resolve_emd(self, emd):
         """Whether this forward decodes through the Enhanced Mask Decoder."""

@@ -170,7 +170,15 @@ class DebertaV2PreTrainedModel:
             if fresh:
                 warnings.warn(f"{cls.__name__}: initialised a new head, not found in the checkpoint at this size: "
                               f"{', '.join(sorted(fresh))}; train it before use", stacklevel=3)
-        params, unexpected = weights.match_state_dict(shapes, state, cls.tied)
+        try:
+            params, unexpected = weights.match_state_dict(shapes, state, cls.tied)
+        except ValueError as error:
+            absent = [k for k in shapes if k not in state and k not in cls.tied]
+            head = sorted(k for k in absent if not k.startswith(cls._name("")))
+            if not head or len(head) < len(absent):  # nothing of the head missing, or the backbone too
+                raise
+            raise ValueError(f"{error}\nThe checkpoint has no {cls.__name__} head ({', '.join(head)}): to start "
+                             "one from random weights and fine-tune it, load with new_head=True") from None
         model = cls(config, dtype=dtype, params={**{k: v.astype(dtype) for k, v in params.items()}, **fresh},
                     device=device)
         model.unexpected = {k: state[k] for k in unexpected}

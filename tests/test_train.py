@@ -347,7 +347,7 @@ def test_command_line_fine_tunes_a_model_folder(tmp_path, vocab_file, capsys):
     with pytest.raises(SystemExit) as done:  # argparse's --help: usage printed, exit status 0
         main(["--help"])
     assert done.value.code == 0
-    assert "minideberta train ./deberta-v3-xsmall --data train.jsonl" in capsys.readouterr().out
+    assert "python -m minideberta train minideberta-v3-tiny --data tasks/sample/topic/train.jsonl" in capsys.readouterr().out
     with pytest.raises(SystemExit) as done:  # a missing option: one error line, status 2 (test_cli_errors.py: all)
         main([str(base), "--output-dir", str(out), "--steps", "1"])
     assert done.value.code == 2

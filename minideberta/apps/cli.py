@@ -27,26 +27,35 @@ from .show import SHOW
 CPU_ONLY = {"verify": "verify compares with transformers on the CPU; `bench --device gpu` checks the GPU path "
                      "against NumPy", "tokenizer": "the tokenizer runs on the CPU"}
 # command -> (head it needs, one-line help, example); the order is the order of `--help`.
+HUB = "  # hub id: needs the network"  # the marker of an example that downloads (tests skip these lines only)
 TASKS = {
     "fill-mask": ("masked-lm", "predict the tokens behind [MASK]",
-                  'python -m minideberta fill-mask microsoft/deberta-v3-base "Paris is the [MASK] of France." '
-                  '--top-k 3'),
+                  'python -m minideberta fill-mask minideberta-v3-tiny-generator "The function returns a [MASK] of '
+                  'strings." --top-k 3\n'
+                  'python -m minideberta fill-mask microsoft/deberta-v3-base "Paris is the [MASK] of France."' + HUB),
     "rtd": ("replaced-token-detection", "how likely each token was replaced (DeBERTa-v3's discriminator)",
-            'python -m minideberta rtd microsoft/deberta-v3-base "Paris is the banana of France."'),
+            'python -m minideberta rtd minideberta-v3-tiny "Return the number of bananas in the sky."\n'
+            'python -m minideberta rtd microsoft/deberta-v3-base "Paris is the banana of France."' + HUB),
     "classify": ("sequence-classification", "classify a text or a pair (NLI: premise and hypothesis)",
+                 'python -m minideberta classify minideberta-v3-tiny-hypernymy "poodle: an intelligent dog with a '
+                 'thick curly coat." "A poodle is a kind of dog."\n'
                  'python -m minideberta classify MoritzLaurer/DeBERTa-v3-base-mnli "A man eats pizza." '
-                 '"Someone is eating."'),
-    "tokens": ("token-classification", "label every token and word (named entities, ...)",
-               'python -m minideberta tokens ./deberta-v3-ner "Ada Lovelace was born in London."'),
+                 '"Someone is eating."' + HUB),
+    "tokens": ("token-classification", "label every token and word (parts of speech, named entities, ...)",
+               'python -m minideberta tokens minideberta-v3-tiny-pos "The dog barked at the quiet neighbours."\n'
+               'python -m minideberta tokens dslim/bert-base-NER "Ada Lovelace was born in London."' + HUB),
     "qa": ("question-answering", "extract the answer to a question from a context",
-           'python -m minideberta qa ./deberta-v3-squad --question "Where was Ada born?" '
-           '--context "Ada Lovelace was born in London in 1815."'),
+           'python -m minideberta qa minideberta-v3-tiny-qa --question "What is a kettle?" --context "teapot: a pot '
+           'for brewing tea. kettle: a metal pot for boiling water. ladle: a spoon with a long handle."\n'
+           'python -m minideberta qa deepset/deberta-v3-base-squad2 --question "Where was Ada born?" '
+           '--context "Ada Lovelace was born in London in 1815."' + HUB),
     "choose": ("multiple-choice", "score the choices that may follow a prompt",
-               'python -m minideberta choose ./deberta-v3-swag "She opened the umbrella because" '
-               '"it was raining." "she was hungry."'),
+               'python -m minideberta choose minideberta-v3-tiny-choice "kettle" "a metal pot for boiling water" '
+               '"a spoon with a long handle" "a flowering shrub"'),
 }
 SUGGEST = {head: command for command, (head, _, _) in TASKS.items()}
-VERIFY_EXAMPLE = "python -m minideberta verify microsoft/deberta-v3-xsmall --dtype float64"
+VERIFY_EXAMPLE = ("python -m minideberta verify minideberta-v3-tiny-generator\n"
+                  "python -m minideberta verify microsoft/deberta-v3-xsmall --dtype float64" + HUB)
 
 
 # ---- text output ----
@@ -158,7 +167,7 @@ def _positive(text):
 
 def build_parser():
     formatter = argparse.RawDescriptionHelpFormatter
-    overview = "\n".join(f"  {example}" for _, _, example in TASKS.values())
+    overview = "\n".join(f"  {example.splitlines()[0]}" for _, _, example in TASKS.values())
     parser = OneLineParser(prog="minideberta", formatter_class=formatter,
                                      description="DeBERTa-v2/v3 in NumPy: run a checkpoint's task head from the shell.",
                                      epilog=f"examples:\n{overview}\n\n"
@@ -179,7 +188,8 @@ def build_parser():
     def task(name, **kwargs):
         head, text, example = TASKS[name]
         sub = commands.add_parser(name, parents=[common], help=text, description=f"{text[0].upper()}{text[1:]}.",
-                                  epilog=f"example:\n  {example}", formatter_class=formatter, **kwargs)
+                                  epilog="examples:\n" + "\n".join(f"  {line}" for line in example.splitlines()),
+                                  formatter_class=formatter, **kwargs)
         sub.set_defaults(run=run_task)
         dtype(sub, "float32")
         return sub
@@ -215,7 +225,7 @@ def build_parser():
                               description="Run the checkpoint in minideberta and in transformers (the reference) "
                                           "and compare every hidden state and head output. Exit status: 0 agree, "
                                           "1 differ, 2 no reference installed.",
-                              epilog=f"example:\n  {VERIFY_EXAMPLE}")
+                              epilog="examples:\n" + "\n".join(f"  {line}" for line in VERIFY_EXAMPLE.splitlines()))
     sub.set_defaults(run=run_verify)
     dtype(sub, "float64", choices=("float32", "float64"))  # the tolerances verify knows
     for name, text in {**FORWARDED, **COURSE}.items():
@@ -234,7 +244,8 @@ def build_parser():
                                 description="Time the model forward (and backward) of minideberta and transformers, "
                                             "each in a fresh process.",
                                 epilog="examples:\n  python -m minideberta bench --sizes v3-xsmall --shapes 1x128 8x128"
-                                       " --backward\n  python -m minideberta bench tokenizer --sentences 2000")
+                                       " --backward  # takes minutes\n"
+                                       "  python -m minideberta bench tokenizer --sentences 2000  # takes minutes")
     bench.set_defaults(run=run_bench, target="model")
     bench.add_argument("--sizes", nargs="+", choices=("v3-xsmall", "v3-base"), default=["v3-xsmall", "v3-base"])
     bench.add_argument("--shapes", nargs="+", type=_shape, default=[(1, 128), (8, 128), (1, 512)],
@@ -246,7 +257,7 @@ def build_parser():
     tokens = targets.add_parser("tokenizer", parents=[device], formatter_class=formatter,
                                 help="time the tokenizer against transformers' instead",
                                 description="Tokenizer throughput of minideberta and transformers on real sentences.",
-                                epilog="example:\n  python -m minideberta bench tokenizer --sentences 2000 --repeats 3")
+                                epilog="example:\n  python -m minideberta bench tokenizer --sentences 2000 --repeats 3  # takes minutes")
     tokens.add_argument("--sentences", type=_positive, default=10000, help="sentences to encode (default 10000)")
     tokens.add_argument("--batch-size", type=_positive, default=64)
     tokens.add_argument("--vocab", default=None, help="the DeBERTa-v3 spm.model (default: the committed weights/deberta-v3-tokenizer/spm.model)")

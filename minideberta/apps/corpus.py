@@ -156,8 +156,8 @@ def main(argv=None):
         description="Rebuild the pre-training corpus from the Debian packages " + ", ".join(SOURCES) +
                     " and train its sentencepiece vocabulary.",
         epilog="example:\n  apt-get install " + " ".join(SOURCES) + " fortunes-min\n"
-               "  python -m minideberta corpus --output /work/runs/corpus --vocab-size 12000\n"
-               "  python -m minideberta corpus --output /work/runs/corpus --measure-vocab 6000,8000,12000,16000")
+               "  python -m minideberta corpus --output /work/runs/corpus --vocab-size 12000  # takes minutes\n"
+               "  python -m minideberta corpus --output /work/runs/corpus --measure-vocab 6000,8000,12000,16000  # takes minutes")
     parser.add_argument("--output", required=True, help="folder for train.txt, heldout.txt, spm.model, corpus.json")
     parser.add_argument("--vocab-size", type=int, default=DEFAULT_VOCAB, help=f"sentencepiece pieces (default {DEFAULT_VOCAB})")
     parser.add_argument("--measure-vocab", help="comma-separated sizes: train each and report the share of "

@@ -204,9 +204,9 @@ def lab(extra, folder=NOTEBOOKS):
 def build_parser():
     parser = OneLineParser(prog="minideberta course", formatter_class=argparse.RawDescriptionHelpFormatter,
                                      description="The read-along notebooks (notebooks/NN_*.py).",
-                                     epilog="examples:\n  python -m minideberta course render course-html\n"
+                                     epilog="examples:\n  python -m minideberta course render course-html  # takes minutes\n"
                                             "  python -m minideberta course render course-html --only 02 05\n"
-                                            "  python -m minideberta course lab -- --no-browser")
+                                            "  python -m minideberta course lab -- --no-browser  # starts Jupyter Lab")
     commands = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     commands.add_parser("list", help="list the notebooks in reading order")
     sub = commands.add_parser("render", help="execute the notebooks and write them as HTML pages into OUTDIR",

@@ -1,4 +1,4 @@
-"""The commands that parse their own options: ``train``, ``exercises``, ``corpus``, ``pretrain``,
+"""The commands that parse their own options: ``train``, ``exercises``, ``corpus``, ``tasks``, ``pretrain``,
 ``pretrain-eval``, ``pretrain-export`` (and ``course``, which ``cli.py`` hands to ``course_render.py``).
 
 ``cli.py`` lists them in its help and passes them the rest of the command line; ``--device`` is
@@ -10,6 +10,7 @@ from .errors import OneLineParser, UserError
 FORWARDED = {"train": "fine-tune a sequence classifier",  # train_cli.py parses its own options
              "exercises": "classroom exercises: list, make a student copy, check",  # exercises/cli.py
              "corpus": "rebuild the pre-training corpus and vocabulary (corpus.py)",
+             "tasks": "labelled tasks from WordNet: build, compare baselines and fine-tuning, export heads",
              "pretrain": "pre-train a small DeBERTaV3: generator + discriminator, RTD, GDES (pretrain_cli.py)",
              "pretrain-eval": "held-out numbers of a pre-trained pair: top-1/top-5 vs unigram, RTD AUC",
              "pretrain-export": "write a pre-training checkpoint as two model folders (float16)"}
@@ -38,6 +39,8 @@ def run_forwarded(name, argv):
         return 0 if code is None else code
     if name == "corpus":
         from . import corpus as command
+    elif name == "tasks":
+        from . import tasks_cli as command
     else:
         from . import pretrain_cli as command
     main = {"pretrain-eval": getattr(command, "eval_main", None),

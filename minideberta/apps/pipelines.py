@@ -105,6 +105,11 @@ def fill_mask(model, tokenizer, text, top_k=5, emd=None):
     if positions.size == 0:
         raise ValueError(f"the text has no {MASK}: write {MASK} where a token is to be predicted, "
                          f"e.g. \"Paris is the {MASK} of France.\"")
+    length, table = enc["input_ids"].shape[1], _position_table_rows(model, emd)
+    if table is not None and length > table:
+        raise ValueError(f"the text is {length} tokens long ([CLS] and [SEP] included), but this model decodes masks "
+                         f"with the Enhanced Mask Decoder, whose absolute positions end at {table}: shorten the "
+                         f"text to {table} tokens around the [MASK], or decode without it (emd=False, --emd off)")
     with no_grad():
         logits = to_numpy(model(**_inputs(enc), emd=emd).logits)[0, positions]  # (masks, vocab_size)
     probs = softmax(logits)
@@ -121,12 +126,24 @@ def fill_mask(model, tokenizer, text, top_k=5, emd=None):
     return {"text": text, "emd": bool(getattr(model, "use_emd", False)), "masks": masks}
 
 
+def _position_table_rows(model, emd):
+    """The rows of the absolute position table the forward will read (EMD), or None when it reads none."""
+    from ..masked_lm import POSITIONS
+
+    if not hasattr(model, "resolve_emd") or not model.resolve_emd(emd):
+        return None
+    return model.params[POSITIONS].shape[0]
+
+
 def replaced_tokens(model, tokenizer, text):
     """Each token of ``text`` with the probability that it was replaced (a DebertaV2ForReplacedTokenDetection).
 
     The probability is the sigmoid of the discriminator's logit; [CLS] and [SEP] are left out.
     """
     enc = _encode(tokenizer, text)
+    if enc["input_ids"].shape[1] <= 2:  # [CLS] [SEP] only
+        raise ValueError("the text is empty: give a sentence whose tokens to check, e.g. "
+                         "\"Paris is the banana of France.\"")
     with no_grad():
         probs = sigmoid(to_numpy(model(**_inputs(enc)).logits)[0])  # (N,)
     ids = enc["input_ids"][0]

@@ -105,7 +105,7 @@ def export_main(argv=None):
     parser = OneLineParser(
         prog="minideberta pretrain-export", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Export a pre-training run's checkpoint as two model folders (discriminator, generator), float16.",
-        epilog="example:\n  python -m minideberta pretrain-export /work/runs/pt --to weights")
+        epilog="example:\n  python -m minideberta pretrain-export /work/runs/pt --to weights  # takes minutes: needs a pretrain run")
     parser.add_argument("run", help="the run folder given to pretrain --output (or its checkpoint/ folder)")
     parser.add_argument("--to", required=True, help="where to write NAME/ and NAME-generator/")
     parser.add_argument("--name", default="minideberta-v3-tiny")
@@ -129,9 +129,9 @@ def build_parser():
         description="Pre-train a small DeBERTaV3 from scratch: a generator (masked LM with the Enhanced Mask "
                     "Decoder) and a discriminator (replaced-token detection), loss L_MLM + lambda L_RTD, with "
                     "gradient-disentangled embedding sharing (GDES), ES or NES.",
-        epilog="example:\n  python -m minideberta corpus --output /work/runs/corpus\n"
+        epilog="example:\n  python -m minideberta corpus --output /work/runs/corpus  # takes minutes\n"
                "  python -m minideberta pretrain --corpus /work/runs/corpus/train.txt --output /work/runs/pt "
-               "--steps 3000 --max-minutes 60 --export weights")
+               "--steps 3000 --max-minutes 60 --export weights  # takes minutes")
     parser.add_argument("--corpus", required=True, help="training text, one sentence a line (corpus's train.txt)")
     parser.add_argument("--heldout", help="held-out text (default: heldout.txt beside --corpus)")
     parser.add_argument("--vocab", help="sentencepiece spm.model (default: spm.model beside --corpus)")
@@ -212,7 +212,7 @@ def eval_main(argv=None):
                     "discriminator's top token). Definitions: minideberta/apps/pretrain_eval.py.",
         epilog="example:\n  python -m minideberta pretrain-eval weights/minideberta-v3-tiny "
                "weights/minideberta-v3-tiny-generator --corpus /work/runs/corpus/train.txt "
-               "--heldout /work/runs/corpus/heldout.txt\n"
+               "--heldout /work/runs/corpus/heldout.txt  # takes minutes\n"
                "  python -m minideberta pretrain-eval weights/minideberta-v3-tiny weights/minideberta-v3-tiny-generator")
     parser.add_argument("discriminator")
     parser.add_argument("generator")

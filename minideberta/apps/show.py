@@ -54,8 +54,17 @@ def show_rtd(result, args):
             at = max(at, end)
         print("".join(line + [text[at:]]))
         print(f"({_colour(0.3)}p >= 0.25\033[0m, {_colour(0.9)}p >= 0.5\033[0m: probably replaced)\n")
-    print(table([[t["token"], f"{t['start']}-{t['end']}", score(t["probability"])] for t in result],
-                ["token", "chars", "p(replaced)"]))
+    print(table([[t["token"], f"{t['start']}-{t['end']}", score(t["probability"]), mark(t["probability"])]
+                 for t in result], ["token", "chars", "p(replaced)", "replaced?"]))
+    print(f"({MARKS[0]}: p >= 0.25, {MARKS[1]}: p >= 0.5, probably replaced)")
+
+
+MARKS = ("*", "**")
+
+
+def mark(p):
+    """The plain-text mark of a token's probability of replacement: none, * (>= 0.25), ** (>= 0.5)."""
+    return "" if p < 0.25 else MARKS[0] if p < 0.5 else MARKS[1]
 
 
 def show_classify(result, args):

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..checkpoints.hub import resolve_model
 from ..config import DebertaV2Config
 from ..tasks import DebertaV2ForSequenceClassification
 from ..tokenizer.deberta_tokenizer import DebertaV2Tokenizer
@@ -17,8 +18,9 @@ from .errors import OneLineParser
 from .train import INPUT_KEYS, train
 
 EXAMPLE = """example:
-  minideberta train ./deberta-v3-xsmall --data train.jsonl --eval-data dev.jsonl \\
-      --output-dir ./out --steps 500 --batch-size 16 --lr 3e-5 --warmup-steps 50 --max-length 128
+  python -m minideberta train minideberta-v3-tiny --data tasks/sample/topic/train.jsonl \\
+      --eval-data tasks/sample/topic/dev.jsonl --output-dir topic-model --steps 4 --batch-size 8 --lr 1e-4 \\
+      --warmup-steps 1 --max-length 64
 
 data: .jsonl with one object per line, or .csv/.tsv with a header row; columns "text",
 "label" and optionally "text_pair". Labels are integers, or names (mapped to ids in sorted order
@@ -30,6 +32,9 @@ The output folder gets checkpoint-<step>/ folders, then the final model, spm.mod
 def read_examples(path):
     """Rows of a .jsonl / .csv / .tsv file as dicts, with text, label and maybe text_pair."""
     path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such data file" + (" (it is a folder)" if path.is_dir() else "")
+                                + "; pass a .jsonl, .csv or .tsv file of examples (see `minideberta train --help`)")
     if path.suffix == ".jsonl":
         with open(path, encoding="utf-8") as f:
             rows = [_json_line(path, n, line) for n, line in enumerate(f, 1) if line.strip()]
@@ -93,12 +98,25 @@ def tokenize(tokenizer, rows, lookup, max_length):
     return data
 
 
+def summary(history, output):
+    """What a run did, for people: steps, last training loss, the last evaluation, where the model is."""
+    train = history.train
+    lines = [f"trained {train['step'][-1]} steps ({train['epoch'][-1]:.2f} epochs), training loss "
+             f"{train['loss'][0]:.4f} at step 1 -> {train['loss'][-1]:.4f} at step {train['step'][-1]}"]
+    if history.eval["step"]:
+        results = ", ".join(f"{key} {values[-1]:.4f}" for key, values in history.eval.items() if key != "step")
+        lines.append(f"evaluation at step {history.eval['step'][-1]}: {results}")
+    lines.append(f"model, tokenizer and history.json saved to {output}")
+    return "\n".join(lines)
+
+
 def main(argv=None):
     """``minideberta train``: fine-tune a sequence classifier on a text file (``--help`` for an example)."""
     parser = OneLineParser(prog="minideberta train", epilog=EXAMPLE,
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      description="Fine-tune DebertaV2ForSequenceClassification with AdamW.")
-    parser.add_argument("model_dir", help="folder with config.json, model weights and spm.model")
+    parser.add_argument("model_dir", help="folder with config.json, model weights and spm.model, or a shipped "
+                                          "model's name (minideberta-v3-tiny)")
     parser.add_argument("--data", required=True, help="training examples (.jsonl, .csv or .tsv)")
     parser.add_argument("--eval-data", help="evaluation examples, same format")
     parser.add_argument("--output-dir", required=True)
@@ -121,6 +139,7 @@ def main(argv=None):
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu", help="where to train (gpu: CuPy)")
     args = parser.parse_args(argv)
+    args.model_dir = resolve_model(args.model_dir)  # a folder, or a shipped model's bare name
 
     tokenizer = DebertaV2Tokenizer.from_pretrained(args.model_dir)
     train_rows = read_examples(args.data)
@@ -138,5 +157,5 @@ def main(argv=None):
     model.save_pretrained(output)
     tokenizer.save_pretrained(output)
     (output / "history.json").write_text(json.dumps(history.to_dict(), indent=1) + "\n", encoding="utf-8")
-    print(f"{history}; model saved to {output}")
+    print(summary(history, output))
     return 0
