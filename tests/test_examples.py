@@ -11,6 +11,7 @@ grades the folder ``exercises make`` wrote).
 """
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -61,10 +62,17 @@ def workdir(tmp_path):
 
 
 def prepare(line, folder):
-    """What an example presumes: ``exercises check --path lab1`` a student copy, ``submissions/*`` a class."""
+    """What an example presumes: ``exercises check --path lab1`` a student copy, ``submissions/*``, ``class/*``
+    or ``s1 s2 s3`` a class (copies of the assignment ``lab1`` with its manifest)."""
     students = ["lab1"] if "--path lab1" in line else ["submissions/ada", "submissions/bob"] if "submissions/*" in line else []
     for student in students:
         assert main(["exercises", "make", str(folder / student), "--only", "ops.gelu_backward"]) == 0
+    handed_out = ["class/ada", "class/bob"] if "class/*" in line else ["s1", "s2", "s3"] if "--path s1 s2 s3" in line else []
+    if handed_out and not (folder / "lab1.manifest.json").is_file():  # the teacher's `exercises make lab1`
+        assert main(["exercises", "make", str(folder / "lab1"), "--only", "ops.gelu_backward"]) == 0
+    for student in handed_out:  # each student hands back a copy of what was handed out
+        if not (folder / student).exists():
+            shutil.copytree(folder / "lab1", folder / student)
 
 
 def run_line(line, folder):
@@ -89,7 +97,7 @@ def test_every_help_example_is_runnable_or_marked(capsys):
     """The parser of the examples finds what it should, and each unrun line says why."""
     texts = {command: help_text(capsys, command) for command in COMMANDS}
     found = {command: example_lines(text) for command, text in texts.items()}
-    assert {c for c in COMMANDS if not found[c]} == {"course render"}  # its examples are in `course --help`
+    assert {c for c in COMMANDS if not found[c]} == {"course render", "course lab"}  # examples in `course --help`
     for command, text in texts.items():
         assert not re.search(r"^\s*minideberta \w", text, re.M), f"{command}: write examples as python -m minideberta"
     hub = [line for lines in found.values() for line in lines if HUB in line]

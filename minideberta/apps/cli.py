@@ -267,7 +267,7 @@ def build_parser():
                               description="Tokens per second of one DeBERTaV3 pre-training step (RTD with GDES: both "
                                           "forwards, both backwards, clipping, AdamW) in minideberta and in torch "
                                           "with transformers' layers, each in a fresh process with the same threads.",
-                              epilog="example:\n  python -m minideberta bench pretrain --threads 1 2 --repeats 5")
+                              epilog="example:\n  python -m minideberta bench pretrain --threads 1 2 --repeats 5  # takes minutes")
     for name, default in (("vocab", "ids (default the shipped pair's)"), ("hidden", "width"),
                           ("layers", "discriminator layers"), ("generator-layers", "generator layers"),
                           ("heads", "attention heads"), ("batch", "sequences a step"), ("length", "tokens a sequence")):
