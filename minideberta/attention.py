@@ -80,7 +80,7 @@ def position_projection_forward(p, table, rows, heads):
     projected, linear_cache = linear_forward(p, table)  # (2k, D) -> (2k, H*d)
     per_distance = projected[rows]  # (2N-1, H*d)
     pos = per_distance.reshape(len(rows), heads, -1).transpose(1, 0, 2)  # (H, 2N-1, d)
-    return pos, ProjectionCache(linear_cache, rows)
+    return pos, ProjectionCache(linear=linear_cache, rows=rows)
 
 
 def position_projection_backward(p, dpos, cache):
@@ -211,8 +211,10 @@ def forward(p, hidden, mask, config, rel_embeddings=None, rel_rows=None, query_s
     probs, softmax_cache = masked_softmax_forward(scores, mask)
     dropped, probs_dropout = dropout_forward(probs, config.attention_probs_dropout_prob, rng)
     context = merge_heads(dropped @ split_heads(v, heads))  # (B, H, N, d) -> (B, N, H*d)
-    return context, AttentionCache(config, terms, scale, q_cache, k_cache, v_cache, query_states is not None, q, k, v,
-                                   pos, projections, span, table_dropout, softmax_cache, probs_dropout, dropped)
+    return context, AttentionCache(config=config, terms=terms, scale=scale, query_proj=q_cache, key_proj=k_cache,
+                                   value_proj=v_cache, separate_queries=query_states is not None, q=q, k=k, v=v,
+                                   pos=pos, projections=projections, span=span, table_dropout=table_dropout,
+                                   softmax=softmax_cache, probs_dropout=probs_dropout, dropped=dropped)
 
 
 def probabilities(cache):
