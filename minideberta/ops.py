@@ -22,6 +22,8 @@ from typing import NamedTuple
 from .backend import SQRT_HALF, erf, get_xp, scatter_add, widened, zeros_for_rows
 from .blocks import by_row_blocks
 
+INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
+
 
 def sum_to_shape(a, ndim):
     """Sum the leading axes of ``a`` away until ``ndim`` axes remain (the gradient of a broadcast)."""
@@ -92,11 +94,28 @@ def layer_norm_backward(p, dy, cache):
 
 
 # ---- activations: y = f(x); the cache is what f' needs ----
-def normal_cdf(x, out):
-    """Phi(x) = (1 + erf(x / sqrt 2)) / 2, the standard normal's distribution function, into ``out``."""
-    erf(x * SQRT_HALF, out=out)
+def normal_cdf(x, out=None):
+    """Phi(x) = (1 + erf(x / sqrt 2)) / 2, the standard normal's distribution function (into ``out`` if given)."""
+    out = erf(x * SQRT_HALF, out=out)
     out += 1
     out *= 0.5
+    return out
+
+
+def gelu(x, out=None):
+    """GELU(x) = x Phi(x) = x/2 (1 + erf(x / sqrt 2)): the definition (exact form, Hendrycks & Gimpel 2016),
+    into ``out`` if given."""
+    out = normal_cdf(x, out=out)  # Phi(x)
+    out *= x  # x Phi(x)
+    return out
+
+
+def gelu_grad(x, dy, out=None):
+    """dy * d GELU / dx = dy (Phi(x) + x phi(x)), with phi(x) = exp(-x^2 / 2) / sqrt(2 pi) the standard
+    normal density, into ``out`` if given."""
+    out = normal_cdf(x, out=out)  # Phi(x)
+    out += get_xp(x).exp(x * x * -0.5) * x * INV_SQRT_2PI  # + x phi(x)
+    out *= dy
     return out
 
 
@@ -105,38 +124,19 @@ class GeluCache(NamedTuple):
 
 
 def gelu_forward(x):
-    """GELU(x) = x * Phi(x) = x/2 * (1 + erf(x / sqrt 2)), the exact form (Hendrycks & Gimpel 2016).
+    """y = gelu(x). The cache is x alone (as torch keeps): the backward recomputes Phi rather than
+    holding a second (B, N, intermediate_size) array per layer. float32 takes ``backend.erf``'s
+    rational approximation.
 
-    The cache is x alone (as torch keeps): the backward recomputes Phi rather than holding a
-    second (B, N, intermediate_size) array per layer. float32 takes ``backend.erf``'s rational
-    approximation, several times faster than SciPy's float32 erf.
+    ``by_row_blocks`` is a speed device wrapped around the plain formula: it runs ``gelu`` on
+    cache-sized blocks of rows and gives the same bits as ``gelu(x)`` (blocks.py; README, "Speed and memory").
     """
-    def gelu(x, out):  # y = x * Phi(x)
-        normal_cdf(x, out=out)
-        out *= x
-        return out
-
-    y = by_row_blocks(gelu, get_xp(x).empty(x.shape, x.dtype), x)  # in cache-sized blocks of rows: blocks.py
-    return y, GeluCache(x=x)
+    return by_row_blocks(gelu, get_xp(x).empty(x.shape, x.dtype), x), GeluCache(x=x)  # = gelu(x)
 
 
 def gelu_backward(dy, cache):
-    """In the forward: ``y = x Phi(x)``.
-
-    d GELU / dx = Phi(x) + x * phi(x), with phi the standard normal density.
-    """
-    def grad(x, dy, out):  # dx = (Phi(x) + x phi(x)) * dy
-        normal_cdf(x, out=out)
-        pdf = x * x
-        pdf *= -0.5
-        get_xp(pdf).exp(pdf, out=pdf)
-        pdf *= x
-        pdf *= 1 / math.sqrt(2 * math.pi)
-        out += pdf
-        out *= dy
-        return out
-
-    return by_row_blocks(grad, get_xp(dy).empty(dy.shape, cache.x.dtype), cache.x, dy)  # in cache-sized blocks of rows: blocks.py
+    """In the forward: ``y = gelu(x)``; dx = gelu_grad(x, dy) = dy * gelu'(x), in blocks of rows as the forward."""
+    return by_row_blocks(gelu_grad, get_xp(dy).empty(dy.shape, cache.x.dtype), cache.x, dy)  # = gelu_grad(x, dy)
 
 
 class GeluTanhCache(NamedTuple):

@@ -27,6 +27,7 @@ from minideberta.relative_position import (
     build_relative_position,
     make_log_bucket_position,
     rel_to_abs,
+    rel_to_abs_gather,
     relative_index_tables,
     used_rows,
 )
@@ -195,6 +196,17 @@ def test_rel_to_abs_any_strides():
 def test_rel_to_abs_rejects_wrong_width(shape):
     with pytest.raises(ValueError, match=r"2N-1|expected a \(\.\.\., \d+, \d+\) table"):
         rel_to_abs(np.zeros(shape))
+    with pytest.raises(ValueError, match=r"expected a \(\.\.\., \d+, \d+\) table"):
+        rel_to_abs_gather(np.zeros(shape))
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (2, 3), (3, 5, 9), (2, 2, 7, 13)], ids=str)
+def test_the_strided_view_equals_the_plain_gather(shape):
+    """rel_to_abs (the speed device: a view) reads exactly what its definition, the gather, reads."""
+    table = np.random.default_rng(len(shape)).normal(size=shape)
+    view, gathered = rel_to_abs(table), rel_to_abs_gather(table)
+    assert view.shape == gathered.shape == (*shape[:-1], shape[-2])
+    assert np.array_equal(view, gathered) and not np.shares_memory(gathered, table)
 
 
 @settings(max_examples=60, deadline=None, derandomize=True)
