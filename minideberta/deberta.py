@@ -21,8 +21,7 @@ classes (model.py, tasks.py, masked_lm.py) check the inputs, call these two func
 """
 from typing import NamedTuple
 
-from . import embeddings, encoder, heads, losses, ngie
-from . import emd as enhanced_mask_decoder
+from . import embeddings, emd, encoder, heads, losses, ngie
 from .attention import probabilities
 from .backend import get_xp
 from .params import add_grads, prefixed, subtree
@@ -48,9 +47,9 @@ class DebertaCache(NamedTuple):
     choices: object  # "choice": the options per example C (the batch ran as B*C sequences); None otherwise
 
 
-def forward(p, config, x, task="model", labels=None, emd=False, rng=None, decode=None, choices=None,
+def forward(p, config, x, task="model", labels=None, use_emd=False, rng=None, decode=None, choices=None,
             output_attentions=False, keep_cache=True, keep_states=True):
-    """emd: decode through the Enhanced Mask Decoder; decode (B, N) bool: the masked LM predicts these
+    """use_emd: decode through the Enhanced Mask Decoder; decode (B, N) bool: the masked LM predicts these
     positions only (labels then (B, N), read there); rng: a Generator for dropout (None: evaluation);
     keep_cache False: inference, no cache and no backward; keep_states False: only the last two hidden states."""
     L = config.num_hidden_layers
@@ -75,8 +74,8 @@ def forward(p, config, x, task="model", labels=None, emd=False, rng=None, decode
             del states[:-2]  # the heads and EMD read the last two only
     # 4. the Enhanced Mask Decoder: the last layer twice more, queries = h_{L-1} + absolute positions
     decoded, emd_cache = h, None
-    if emd:
-        decoded, emd_cache = enhanced_mask_decoder.forward(subtree(p, "deberta"), states[-2], x.masks.pair,
+    if use_emd:
+        decoded, emd_cache = emd.forward(subtree(p, "deberta"), states[-2], x.masks.pair,
                                                            x.position_ids, config, rng)
     decoded_shape = decoded.shape
     if decode is not None:
@@ -143,7 +142,7 @@ def backward(p, dlogits, cache):
     # 4. the Enhanced Mask Decoder: its gradient enters below the last layer, whose own output went unused
     top = config.num_hidden_layers
     if c.emd is not None:
-        dh, g = enhanced_mask_decoder.backward(subtree(p, "deberta"), ddecoded, c.emd)
+        dh, g = emd.backward(subtree(p, "deberta"), ddecoded, c.emd)
         add_grads(grads, prefixed(g, "deberta"))
         top -= 1
     elif ddecoded is not None:

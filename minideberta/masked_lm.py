@@ -72,7 +72,7 @@ class DebertaV2ForMaskedLM(TaskModel):
         self.use_emd = self.resolve_emd(emd)
         out = self.run(dict(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
                             position_ids=position_ids, inputs_embeds=inputs_embeds),
-                       labels, output_hidden_states, output_attentions, emd=self.use_emd)
+                       labels, output_hidden_states, output_attentions, use_emd=self.use_emd)
         return self.task_outputs(out, output_hidden_states, output_attentions)
 
     def resolve_emd(self, emd):

@@ -193,12 +193,12 @@ class DebertaV2PreTrainedModel:
         """The parameters under the names deberta.py reads (the bare model stores them without ``deberta.``)."""
         return self.params if self.base else prefixed(self.params, "deberta")
 
-    def run(self, inputs, labels=None, output_hidden_states=False, output_attentions=False, emd=False, choices=None):
+    def run(self, inputs, labels=None, output_hidden_states=False, output_attentions=False, use_emd=False, choices=None):
         """Check ``inputs`` (a dict of the forward's input arguments, see ``inputs.py``), run ``deberta.forward``
         and keep its cache for one ``backward()`` (none under no_grad). Returns forward's ``out`` dict."""
         x = prepare_inputs(self.config, self.dtype, device=self.device, **inputs)
         keep = grad_enabled()
-        out, cache = deberta.forward(self.deberta_params(), self.config, x, self.task, labels, emd=emd, rng=self.rng,
+        out, cache = deberta.forward(self.deberta_params(), self.config, x, self.task, labels, use_emd=use_emd, rng=self.rng,
                                      choices=choices, output_attentions=output_attentions, keep_cache=keep,
                                      keep_states=keep or output_hidden_states)
         self._cache = cache

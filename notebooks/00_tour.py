@@ -77,7 +77,7 @@ assert all(a.shape == (B, H, N, N) for a in out.attentions) and out.logits.shape
 
 # %%
 x = prepare_inputs(config, np.float64, ids, enc["attention_mask"])         # checked arrays, masks, positions
-whole, _ = deberta.forward(model.params, config, x, "masked_lm", emd=True)  # steps 2 and 3 below, in one call
+whole, _ = deberta.forward(model.params, config, x, "masked_lm", use_emd=True)  # steps 2 and 3 below, in one call
 assert np.array_equal(whole["logits"], out.logits)
 
 # %% [markdown]

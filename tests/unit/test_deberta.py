@@ -1,6 +1,6 @@
 """deberta.py, the model on one screen: its backward against central differences of its forward,
 for every task's head and loss, with and without the Enhanced Mask Decoder, v3- and v2-shaped.
-NumPy only: the classes' agreement with transformers is tests/test_parity_hf.py's and test_grad_parity_hf.py's."""
+NumPy only: the classes' agreement with transformers is tests/parity/test_parity_hf.py's and test_grad_parity_hf.py's."""
 import numpy as np
 import pytest
 
@@ -90,7 +90,7 @@ def test_the_loss_gradient_of_every_parameter(case):
     config, p, x, rng = setup(cls, overrides, rows)
     labels = labels_for(task, config, rng)
     choices = C if task == "choice" else None
-    out, cache = deberta.forward(p, config, x, task, labels, emd=emd, choices=choices)
+    out, cache = deberta.forward(p, config, x, task, labels, use_emd=emd, choices=choices)
     assert np.isfinite(out["loss"]) and len(out["hidden_states"]) == config.num_hidden_layers + 1
     dembeds, grads = deberta.backward(p, None, cache)
     assert dembeds is None  # the forward took ids
@@ -102,7 +102,7 @@ def test_the_loss_gradient_of_every_parameter(case):
     if emd:
         assert POSITIONS in used
     errors = check_every_parameter({k: p[k] for k in used}, lambda: deberta.forward(
-        p, config, x, task, labels, emd=emd, choices=choices, keep_cache=False)[0]["loss"], grads, rng)
+        p, config, x, task, labels, use_emd=emd, choices=choices, keep_cache=False)[0]["loss"], grads, rng)
     assert max(errors.values()) < EXPECTED_ERROR, {k: e for k, e in errors.items() if e >= EXPECTED_ERROR}
 
 
@@ -131,13 +131,13 @@ def test_decode_predicts_the_chosen_positions_only():
     labels = rng.integers(0, config.vocab_size, size=(B, N))
     selected = np.zeros((B, N), bool)
     selected[0, [1, 4]] = selected[1, 2] = True
-    full, _ = deberta.forward(p, config, x, "masked_lm", emd=True)
-    picked, cache = deberta.forward(p, config, x, "masked_lm", labels, emd=True, decode=selected)
+    full, _ = deberta.forward(p, config, x, "masked_lm", use_emd=True)
+    picked, cache = deberta.forward(p, config, x, "masked_lm", labels, use_emd=True, decode=selected)
     assert picked["logits"].shape == (3, config.vocab_size)
     assert rel_error(picked["logits"], full["logits"][selected]) < 1e-12  # a smaller matrix product: round-off
     _, grads = deberta.backward(p, None, cache)
     masked = np.where(selected, labels, -100)
-    _, whole_cache = deberta.forward(p, config, x, "masked_lm", masked, emd=True)
+    _, whole_cache = deberta.forward(p, config, x, "masked_lm", masked, use_emd=True)
     _, whole = deberta.backward(p, None, whole_cache)
     assert set(grads) == set(whole)
     assert max(rel_error(grads[k], whole[k], scale=float(np.abs(whole[k]).max()) or 1.0) for k in grads) < 1e-12
