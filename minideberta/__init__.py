@@ -1,6 +1,10 @@
 """minideberta: DeBERTa-v2/v3 from scratch in NumPy, every forward next to its hand-written backward.
 
-Read the model in this order, each file one idea with its equations in its docstring:
+Start from ``deberta.py``: the whole model on one screen, ``forward(p, config, x, task, labels)``
+and ``backward(p, dlogits, cache)`` over a parameter dict, in reading order (embeddings, the relative
+table, each layer, the Enhanced Mask Decoder, a head, the loss; the backward in reverse), as llm.c's
+gpt2_forward / gpt2_backward. Each of its lines calls one file, each file one idea with its equations
+in its docstring, in this order:
 
     ops           linear, LayerNorm, GELU, masked softmax (XSoftmax), dropout, embedding lookup
     losses        cross-entropy and the other losses, the task heads' loss choice
@@ -11,7 +15,8 @@ Read the model in this order, each file one idea with its equations in its docst
     encoder       one post-LayerNorm layer, the stack, the shared relative table
     emd           the Enhanced Mask Decoder
     heads         pooler, classifiers, the tied MLM head, the replaced-token-detection head
-    model, tasks, masked_lm   the public classes (inputs, config: what they accept)
+    deberta       the model on one screen: the files above, forward then backward
+    model, tasks, masked_lm   the public classes over deberta.py (inputs, config: what they accept)
     backend, optim, gradcheck the array module (NumPy/CuPy), AdamW, numerical gradients
     blocks        a speed device: elementwise work in cache-sized blocks of rows (GELU)
 

@@ -16,18 +16,15 @@ code (and transformers) index the key-against-key buckets with their sign flippe
 lands on row(i - j), the same row as c2p; that is what the checkpoints were trained with.
 
 Kr and Qr use the layer's own key and query projections (``share_att_key``, v3) or separate
-``pos_key_proj`` / ``pos_query_proj`` (v2 without sharing). The rows of the table the 2N-1
-distances read form one run, rows lo..hi-1 (``relative_position.used_rows``); that run is projected
-once per layer and the row of every distance gathered from it (``relative_index_tables`` gives the
-rows). The position terms are scored against the 2N-1 distances, (N, 2N-1), and read as (N, N)
-scores by key with ``rel_to_abs``.
+``pos_key_proj`` / ``pos_query_proj`` (v2 without sharing): ``(table W^T + b)[rows]``, the table
+projected and the row of every distance gathered (``relative_index_tables`` gives the rows). The
+position terms are scored against the 2N-1 distances, (N, 2N-1), and read as (N, N) scores by key
+with ``rel_to_abs``.
 
-Microsoft and transformers project the whole (2k, D) table. At v3-base and N = 128 the distances
-read 255 of its 512 rows, and the other 257 would cost as much as the content projections of 257
-tokens. Projecting only the run makes v3-base 12% faster at (1, 128) (forward+backward: 15%), the
-case of one sentence, and 4% (3%) at (8, 128); at (1, 512) every row is read and nothing changes
-(README, "Speed and memory"). The backward adds the run's gradient into rows lo..hi-1 of a zero
-(2k, D) table.
+A speed device sits inside ``position_projection_forward``: the rows the 2N-1 distances read form
+one run, lo..hi-1 (``relative_position.used_rows``), and only that run is projected; the result is
+the same, and the backward still returns the whole table's gradient (0 on the rows nobody read).
+Microsoft and transformers project all 2k rows; what the run saves: README, "Speed and memory".
 """
 import math
 from typing import NamedTuple
@@ -67,32 +64,41 @@ def by_head(x, heads):
 
 # ---- the position vectors: the relative table through a projection, one row per distance ----
 class ProjectionCache(NamedTuple):
-    linear: LinearCache  # its input: the (2k, D) relative table
-    rows: object  # (2N-1,) int, the table row of each distance N-1, ..., -(N-1)
+    linear: LinearCache  # its input: rows lo..hi-1 of the (2k, D) relative table (all of it without a span)
+    rows: object  # (2N-1,) int, the row of each distance N-1, ..., -(N-1), counted from lo
+    lo: int  # the first table row projected
+    table_rows: int  # 2k, the table's length (its gradient's)
 
 
-def position_projection_forward(p, table, rows, heads):
-    """Kr (or Qr): every row of the relative table projected, then the row of each distance.
+def position_projection_forward(p, table, rows, heads, span=None):
+    """Kr (or Qr): ``(table W^T + b)[rows]``, the relative table projected, then the row of each distance.
 
     p: the projection's ``weight``/``bias``; table (2k, D); rows (2N-1,). Returns (H, 2N-1, d).
-    The projection depends on the weights only, never on the batch.
+    The projection depends on the weights only, never on the batch. span: ``(lo, hi)`` when every
+    row read lies in lo..hi-1 (``used_rows``): only those are projected, for speed, with the same result.
     """
-    projected, linear_cache = linear_forward(p, table)  # (2k, D) -> (2k, H*d)
-    per_distance = projected[rows]  # (2N-1, H*d)
+    lo, hi = (0, len(table)) if span is None else span
+    projected, linear_cache = linear_forward(p, table[lo:hi])  # (hi - lo, D) -> (hi - lo, H*d)
+    per_distance = projected[rows - lo]  # (2N-1, H*d)
     pos = per_distance.reshape(len(rows), heads, -1).transpose(1, 0, 2)  # (H, 2N-1, d)
-    return pos, ProjectionCache(linear_cache, rows)
+    return pos, ProjectionCache(linear=linear_cache, rows=rows - lo, lo=lo, table_rows=len(table))
 
 
 def position_projection_backward(p, dpos, cache):
-    """In the forward: ``per_distance = (table W^T + b)[rows]``. Returns ``dtable, grads``.
+    """In the forward: ``per_distance = (table W^T + b)[rows]``. Returns ``dtable, grads``, dtable (2k, D).
 
     A gather's gradient is a scatter-add: distances that share a row (beyond the bucket range, or
     clipped at the table's edge) add their gradients into it; rows no distance read get zero.
     """
     heads, m, d = dpos.shape
     dper_distance = dpos.transpose(1, 0, 2).reshape(m, heads * d)  # (H, 2N-1, d) -> (2N-1, H*d)
-    dprojected = scatter_add_rows(cache.linear.x.shape[0], cache.rows, dper_distance)  # (2k, H*d)
-    return linear_backward(p, dprojected, cache.linear)
+    dprojected = scatter_add_rows(cache.linear.x.shape[0], cache.rows, dper_distance)  # (hi - lo, H*d)
+    drun, grads = linear_backward(p, dprojected, cache.linear)  # (hi - lo, D)
+    if len(drun) == cache.table_rows:
+        return drun, grads
+    dtable = get_xp(drun).zeros((cache.table_rows, drun.shape[1]), dtype=drun.dtype)
+    dtable[cache.lo:cache.lo + len(drun)] = drun  # the rows outside the span were not read: 0
+    return dtable, grads
 
 
 def position_weights(config, term):
@@ -167,8 +173,7 @@ class AttentionCache(NamedTuple):
     k: object  # (B, N, H*d) keys
     v: object  # (B, N, H*d) values
     pos: dict  # term -> (H, 2N-1, d): Kr for "c2p", Qr for "p2c"
-    projections: dict  # term -> ProjectionCache of the projection that made pos[term] from table[lo:hi]
-    span: tuple  # (lo, hi, 2k) ints: rows lo..hi-1 of the (2k, D) table were projected (used_rows); None without
+    projections: dict  # term -> ProjectionCache of the projection that made pos[term] from the table
     table_dropout: object  # DropoutCache of the relative table, or None without position terms
     softmax: SoftmaxCache  # of the probabilities (B, H, N, N)
     probs_dropout: DropoutCache  # of the attention dropout
@@ -191,15 +196,14 @@ def forward(p, hidden, mask, config, rel_embeddings=None, rel_rows=None, query_s
     k, k_cache = linear_forward(subtree(p, "key_proj"), hidden)
     v, v_cache = linear_forward(subtree(p, "value_proj"), hidden)
 
-    pos, projections, table_dropout, span = {}, {}, None, None
+    pos, projections, table_dropout = {}, {}, None
     if terms:
         table, table_dropout = dropout_forward(rel_embeddings, config.hidden_dropout_prob, rng)
-        lo, hi = used_rows(hidden.shape[1], config)  # the distances read table rows lo..hi-1 only
-        span = (lo, hi, table.shape[0])
+        span = used_rows(hidden.shape[1], config)  # speed: the distances read table rows lo..hi-1 only
         for term, rows in zip(("c2p", "p2c"), rel_rows):
             if term in terms:
                 pos[term], projections[term] = position_projection_forward(
-                    subtree(p, position_weights(config, term)), table[lo:hi], rows - lo, heads)
+                    subtree(p, position_weights(config, term)), table, rows, heads, span)
 
     # One factor per kind of position term: a repeated entry ("c2p|c2p") still means c2p once.
     scale = 1 / math.sqrt(config.attention_head_size * (1 + len(set(config.pos_att_type))))
@@ -211,8 +215,10 @@ def forward(p, hidden, mask, config, rel_embeddings=None, rel_rows=None, query_s
     probs, softmax_cache = masked_softmax_forward(scores, mask)
     dropped, probs_dropout = dropout_forward(probs, config.attention_probs_dropout_prob, rng)
     context = merge_heads(dropped @ split_heads(v, heads))  # (B, H, N, d) -> (B, N, H*d)
-    return context, AttentionCache(config, terms, scale, q_cache, k_cache, v_cache, query_states is not None, q, k, v,
-                                   pos, projections, span, table_dropout, softmax_cache, probs_dropout, dropped)
+    return context, AttentionCache(config=config, terms=terms, scale=scale, query_proj=q_cache, key_proj=k_cache,
+                                   value_proj=v_cache, separate_queries=query_states is not None, q=q, k=k, v=v,
+                                   pos=pos, projections=projections, table_dropout=table_dropout,
+                                   softmax=softmax_cache, probs_dropout=probs_dropout, dropped=dropped)
 
 
 def probabilities(cache):
@@ -241,8 +247,7 @@ def backward(p, dcontext, cache):
 
     grads, drel = {}, None
     if c.terms:
-        lo, hi, n_rows = c.span
-        drel_table = get_xp(dterm).zeros((n_rows, c.config.hidden_size), dtype=dterm.dtype)  # (2k, D)
+        drel_table = None  # (2k, D)
         for term in c.terms:
             if term == "c2p":
                 dq_term, dpos = c2p_scores_backward(dterm, c.q, c.pos["c2p"])
@@ -253,8 +258,8 @@ def backward(p, dcontext, cache):
                 dk += dk_term
                 # END EXERCISE attention.backward.p2c
             name = position_weights(c.config, term)
-            drel_term, g = position_projection_backward(subtree(p, name), dpos, c.projections[term])  # (hi - lo, D)
-            drel_table[lo:hi] += drel_term  # in the forward: the projection read table[lo:hi]; other rows get 0
+            drel_term, g = position_projection_backward(subtree(p, name), dpos, c.projections[term])  # (2k, D)
+            drel_table = drel_term if drel_table is None else drel_table + drel_term  # both terms read the table
             add_grads(grads, prefixed(g, name))  # with share_att_key the content projection's too
         drel = dropout_backward(drel_table, c.table_dropout)
 

@@ -98,11 +98,9 @@ def zeros_for_rows(xp, shape, dtype):
     more (``madvise``), and the kernel zeroes a whole page at the first write into it. A gather's
     gradient writes the rows that were read and no others: at v3-base (8, 128), 1024 rows of
     3 KiB scattered over the (128100, 768) word-embedding table's 375 MiB, which meet nearly
-    every 2 MiB page, so the kernel zeroes all 375 MiB (measured on this project's machine:
-    0.03 to 1.1 s, varying with the memory's state). An anonymous ``mmap`` is zero-filled too
+    every 2 MiB page, so the kernel zeroes all 375 MiB. An anonymous ``mmap`` is zero-filled too
     but is not marked for huge pages: its 4 KiB pages are zeroed only where rows land, about
-    4 MiB here (4 to 8 ms); v3-base forward+backward at (8, 128) ran 19% faster with it (alternating
-    in one process). On CuPy, and below 4 MiB, this is ``xp.zeros``.
+    4 MiB here. (What that saves: README, "Speed and memory".) On CuPy, and below 4 MiB, this is ``xp.zeros``.
     """
     dtype = np.dtype(dtype)
     nbytes = math.prod(shape) * dtype.itemsize

@@ -18,13 +18,11 @@ same bits as the whole-array call: every element meets the same operations in th
 Inputs of the output's shape are cut into the same blocks; smaller ones (a (D,) weight, a
 scalar) are passed whole to every block and must broadcast against a block.
 
-Where it pays (README, "Speed and memory"; v3-base on this project's 2-core machine, the blocked
-and the whole-array GELU alternating in one process): the forward is 6% faster at (8, 128) and 8%
-at (1, 512), forward+backward 12% at (8, 128); GELU's own time in an (8, 128) forward+backward fell
-from 1.31 s to 0.52 s (cProfile, one BLAS thread). LayerNorm and the masked softmax were measured
-blocked too and are not: a few passes over rows that fit the cache already, they ran as fast or
-slower. On CuPy (a GPU has no such cache to fit, and a loop would only add kernel launches) and
-for arrays of one block or less, ``f`` runs once on the whole arrays.
+The device wraps the formula from outside: ``ops.gelu`` and ``ops.gelu_grad`` are written as the
+definitions, usable on whole arrays, and ``gelu_forward`` / ``gelu_backward`` hand them to ``by_row_blocks``. What it
+gains, and why LayerNorm and the softmax are not blocked: README, "Speed and memory". On CuPy (a GPU
+has no such cache to fit, and a loop would only add kernel launches) and for arrays of one block or
+less, ``f`` runs once on the whole arrays.
 """
 import numpy as np
 

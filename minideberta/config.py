@@ -13,10 +13,11 @@ keys (``MICROSOFT_DEFAULTS``). ``from_pretrained`` reads it when a folder has no
 """
 import json
 import math
+import numbers
 from pathlib import Path
 
 from .checkpoints.json_file import read_json_object
-from .checks import check_config_types, check_integer, config_labels, is_number
+from .checks import check_integer
 
 ACTIVATIONS = ("gelu", "gelu_new", "relu", "tanh", "silu")
 POSITION_ATTENTION_TYPES = ("c2p", "p2c")
@@ -24,39 +25,19 @@ PROBLEM_TYPES = (None, "regression", "single_label_classification", "multi_label
 
 # transformers' defaults (DebertaV2Config, PreTrainedConfig and the getattr defaults of modeling_deberta_v2).
 DEFAULTS = {
-    "vocab_size": 128100,
-    "hidden_size": 1536,
-    "num_hidden_layers": 24,
-    "num_attention_heads": 24,
-    "intermediate_size": 6144,
-    "hidden_act": "gelu",
-    "hidden_dropout_prob": 0.1,
-    "attention_probs_dropout_prob": 0.1,
-    "max_position_embeddings": 512,
-    "type_vocab_size": 0,
-    "initializer_range": 0.02,
-    "layer_norm_eps": 1e-7,
-    "relative_attention": False,
-    "max_relative_positions": -1,
-    "position_buckets": -1,
-    "pad_token_id": 0,
-    "position_biased_input": True,
-    "pos_att_type": None,
-    "share_att_key": False,
-    "norm_rel_ebd": "none",
+    "vocab_size": 128100, "hidden_size": 1536, "num_hidden_layers": 24, "num_attention_heads": 24,
+    "intermediate_size": 6144, "hidden_act": "gelu", "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1,
+    "max_position_embeddings": 512, "type_vocab_size": 0, "initializer_range": 0.02, "layer_norm_eps": 1e-7,
+    "relative_attention": False, "max_relative_positions": -1, "position_buckets": -1, "pad_token_id": 0,
+    "position_biased_input": True, "pos_att_type": None, "share_att_key": False, "norm_rel_ebd": "none",
     "embedding_size": None,  # None: same as hidden_size
     "attention_head_size": None,  # None: hidden_size // num_attention_heads
     "conv_kernel_size": 0,  # 0: no nGiE convolution
-    "conv_groups": 1,
-    "conv_act": "tanh",
+    "conv_groups": 1, "conv_act": "tanh",
     "pooler_hidden_size": None,  # None: same as hidden_size
-    "pooler_dropout": 0.0,
-    "pooler_hidden_act": "gelu",
+    "pooler_dropout": 0.0, "pooler_hidden_act": "gelu",
     "cls_dropout": None,  # None: hidden_dropout_prob
-    "legacy": True,
-    "tie_word_embeddings": True,
-    "problem_type": None,
-    "model_type": "deberta-v2",
+    "legacy": True, "tie_word_embeddings": True, "problem_type": None, "model_type": "deberta-v2",
 }
 
 CONFIG_FILE, MICROSOFT_CONFIG_FILE = "config.json", "model_config.json"
@@ -73,6 +54,90 @@ def config_file(folder):
     if (folder / CONFIG_FILE).is_file() or not (folder / MICROSOFT_CONFIG_FILE).is_file():
         return folder / CONFIG_FILE, False
     return folder / MICROSOFT_CONFIG_FILE, True
+
+
+# ---- a config's fields (config.json is read from disk: anything may be in it) ----
+# The largest size a field may hold: far above any real model, low enough that a damaged file
+# (num_hidden_layers = 2**40) is refused here rather than building for ever.
+MAX_SIZE = 2**31 - 1
+MAX_LABELS = 2**20  # labels are named one by one (LABEL_0, LABEL_1...): a million is plenty
+SIZES = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+         "max_position_embeddings", "embedding_size", "pooler_hidden_size", "attention_head_size",
+         "type_vocab_size", "conv_kernel_size", "conv_groups")
+SIGNED = ("max_relative_positions", "position_buckets")  # below 1: "use the default" (see max_relative)
+FLAGS = ("relative_attention", "position_biased_input", "share_att_key", "legacy", "tie_word_embeddings")
+STRINGS = ("hidden_act", "pooler_hidden_act", "conv_act", "norm_rel_ebd", "model_type")
+
+
+def _is_int(value):
+    """A whole number as Python or NumPy holds it (stored as int by _validate); not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def check_config_types(values):
+    """Refuse, naming the field, every value of the wrong type or out of range, before anything is
+    derived from it (config.json is read from disk: anything may be in it)."""
+    for name in SIZES:
+        value = values[name]
+        if value is None and name in ("embedding_size", "pooler_hidden_size", "attention_head_size"):
+            continue
+        low = 0 if name in ("type_vocab_size", "conv_kernel_size") else 1
+        values[name] = check_integer(value, name)  # the type (one validator for the package) ...
+        if not low <= values[name] <= MAX_SIZE:  # ... and the range
+            kind = "positive" if low else "non-negative"
+            raise ValueError(f"{name} must be a {kind} integer (at most {MAX_SIZE}), got {value!r}")
+    for name in SIGNED:
+        values[name] = check_integer(values[name], name)
+        if abs(values[name]) > MAX_SIZE:
+            raise ValueError(f"{name} must be an integer of at most {MAX_SIZE} in size (below 1 for the default), "
+                             f"got {values[name]!r}")
+    for name in FLAGS:
+        if not isinstance(values[name], bool):
+            raise ValueError(f"{name} must be true or false, got {values[name]!r}")
+    for name in STRINGS:
+        if not isinstance(values[name], str):
+            raise ValueError(f"{name} must be a string, got {values[name]!r}")
+    pad = values["pad_token_id"]
+    if pad is not None and (not _is_int(pad) or pad < 0):
+        raise ValueError(f"pad_token_id must be null or a non-negative integer, got {pad!r}")
+    types = values["pos_att_type"]
+    if not (types is None or isinstance(types, str)
+            or (isinstance(types, (list, tuple)) and all(isinstance(t, str) for t in types))):
+        raise ValueError(f"pos_att_type must be null, a string such as 'p2c|c2p' or a list of strings, got {types!r}")
+    if not is_number(values["initializer_range"]) or values["initializer_range"] < 0:
+        raise ValueError(f"initializer_range must be a number >= 0, got {values['initializer_range']!r}")
+    if values["problem_type"] is not None and not isinstance(values["problem_type"], str):
+        raise ValueError(f"problem_type must be null or a string, got {values['problem_type']!r}")
+
+
+def config_labels(id2label, num_labels):
+    """``{int id: str label}`` from config.json's ``id2label`` (keys may be strings) or ``num_labels``."""
+    if num_labels is not None and (not _is_int(num_labels) or not 0 <= num_labels <= MAX_LABELS):
+        raise ValueError(f"num_labels must be an integer from 0 to {MAX_LABELS}, got {num_labels!r}")
+    if id2label is None:
+        return {i: f"LABEL_{i}" for i in range(2 if num_labels is None else num_labels)}
+    if not isinstance(id2label, dict):
+        raise ValueError(f"id2label must map label ids to names, got {type(id2label).__name__}")
+    labels = {}
+    for key, label in id2label.items():
+        if _is_int(key):
+            index = key
+        elif isinstance(key, str) and key.strip().lstrip("-").isdigit():
+            index = int(key)
+        else:
+            raise ValueError(f"id2label keys must be integers (or their strings), got {key!r}")
+        if not isinstance(label, str):
+            raise ValueError(f"id2label[{key!r}] must be a string, got {label!r}")
+        labels[index] = label
+    if sorted(labels) != list(range(len(labels))):
+        raise ValueError(f"id2label must number its labels 0 to {len(labels) - 1}, got ids {sorted(labels)[:10]}")
+    if num_labels is not None and num_labels != len(labels):
+        raise ValueError(f"num_labels={num_labels} but id2label has {len(labels)} entries; give one or make them agree")
+    return labels
 
 
 class DebertaV2Config:

@@ -24,7 +24,6 @@ from .params import prefixed, subtree
 
 
 class EmbeddingsCache(NamedTuple):
-    pad_token_id: int  # the word table's row that gets no gradient
     word: object  # EmbeddingCache of the word lookup, None when inputs_embeds were given
     position: object  # EmbeddingCache of the position lookup, None without position_biased_input
     token_type: object  # EmbeddingCache of the token-type lookup, None without token types
@@ -40,7 +39,7 @@ def forward(p, input_ids, token_type_ids, position_ids, token_mask, config, inpu
     inputs_embeds (B, N, embedding_size) replaces the word lookup when given."""
     word = position = token_type = proj = None
     if inputs_embeds is None:
-        e, word = embedding_forward(subtree(p, "word_embeddings"), input_ids)  # (B, N) -> (B, N, E)
+        e, word = embedding_forward(subtree(p, "word_embeddings"), input_ids, config.pad_token_id)  # (B, N) -> (B, N, E)
     else:
         e = inputs_embeds.copy()
     if config.position_biased_input:
@@ -55,7 +54,8 @@ def forward(p, input_ids, token_type_ids, position_ids, token_mask, config, inpu
     mask = token_mask[..., None].astype(e.dtype)  # (B, N) -> (B, N, 1)
     e *= mask
     e, drop_cache = dropout_forward(e, config.hidden_dropout_prob, rng)
-    return e, EmbeddingsCache(config.pad_token_id, word, position, token_type, proj, ln_cache, mask, drop_cache)
+    return e, EmbeddingsCache(word=word, position=position, token_type=token_type, proj=proj, layer_norm=ln_cache,
+                              mask=mask, dropout=drop_cache)
 
 
 def backward(p, dy, cache):
@@ -69,9 +69,9 @@ def backward(p, dy, cache):
     if c.proj is not None:
         d, g_proj = linear_backward(subtree(p, "embed_proj"), d, c.proj)
         grads["embed_proj.weight"] = g_proj["weight"]
-    for lookup, table, padding_idx in ((c.word, "word_embeddings", c.pad_token_id),
-                                       (c.position, "position_embeddings", None),
-                                       (c.token_type, "token_type_embeddings", None)):
+    for lookup, table in ((c.word, "word_embeddings"), (c.position, "position_embeddings"),
+                          (c.token_type, "token_type_embeddings")):
         if lookup is not None:
-            grads[f"{table}.weight"] = embedding_backward(subtree(p, table), d, lookup, padding_idx)["weight"]
+            _, g = embedding_backward(subtree(p, table), d, lookup)  # ids have no gradient
+            grads[f"{table}.weight"] = g["weight"]
     return d, grads

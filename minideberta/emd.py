@@ -30,11 +30,10 @@ class EMDCache(NamedTuple):
     passes: list  # PASSES LayerCaches of the last layer, in order
 
 
-def forward(p, states, pair_mask, position_ids, config, rng=None):
-    """p: the backbone's arrays (``embeddings.*``, ``encoder.*``); states: the encoder's hidden
-    states [embeddings, layer 1, ..., layer L]; pair_mask (B, 1, N, N) or None (``encoder.attention_masks``);
+def forward(p, hidden, pair_mask, position_ids, config, rng=None):
+    """p: the backbone's arrays (``embeddings.*``, ``encoder.*``); hidden (B, N, D): the output of the
+    second-to-last layer (``hidden_states[-2]``); pair_mask (B, 1, N, N) or None (``encoder.attention_masks``);
     position_ids (B, N). Returns the decoded states (B, N, D) for the MLM head."""
-    hidden = states[-2]  # (B, N, D), the second-to-last layer's output
     positions, pos_cache = embedding_forward(subtree(p, "embeddings.position_embeddings"), position_ids)
     enc = subtree(p, "encoder")
     last = subtree(enc, f"layer.{config.num_hidden_layers - 1}")
@@ -44,7 +43,7 @@ def forward(p, states, pair_mask, position_ids, config, rng=None):
         query, cache = layer_forward(last, hidden, pair_mask, config, relative.table, relative.rows,
                                      query_states=query, rng=rng)
         passes.append(cache)
-    return query, EMDCache(config, pos_cache, relative, passes)
+    return query, EMDCache(config=config, positions=pos_cache, relative=relative, passes=passes)
 
 
 def backward(p, dquery, cache):
@@ -65,7 +64,8 @@ def backward(p, dquery, cache):
         dhidden = dhidden + dkeys
         dtables.append(drel)
     dhidden = dhidden + dquery  # the first query was H + positions
-    g_pos = embedding_backward(subtree(p, "embeddings.position_embeddings"), dquery, cache.positions)
+    _, g_pos = embedding_backward(subtree(p, "embeddings.position_embeddings"), dquery, cache.positions)
     grads["embeddings.position_embeddings.weight"] = g_pos["weight"]
-    add_grads(grads, prefixed(relative_embeddings_backward(enc, config, dtables, cache.relative), "encoder"))
+    _, g_rel = relative_embeddings_backward(enc, dtables, cache.relative)
+    add_grads(grads, prefixed(g_rel, "encoder"))
     return dhidden, grads

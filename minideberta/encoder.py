@@ -63,7 +63,7 @@ def output_forward(p, x, residual, config, rng=None):
     h, drop_cache = dropout_forward(h, config.hidden_dropout_prob, rng)
     h += residual
     y, ln_cache = layer_norm_forward(subtree(p, "LayerNorm"), h, config.layer_norm_eps)
-    return y, OutputCache(dense_cache, drop_cache, ln_cache)
+    return y, OutputCache(dense=dense_cache, dropout=drop_cache, layer_norm=ln_cache)
 
 
 def output_backward(p, dy, cache):
@@ -93,7 +93,8 @@ def layer_forward(p, x, mask, config, rel_embeddings=None, rel_rows=None, query_
     f, inter_cache = linear_forward(subtree(p, "intermediate.dense"), a)  # (B, N, D) -> (B, N, intermediate_size)
     f, act_cache = activation_forward(config.hidden_act, f)
     y, out_cache = output_forward(subtree(p, "output"), f, a, config, rng)
-    return y, LayerCache(config.hidden_act, att_cache, att_out_cache, inter_cache, act_cache, out_cache)
+    return y, LayerCache(act=config.hidden_act, attention=att_cache, attention_output=att_out_cache,
+                         intermediate=inter_cache, activation=act_cache, output=out_cache)
 
 
 def layer_backward(p, dy, cache):
@@ -125,25 +126,28 @@ class RelativeTable(NamedTuple):
 def relative_embeddings_forward(p, config, n):
     """The shared (2k, D) relative table (after LayerNorm if configured) and its index rows for length n."""
     if not config.relative_attention:
-        return RelativeTable(None, None, None)
+        return RelativeTable(table=None, rows=None, layer_norm=None)
     table, ln_cache = p["rel_embeddings.weight"], None
     if config.rel_layer_norm:
         table, ln_cache = layer_norm_forward(subtree(p, "LayerNorm"), table, config.layer_norm_eps)
-    return RelativeTable(table, relative_index_tables(n, config, get_xp(table)), ln_cache)
+    return RelativeTable(table=table, rows=relative_index_tables(n, config, get_xp(table)), layer_norm=ln_cache)
 
 
-def relative_embeddings_backward(p, config, dtables, relative):
-    """The gradients each use of the table returned (one per layer, None where a use had none)
-    summed, then through the table's LayerNorm -> gradients of rel_embeddings and the LayerNorm.
-    Returns {} when no use had a gradient."""
+def relative_embeddings_backward(p, dtables, cache):
+    """In the forward: ``table = LayerNorm(rel_embeddings)`` (or the table itself), read by every layer.
+
+    dtables: the gradient each use of the table returned (one per layer, None where a use had
+    none); cache: the forward's RelativeTable. Returns ``None, grads`` (the table is made of
+    parameters only: there is no input to return a gradient for); grads is {} when no use had one.
+    """
     dtables = [d for d in dtables if d is not None]
     if not dtables:
-        return {}
+        return None, {}
     dtable = sum(dtables[1:], dtables[0])  # every layer read the same table
-    if not config.rel_layer_norm:
-        return {"rel_embeddings.weight": dtable}
-    dweight, g_ln = layer_norm_backward(subtree(p, "LayerNorm"), dtable, relative.layer_norm)
-    return {"rel_embeddings.weight": dweight, **prefixed(g_ln, "LayerNorm")}
+    if cache.layer_norm is None:  # no norm_rel_ebd
+        return None, {"rel_embeddings.weight": dtable}
+    dweight, g_ln = layer_norm_backward(subtree(p, "LayerNorm"), dtable, cache.layer_norm)
+    return None, {"rel_embeddings.weight": dweight, **prefixed(g_ln, "LayerNorm")}
 
 
 # ---- the stack ----
@@ -178,7 +182,7 @@ def forward(p, x, masks, config, output_attentions=False, keep_cache=True, rng=N
         hidden_states.append(y)
         if not keep_states:
             del hidden_states[:-2]
-    cache = EncoderCache(config, layer_caches, conv_cache, relative) if keep_cache else None
+    cache = EncoderCache(config=config, layers=layer_caches, conv=conv_cache, relative=relative) if keep_cache else None
     return (hidden_states, attentions), cache
 
 
@@ -203,5 +207,5 @@ def backward(p, dhidden_states, cache):
         for extra in (d_conv_in, dhidden_states[i]):  # x also fed the convolution; state i was an output
             if extra is not None:
                 d = d + extra
-    add_grads(grads, relative_embeddings_backward(p, config, dtables, cache.relative))
+    add_grads(grads, relative_embeddings_backward(p, dtables, cache.relative)[1])
     return d, grads

@@ -7,7 +7,8 @@
   The decoder is *tied*: it is the input embedding table, so its gradient adds to the table's.
   transformers' "legacy" head calls these ``cls.predictions.{transform.dense, transform.LayerNorm,
   bias}``; Microsoft's (and transformers' ``legacy=False``) ``lm_predictions.lm_head.{dense,
-  LayerNorm, bias}``. The model renames one onto the other before calling this file.
+  LayerNorm, bias}``. ``mlm_head_params`` reads the head's arrays from a model's dict under either
+  layout (``config.legacy`` says which), ``mlm_head_grads`` puts their gradients back there.
 - ``rtd_head``: DeBERTa-v3's replaced-token-detection discriminator (``mask_predictions.*``,
   Microsoft's LMMaskPredictionHead): each token's state plus the [CLS] state -> LayerNorm ->
   dense -> activation -> one logit, "was this token replaced by the generator?".
@@ -41,15 +42,16 @@ def pooler_forward(p, hidden, config, rng=None):
     x, drop_cache = dropout_forward(hidden[:, 0], config.pooler_dropout, rng)  # (B, D)
     x, dense_cache = linear_forward(subtree(p, "dense"), x)
     y, act_cache = activation_forward(config.pooler_hidden_act, x)
-    return y, PoolerCache(hidden.shape, config.pooler_hidden_act, drop_cache, dense_cache, act_cache)
+    return y, PoolerCache(hidden_shape=hidden.shape, act=config.pooler_hidden_act, dropout=drop_cache,
+                        dense=dense_cache, activation=act_cache)
 
 
 def pooler_backward(p, dy, cache):
     """In the forward: ``y = act(dense(dropout(hidden[:, 0])))``."""
-    shape, act, drop_cache, dense_cache, act_cache = cache
-    d, g = linear_backward(subtree(p, "dense"), activation_backward(act, dy, act_cache), dense_cache)
-    dhidden = get_xp(dy).zeros(shape, dtype=dy.dtype)
-    dhidden[:, 0] = dropout_backward(d, drop_cache)  # only the [CLS] position was read
+    c = cache
+    d, g = linear_backward(subtree(p, "dense"), activation_backward(c.act, dy, c.activation), c.dense)
+    dhidden = get_xp(dy).zeros(c.hidden_shape, dtype=dy.dtype)
+    dhidden[:, 0] = dropout_backward(d, c.dropout)  # only the [CLS] position was read
     return dhidden, prefixed(g, "dense")
 
 
@@ -62,14 +64,36 @@ def classifier_forward(p, x, rate, rng=None):
     """dropout(rate) -> linear: (..., D) -> (..., num_outputs)."""
     x, drop_cache = dropout_forward(x, rate, rng)
     y, linear_cache = linear_forward(p, x)
-    return y, ClassifierCache(drop_cache, linear_cache)
+    return y, ClassifierCache(dropout=drop_cache, linear=linear_cache)
 
 
 def classifier_backward(p, dy, cache):
     """In the forward: ``y = linear(dropout(x))``."""
-    drop_cache, linear_cache = cache
-    dx, grads = linear_backward(p, dy, linear_cache)
-    return dropout_backward(dx, drop_cache), grads
+    dx, grads = linear_backward(p, dy, cache.linear)
+    return dropout_backward(dx, cache.dropout), grads
+
+
+def mlm_head_names(config):
+    """Where the MLM head's arrays live in a model: transformers' legacy names or Microsoft's."""
+    if config.legacy:
+        return {"dense": "cls.predictions.transform.dense", "LayerNorm": "cls.predictions.transform.LayerNorm",
+                "bias": "cls.predictions.bias"}
+    return {"dense": "lm_predictions.lm_head.dense", "LayerNorm": "lm_predictions.lm_head.LayerNorm",
+            "bias": "lm_predictions.lm_head.bias"}
+
+
+def mlm_head_params(p, config):
+    """The MLM head's arrays out of a model's parameter dict ``p``, as ``dense.*``, ``LayerNorm.*``, ``bias``."""
+    names = mlm_head_names(config)
+    return {**prefixed(subtree(p, names["dense"]), "dense"), **prefixed(subtree(p, names["LayerNorm"]), "LayerNorm"),
+            "bias": p[names["bias"]]}
+
+
+def mlm_head_grads(grads, config):
+    """The head's gradients (``mlm_head_backward``) under the model's names: the inverse of ``mlm_head_params``."""
+    names = mlm_head_names(config)
+    return {**prefixed(subtree(grads, "dense"), names["dense"]),
+            **prefixed(subtree(grads, "LayerNorm"), names["LayerNorm"]), names["bias"]: grads["bias"]}
 
 
 class MLMHeadCache(NamedTuple):
@@ -88,19 +112,20 @@ def mlm_head_forward(p, hidden, word_embeddings, config):
     h, ln_cache = layer_norm_forward(subtree(p, "LayerNorm"), h, config.layer_norm_eps)
     logits = (h.reshape(-1, h.shape[-1]) @ word_embeddings.T).reshape(*h.shape[:-1], -1)  # (B*N, E) @ (E, V)
     logits += p["bias"]
-    return logits, MLMHeadCache(config.hidden_act, h, word_embeddings, dense_cache, act_cache, ln_cache)
+    return logits, MLMHeadCache(act=config.hidden_act, h=h, word_embeddings=word_embeddings, dense=dense_cache,
+                                activation=act_cache, layer_norm=ln_cache)
 
 
 def mlm_head_backward(p, dlogits, cache):
     """In the forward: ``logits = LN(act(dense(hidden))) @ word_embeddings^T + bias``. Returns ``(dhidden, dword_embeddings), grads``: the tied decoder's share of the table's gradient."""
-    act, h, word_embeddings, dense_cache, act_cache, ln_cache = cache
+    c = cache
     rows = dlogits.reshape(-1, dlogits.shape[-1])  # (B*N, V)
-    dword = rows.T @ h.reshape(-1, h.shape[-1])  # (V, E)
+    dword = rows.T @ c.h.reshape(-1, c.h.shape[-1])  # (V, E)
     grads = {"bias": rows.sum(axis=0)}
-    dh = (rows @ word_embeddings).reshape(*dlogits.shape[:-1], -1)  # one 2-D product: a 3-D one is several times slower
-    dh, g_ln = layer_norm_backward(subtree(p, "LayerNorm"), dh, ln_cache)
-    dh = activation_backward(act, dh, act_cache)
-    dhidden, g_dense = linear_backward(subtree(p, "dense"), dh, dense_cache)
+    dh = (rows @ c.word_embeddings).reshape(*dlogits.shape[:-1], -1)  # one 2-D product: a 3-D one is several times slower
+    dh, g_ln = layer_norm_backward(subtree(p, "LayerNorm"), dh, c.layer_norm)
+    dh = activation_backward(c.act, dh, c.activation)
+    dhidden, g_dense = linear_backward(subtree(p, "dense"), dh, c.dense)
     grads.update(prefixed(g_ln, "LayerNorm"))
     grads.update(prefixed(g_dense, "dense"))
     return (dhidden, dword), grads
@@ -120,15 +145,16 @@ def rtd_head_forward(p, hidden, config):
     h, dense_cache = linear_forward(subtree(p, "dense"), h)
     h, act_cache = activation_forward(config.hidden_act, h)
     logits, cls_cache = linear_forward(subtree(p, "classifier"), h)  # (B, N, 1)
-    return logits[..., 0], RTDHeadCache(config.hidden_act, ln_cache, dense_cache, act_cache, cls_cache)
+    return logits[..., 0], RTDHeadCache(act=config.hidden_act, layer_norm=ln_cache, dense=dense_cache,
+                                      activation=act_cache, classifier=cls_cache)
 
 
 def rtd_head_backward(p, dlogits, cache):
     """In the forward: ``logits = classifier(act(dense(LN(hidden + hidden[:, :1]))))``."""
-    act, ln_cache, dense_cache, act_cache, cls_cache = cache
-    dh, g_cls = linear_backward(subtree(p, "classifier"), dlogits[..., None], cls_cache)
-    dh, g_dense = linear_backward(subtree(p, "dense"), activation_backward(act, dh, act_cache), dense_cache)
-    dsum, g_ln = layer_norm_backward(subtree(p, "LayerNorm"), dh, ln_cache)
+    c = cache
+    dh, g_cls = linear_backward(subtree(p, "classifier"), dlogits[..., None], c.classifier)
+    dh, g_dense = linear_backward(subtree(p, "dense"), activation_backward(c.act, dh, c.activation), c.dense)
+    dsum, g_ln = layer_norm_backward(subtree(p, "LayerNorm"), dh, c.layer_norm)
     dhidden = dsum.copy()
     dhidden[:, 0] += dsum.sum(axis=1)  # the [CLS] state was added to every position
     return dhidden, {**prefixed(g_cls, "classifier"), **prefixed(g_dense, "dense"), **prefixed(g_ln, "LayerNorm")}

@@ -12,26 +12,11 @@ With Microsoft's head the model also keeps Microsoft's absolute position table
 (``deberta.embeddings.position_embeddings.weight``, which transformers drops for v3 models)
 and decodes through the Enhanced Mask Decoder (``emd.py``) as the checkpoint was trained.
 """
-from typing import NamedTuple
-
-from . import emd as enhanced_mask_decoder
 from . import heads
 from .backend import to_numpy
-from .params import add_grads, prefixed, subtree
 from .tasks import TaskModel
 
-LEGACY_NAMES = {"dense": "cls.predictions.transform.dense", "LayerNorm": "cls.predictions.transform.LayerNorm",
-                "bias": "cls.predictions.bias"}
-MICROSOFT_NAMES = {"dense": "lm_predictions.lm_head.dense", "LayerNorm": "lm_predictions.lm_head.LayerNorm",
-                   "bias": "lm_predictions.lm_head.bias"}
-
-
 POSITIONS = "deberta.embeddings.position_embeddings.weight"
-
-
-class MaskedLMHeadCache(NamedTuple):
-    head: heads.MLMHeadCache  # the MLM head on the decoded states
-    emd: object  # emd.EMDCache when the forward decoded through the Enhanced Mask Decoder, else None
 
 
 class DebertaV2ForMaskedLM(TaskModel):
@@ -39,15 +24,17 @@ class DebertaV2ForMaskedLM(TaskModel):
 
     ``forward(..., emd=None)``: None decodes as the checkpoint was trained (the Enhanced Mask
     Decoder with Microsoft's head and its position table, the plain last layer otherwise);
-    True/False force it.
+    True/False force it. ``use_emd`` records what the last forward did.
     """
 
+    task = "masked_lm"
     tied = {"cls.predictions.decoder.weight": "deberta.embeddings.word_embeddings.weight",
             "cls.predictions.decoder.bias": "cls.predictions.bias"}
+    use_emd = False
 
     @classmethod
     def head_names(cls, config):
-        return LEGACY_NAMES if config.legacy else MICROSOFT_NAMES
+        return heads.mlm_head_names(config)
 
     @classmethod
     def head_shapes(cls, config):
@@ -78,19 +65,18 @@ class DebertaV2ForMaskedLM(TaskModel):
         return config
 
     def head_params(self):
-        names = self.head_names(self.config)
-        p = {f"dense.{k}": v for k, v in subtree(self.params, names["dense"]).items()}
-        p.update({f"LayerNorm.{k}": v for k, v in subtree(self.params, names["LayerNorm"]).items()})
-        p["bias"] = self.params[names["bias"]]
-        return p
+        """The MLM head's arrays as ``heads.mlm_head_forward`` takes them (dense.*, LayerNorm.*, bias)."""
+        return heads.mlm_head_params(self.params, self.config)
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
                 inputs_embeds=None, labels=None, output_hidden_states=False, output_attentions=False, emd=None):
         self.use_emd = self.resolve_emd(emd)
         if self.use_emd:
             self.check_positions(input_ids, inputs_embeds, position_ids)
-        return super().forward(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, labels,
-                               output_hidden_states, output_attentions)
+        out = self.run(dict(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
+                            position_ids=position_ids, inputs_embeds=inputs_embeds),
+                       labels, output_hidden_states, output_attentions, use_emd=self.use_emd)
+        return self.task_outputs(out, output_hidden_states, output_attentions)
 
     def check_positions(self, input_ids, inputs_embeds, position_ids):
         """Refuse an input longer than the Enhanced Mask Decoder's absolute position table."""
@@ -105,7 +91,7 @@ class DebertaV2ForMaskedLM(TaskModel):
                              f"e.g. tokenizer(text, truncation=True, max_length={rows}), or decode with emd=False")
 
     def resolve_emd(self, emd):
-        """Whether this forward decodes through the Enhanced Mask Decoder."""
+        """Whether a forward with this ``emd`` argument decodes through the Enhanced Mask Decoder."""
         if self.config.position_biased_input:
             return False  # positions are in the input already: EMD is the plain last layer
         available = POSITIONS in self.params
@@ -116,25 +102,3 @@ class DebertaV2ForMaskedLM(TaskModel):
                              "(transformers drops it when it saves a v3 model); load Microsoft's checkpoint, "
                              "or use emd=False")
         return bool(emd)
-
-    def head(self, states, inputs):
-        emd_cache, decoded = None, states[-1]
-        if self.use_emd:
-            decoded, emd_cache = enhanced_mask_decoder.forward(subtree(self.params, "deberta"), states,
-                                                               inputs.masks.pair, inputs.position_ids,
-                                                               self.config, self.rng)
-        logits, cache = heads.mlm_head_forward(self.head_params(), decoded,
-                                               self.params["deberta.embeddings.word_embeddings.weight"], self.config)
-        return {"logits": logits}, MaskedLMHeadCache(cache, emd_cache)
-
-    def head_backward(self, dlogits, cache):
-        names = self.head_names(self.config)
-        (ddecoded, dword), g = heads.mlm_head_backward(self.head_params(), dlogits, cache.head)
-        grads = {**prefixed(subtree(g, "dense"), names["dense"]), **prefixed(subtree(g, "LayerNorm"), names["LayerNorm"]),
-                 names["bias"]: g["bias"]}
-        add_grads(grads, {"deberta.embeddings.word_embeddings.weight": dword})  # the tied decoder
-        if cache.emd is None:
-            return {-1: ddecoded}, grads
-        dhidden, g_emd = enhanced_mask_decoder.backward(subtree(self.params, "deberta"), ddecoded, cache.emd)
-        add_grads(grads, prefixed(g_emd, "deberta"))
-        return {-2: dhidden}, grads  # EMD decoded from the second-to-last hidden state

@@ -1,9 +1,10 @@
 """The DeBERTa-v2 backbone as a class: parameters, loading, saving, forward and backward.
 
 ``DebertaV2PreTrainedModel`` holds a flat dict of arrays named exactly as in a Hugging Face state
-dict, composes the pure functions of ``embeddings.py`` and ``encoder.py``, and remembers the
-last forward's cache so that ``backward()`` can return d(loss)/d(every parameter) under the
-same names. The task classes in ``tasks.py`` add a head on top.
+dict, checks a call's inputs, runs the whole model with ``deberta.forward`` (the model on one
+screen), and remembers that forward's cache so that ``backward()`` can return d(loss)/d(every
+parameter) from ``deberta.backward`` under the same names. The task classes in ``tasks.py`` and
+``masked_lm.py`` say which head and loss (``task``) and name the outputs as transformers does.
 
     model = DebertaV2Model.from_pretrained("folder", dtype=np.float64)
     out = model(input_ids, attention_mask=mask)       # out.last_hidden_state
@@ -11,24 +12,17 @@ same names. The task classes in ``tasks.py`` add a head on top.
 """
 import warnings
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 
-from . import embeddings, encoder
+from . import deberta
 from .backend import check_device, device_module, get_xp, to_device
 from .checkpoints import weights
 from .checks import check_float_dtype
 from .config import DebertaV2Config
 from .inputs import prepare_inputs
 from .outputs import Gradients, ModelOutput, grad_enabled, no_grad  # noqa: F401  (no_grad: also imported from here)
-from .params import add_grads, backbone_shapes, init_params, prefixed, subtree
-
-
-class BackboneCache(NamedTuple):
-    embeddings: object  # embeddings.EmbeddingsCache
-    encoder: object  # encoder.EncoderCache
-    had_embeds: bool  # the forward took inputs_embeds: d/d(inputs_embeds) is returned
+from .params import backbone_shapes, init_params, prefixed, subtree
 
 
 class DebertaV2PreTrainedModel:
@@ -200,81 +194,71 @@ class DebertaV2PreTrainedModel:
         self.config.save_pretrained(folder)
         weights.save_safetensors(self.params, folder / "model.safetensors")
 
-    # ---- forward and backward of the backbone ----
-    def encode(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
-               inputs_embeds=None, output_attentions=False, output_hidden_states=False):
-        """Embeddings + encoder. Returns ``(hidden_states, attentions, inputs), cache`` where
-        ``inputs`` holds the checked inputs with their defaults filled in (see ``inputs.py``)."""
-        x = prepare_inputs(self.config, self.dtype, input_ids, attention_mask, token_type_ids,
-                           position_ids, inputs_embeds, self.device)
+    # ---- forward and backward: deberta.py's two functions ----
+    task = "model"  # the head and loss deberta.forward runs for this class
+
+    def deberta_params(self):
+        """The parameters under the names deberta.py reads (the bare model stores them without ``deberta.``)."""
+        return self.params if self.base else prefixed(self.params, "deberta")
+
+    def run(self, inputs, labels=None, output_hidden_states=False, output_attentions=False, use_emd=False, choices=None):
+        """Check ``inputs`` (a dict of the forward's input arguments, see ``inputs.py``), run ``deberta.forward``
+        and keep its cache for one ``backward()`` (none under no_grad). Returns forward's ``out`` dict."""
+        x = prepare_inputs(self.config, self.dtype, device=self.device, **inputs)
         keep = grad_enabled()
-        e, emb_cache = embeddings.forward(subtree(self.params, self._name("embeddings")), x.input_ids,
-                                          x.token_type_ids, x.position_ids, x.masks.token,
-                                          self.config, x.inputs_embeds, self.rng)
-        (states, attentions), enc_cache = encoder.forward(subtree(self.params, self._name("encoder")), e,
-                                                          x.masks, self.config, output_attentions,
-                                                          keep_cache=keep, rng=self.rng,
-                                                          keep_states=keep or output_hidden_states)
-        cache = BackboneCache(emb_cache, enc_cache, inputs_embeds is not None) if keep else None
-        return (states, attentions, x), cache
-
-    def encode_backward(self, dstates, cache):
-        """dstates: gradient of each hidden state (L+1 entries, None for none) -> Gradients."""
-        dx, enc_grads = encoder.backward(subtree(self.params, self._name("encoder")), dstates, cache.encoder)
-        dembeds, emb_grads = embeddings.backward(subtree(self.params, self._name("embeddings")), dx, cache.embeddings)
-        grads = Gradients(prefixed(enc_grads, self._name("encoder")))
-        add_grads(grads, prefixed(emb_grads, self._name("embeddings")))
-        grads.inputs_embeds = dembeds if cache.had_embeds else None
-        return grads
-
-    def outputs(self, states, attentions, output_hidden_states, output_attentions, **fields):
-        out = ModelOutput(fields)
-        if output_hidden_states:
-            out["hidden_states"] = tuple(states)
-        if output_attentions:
-            out["attentions"] = tuple(attentions)
+        out, cache = deberta.forward(self.deberta_params(), self.config, x, self.task, labels, use_emd=use_emd, rng=self.rng,
+                                     choices=choices, output_attentions=output_attentions, keep_cache=keep,
+                                     keep_states=keep or output_hidden_states)
+        self._cache = cache
         return out
 
-    def remember(self, cache):
-        """Keep a forward's cache for one ``backward()`` (none under no_grad)."""
-        self._cache = cache if grad_enabled() else None  # under no_grad the backbone kept nothing
+    def outputs(self, out, output_hidden_states, output_attentions, **fields):
+        """A ModelOutput of ``fields``, with the hidden states and attentions when asked for."""
+        result = ModelOutput(fields)
+        if output_hidden_states:
+            result["hidden_states"] = tuple(out["hidden_states"])
+        if output_attentions:
+            result["attentions"] = tuple(out["attentions"])
+        return result
 
-    def take_cache(self):
+    def output_gradient(self, d_output):
+        """d_output as deberta.backward takes it (question answering stacks its two)."""
+        return d_output
+
+    def backward(self, d_output=None):
+        """Gradients of the loss (no argument: the forward had labels) or of the outputs whose gradient
+        ``d_output`` is, for every parameter (zeros for those the forward did not use)."""
         if self._cache is None:
             raise RuntimeError("backward() needs the cache of a forward: call the model first (outside "
                                "no_grad()); each forward allows one backward")
         cache, self._cache = self._cache, None
-        return cache
+        if d_output is None and cache.loss is None:
+            raise ValueError("backward() with no argument differentiates the loss: pass labels to the "
+                             "forward, or pass the gradient of the outputs to backward(d_output)")
+        dembeds, grads = deberta.backward(self.deberta_params(), None if d_output is None
+                                          else self.output_gradient(d_output), cache)
+        if dembeds is not None and cache.choices is not None:  # back to (B, C, N, dim), as they came in
+            dembeds = dembeds.reshape(-1, cache.choices, *dembeds.shape[1:])
+        return self.complete(grads if self.base else subtree(grads, "deberta"), dembeds)
 
-    def complete(self, grads):
-        """Give every parameter a gradient (zeros for those the forward did not use), in params order."""
+    def complete(self, grads, inputs_embeds=None):
+        """Gradients for every parameter (zeros for those the forward did not use), in params order."""
         complete = Gradients({k: grads[k] if k in grads else get_xp(v).zeros_like(v) for k, v in self.params.items()})
-        complete.inputs_embeds = grads.inputs_embeds
+        complete.inputs_embeds = inputs_embeds
         return complete
 
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)
 
 
-class ModelCache(NamedTuple):
-    backbone: BackboneCache
-    n_states: int  # how many hidden states the encoder returned (L + 1)
-
-
 class DebertaV2Model(DebertaV2PreTrainedModel):
-    """The bare encoder: ``last_hidden_state`` (B, N, hidden_size)."""
+    """The bare encoder: ``last_hidden_state`` (B, N, hidden_size); ``backward(d_last_hidden_state)``."""
 
     base = ""
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
                 inputs_embeds=None, output_hidden_states=False, output_attentions=False):
-        (states, attentions, _), cache = self.encode(input_ids, attention_mask, token_type_ids, position_ids,
-                                                     inputs_embeds, output_attentions, output_hidden_states)
-        self.remember(ModelCache(cache, len(states)))
-        return self.outputs(states, attentions, output_hidden_states, output_attentions,
-                            last_hidden_state=states[-1])
-
-    def backward(self, d_output):
-        """d_output: d(something)/d(last_hidden_state), (B, N, hidden_size)."""
-        cache = self.take_cache()
-        return self.complete(self.encode_backward([None] * (cache.n_states - 1) + [d_output], cache.backbone))
+        out = self.run(dict(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
+                            position_ids=position_ids, inputs_embeds=inputs_embeds),
+                       output_hidden_states=output_hidden_states, output_attentions=output_attentions)
+        return self.outputs(out, output_hidden_states, output_attentions, last_hidden_state=out["hidden_states"][-1])

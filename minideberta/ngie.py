@@ -42,13 +42,14 @@ def conv1d_forward(p, x, groups):
     w = p["weight"].reshape(groups, c_out // groups, c_group * kernel)  # (G, C_out/G, C_in/G*K)
     y = (cols @ w.transpose(0, 2, 1)).transpose(1, 0, 2).reshape(batch, n, c_out)
     y += p["bias"]
-    return y, Conv1dCache(cols, x.shape, groups)
+    return y, Conv1dCache(cols=cols, x_shape=x.shape, groups=groups)
 
 
 def conv1d_backward(p, dy, cache):
     """In the forward: ``y = cols @ w^T + b`` per group, ``cols`` the K shifted copies of the input."""
     xp = get_xp(dy)
-    cols, (batch, n, c_in), groups = cache
+    cols, groups = cache.cols, cache.groups
+    batch, n, c_in = cache.x_shape
     c_out, c_group, kernel = p["weight"].shape
     pad = (kernel - 1) // 2
     dy_g = dy.reshape(batch * n, groups, c_out // groups).transpose(1, 0, 2)  # (G, B*N, C_out/G)
@@ -83,13 +84,14 @@ def forward(p, embeddings, layer0_output, input_mask, config, rng=None):
     # Not in place: some activations (tanh) keep their output as their cache.
     y, ln_cache = layer_norm_forward(subtree(p, "LayerNorm"), out + layer0_output, config.layer_norm_eps)
     y *= mask
-    return y, NgieCache(config.conv_act, mask, conv_cache, drop_cache, act_cache, ln_cache)
+    return y, NgieCache(act=config.conv_act, mask=mask, conv=conv_cache, dropout=drop_cache,
+                     activation=act_cache, layer_norm=ln_cache)
 
 
 def backward(p, dy, cache):
     """Returns ``(dembeddings, dlayer0_output), grads``, undoing the forward's lines from the last."""
-    act, mask, conv_cache, drop_cache, act_cache, ln_cache = cache
-    dsum, g_ln = layer_norm_backward(subtree(p, "LayerNorm"), dy * mask, ln_cache)
-    dout = dropout_backward(activation_backward(act, dsum, act_cache), drop_cache) * mask
-    dembeddings, g_conv = conv1d_backward(subtree(p, "conv"), dout, conv_cache)
+    c = cache
+    dsum, g_ln = layer_norm_backward(subtree(p, "LayerNorm"), dy * c.mask, c.layer_norm)
+    dout = dropout_backward(activation_backward(c.act, dsum, c.activation), c.dropout) * c.mask
+    dembeddings, g_conv = conv1d_backward(subtree(p, "conv"), dout, c.conv)
     return (dembeddings, dsum), {**prefixed(g_conv, "conv"), **prefixed(g_ln, "LayerNorm")}

@@ -3,8 +3,16 @@
     y, cache = op_forward(p, x, ...)        dx, grads = op_backward(p, dy, cache)   (with parameters)
     y, cache = op_forward(x, ...)           dx = op_backward(dy, cache)             (without)
 
+This is the contract of every file of the model: a backward takes ``(p, dy, cache)``, or ``(dy,
+cache)`` where there are no parameters, and returns ``dx, grads``. The single departure is the
+second line: a function without parameters (an activation, the softmax, dropout, a loss, whose
+``dy`` is ``dloss``) has no grads to return and returns ``dx`` alone. Where the input is integer
+ids (a lookup) there is no dx: ``dx`` is None. Where a forward has several inputs, ``dx`` is a
+tuple of their gradients in the forward's order. Helpers that differentiate one line from its
+inputs instead of a cache (``attention.position_scores_backward(dscores, x, pos)``) put dy first too.
+
 ``p`` holds the operation's own arrays under the names torch gives them (``weight``, ``bias``),
-and ``cache`` holds exactly what the backward needs. Every function takes its array module from
+and ``cache`` (a NamedTuple, built and read by field name) holds exactly what the backward needs. Every function takes its array module from
 its inputs, so the code runs unchanged on CuPy. Nothing here changes a dtype: float16 inputs give
 float16 outputs, with LayerNorm's statistics and the softmax computed in float32 (``backend.widened``).
 """
@@ -13,6 +21,8 @@ from typing import NamedTuple
 
 from .backend import SQRT_HALF, erf, get_xp, scatter_add, widened, zeros_for_rows
 from .blocks import by_row_blocks
+
+INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
 
 
 def sum_to_shape(a, ndim):
@@ -30,7 +40,7 @@ def linear_forward(p, x):
     y = (x.reshape(-1, x.shape[-1]) @ p["weight"].T).reshape(*x.shape[:-1], -1)  # (..., in) -> (..., out)
     if "bias" in p:
         y += p["bias"]
-    return y, LinearCache(x)
+    return y, LinearCache(x=x)
 
 
 def linear_backward(p, dy, cache):
@@ -60,7 +70,7 @@ def layer_norm_forward(p, x, eps):
         xhat, rstd = xhat.astype(x.dtype), rstd.astype(x.dtype)
     y = xhat * p["weight"]
     y += p["bias"]
-    return y, LayerNormCache(xhat, rstd)
+    return y, LayerNormCache(xhat=xhat, rstd=rstd)
 
 
 def layer_norm_backward(p, dy, cache):
@@ -84,11 +94,28 @@ def layer_norm_backward(p, dy, cache):
 
 
 # ---- activations: y = f(x); the cache is what f' needs ----
-def normal_cdf(x, out):
-    """Phi(x) = (1 + erf(x / sqrt 2)) / 2, the standard normal's distribution function, into ``out``."""
-    erf(x * SQRT_HALF, out=out)
+def normal_cdf(x, out=None):
+    """Phi(x) = (1 + erf(x / sqrt 2)) / 2, the standard normal's distribution function (into ``out`` if given)."""
+    out = erf(x * SQRT_HALF, out=out)
     out += 1
     out *= 0.5
+    return out
+
+
+def gelu(x, out=None):
+    """GELU(x) = x Phi(x) = x/2 (1 + erf(x / sqrt 2)): the definition (exact form, Hendrycks & Gimpel 2016),
+    into ``out`` if given."""
+    out = normal_cdf(x, out=out)  # Phi(x)
+    out *= x  # x Phi(x)
+    return out
+
+
+def gelu_grad(x, dy, out=None):
+    """dy * d GELU / dx = dy (Phi(x) + x phi(x)), with phi(x) = exp(-x^2 / 2) / sqrt(2 pi) the standard
+    normal density, into ``out`` if given."""
+    out = normal_cdf(x, out=out)  # Phi(x)
+    out += get_xp(x).exp(x * x * -0.5) * x * INV_SQRT_2PI  # + x phi(x)
+    out *= dy
     return out
 
 
@@ -97,38 +124,19 @@ class GeluCache(NamedTuple):
 
 
 def gelu_forward(x):
-    """GELU(x) = x * Phi(x) = x/2 * (1 + erf(x / sqrt 2)), the exact form (Hendrycks & Gimpel 2016).
+    """y = gelu(x). The cache is x alone (as torch keeps): the backward recomputes Phi rather than
+    holding a second (B, N, intermediate_size) array per layer. float32 takes ``backend.erf``'s
+    rational approximation.
 
-    The cache is x alone (as torch keeps): the backward recomputes Phi rather than holding a
-    second (B, N, intermediate_size) array per layer. float32 takes ``backend.erf``'s rational
-    approximation, several times faster than SciPy's float32 erf.
+    ``by_row_blocks`` is a speed device wrapped around the plain formula: it runs ``gelu`` on
+    cache-sized blocks of rows and gives the same bits as ``gelu(x)`` (blocks.py; README, "Speed and memory").
     """
-    def gelu(x, out):  # y = x * Phi(x)
-        normal_cdf(x, out=out)
-        out *= x
-        return out
-
-    y = by_row_blocks(gelu, get_xp(x).empty(x.shape, x.dtype), x)  # in cache-sized blocks of rows: blocks.py
-    return y, GeluCache(x)
+    return by_row_blocks(gelu, get_xp(x).empty(x.shape, x.dtype), x), GeluCache(x=x)  # = gelu(x)
 
 
 def gelu_backward(dy, cache):
-    """In the forward: ``y = x Phi(x)``.
-
-    d GELU / dx = Phi(x) + x * phi(x), with phi the standard normal density.
-    """
-    def grad(x, dy, out):  # dx = (Phi(x) + x phi(x)) * dy
-        normal_cdf(x, out=out)
-        pdf = x * x
-        pdf *= -0.5
-        get_xp(pdf).exp(pdf, out=pdf)
-        pdf *= x
-        pdf *= 1 / math.sqrt(2 * math.pi)
-        out += pdf
-        out *= dy
-        return out
-
-    return by_row_blocks(grad, get_xp(dy).empty(dy.shape, cache.x.dtype), cache.x, dy)  # in cache-sized blocks of rows: blocks.py
+    """In the forward: ``y = gelu(x)``; dx = gelu_grad(x, dy) = dy * gelu'(x), in blocks of rows as the forward."""
+    return by_row_blocks(gelu_grad, get_xp(dy).empty(dy.shape, cache.x.dtype), cache.x, dy)  # = gelu_grad(x, dy)
 
 
 class GeluTanhCache(NamedTuple):
@@ -140,7 +148,7 @@ def gelu_new_forward(x):
     """The tanh approximation 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) (transformers' gelu_new)."""
     xp = get_xp(x)
     t = xp.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3))
-    return 0.5 * x * (1 + t), GeluTanhCache(x, t)
+    return 0.5 * x * (1 + t), GeluTanhCache(x=x, t=t)
 
 
 def gelu_new_backward(dy, cache):
@@ -156,7 +164,7 @@ class TanhCache(NamedTuple):
 
 def tanh_forward(x):
     y = get_xp(x).tanh(x)
-    return y, TanhCache(y)
+    return y, TanhCache(y=y)
 
 
 def tanh_backward(dy, cache):
@@ -170,7 +178,7 @@ class ReluCache(NamedTuple):
 
 def relu_forward(x):
     positive = x > 0
-    return x * positive, ReluCache(positive)
+    return x * positive, ReluCache(positive=positive)
 
 
 def relu_backward(dy, cache):
@@ -186,7 +194,7 @@ class SiluCache(NamedTuple):
 def silu_forward(x):
     """SiLU / swish: x * sigmoid(x)."""
     sig = 1 / (1 + get_xp(x).exp(-x))
-    return x * sig, SiluCache(x, sig)
+    return x * sig, SiluCache(x=x, sig=sig)
 
 
 def silu_backward(dy, cache):
@@ -240,7 +248,7 @@ def masked_softmax_forward(scores, mask):
     if wide is not scores:
         scores[...] = probs
         probs = scores
-    return probs, SoftmaxCache(probs)
+    return probs, SoftmaxCache(probs=probs)
 
 
 def masked_softmax_backward(dprobs, cache):
@@ -262,9 +270,9 @@ class DropoutCache(NamedTuple):
 def dropout_forward(x, rate, rng):
     """Zero each entry with probability ``rate``; ``rng`` None (evaluation) or rate 0 is the identity."""
     if rng is None or rate == 0:
-        return x, DropoutCache(None)
+        return x, DropoutCache(keep=None)
     keep = (rng.random(x.shape) >= rate).astype(x.dtype) * (1 / (1 - rate))
-    return x * keep, DropoutCache(keep)
+    return x * keep, DropoutCache(keep=keep)
 
 
 def dropout_backward(dy, cache):
@@ -275,10 +283,12 @@ def dropout_backward(dy, cache):
 # ---- embedding lookup; its backward is a scatter-add into the table ----
 class EmbeddingCache(NamedTuple):
     ids: object  # (...,) int, the rows that were read
+    padding_idx: object  # the row that gets no gradient (torch's padding_idx), or None
 
 
-def embedding_forward(p, ids):
-    return p["weight"][ids], EmbeddingCache(ids)  # (...,) -> (..., dim)
+def embedding_forward(p, ids, padding_idx=None):
+    """``y = weight[ids]``; ``padding_idx`` (as in torch.nn.Embedding) names a row that gets no gradient."""
+    return p["weight"][ids], EmbeddingCache(ids=ids, padding_idx=padding_idx)  # (...,) -> (..., dim)
 
 
 def scatter_add_rows(n_rows, rows, values):
@@ -288,10 +298,10 @@ def scatter_add_rows(n_rows, rows, values):
     return scatter_add(out, rows, values)
 
 
-def embedding_backward(p, dy, cache, padding_idx=None):
-    """In the forward: ``y = weight[ids]``. Rows used several times add up their gradients;
-    ``padding_idx`` gets none (as in torch)."""
+def embedding_backward(p, dy, cache):
+    """In the forward: ``y = weight[ids]``. Returns ``None, grads``: integer ids have no gradient.
+    Rows used several times add up their gradients; ``padding_idx`` gets none (as in torch)."""
     dweight = scatter_add_rows(p["weight"].shape[0], cache.ids.reshape(-1), dy.reshape(-1, dy.shape[-1]))
-    if padding_idx is not None:
-        dweight[padding_idx] = 0
-    return {"weight": dweight}
+    if cache.padding_idx is not None:
+        dweight[cache.padding_idx] = 0
+    return None, {"weight": dweight}

@@ -1,8 +1,9 @@
 """Relative positions: which row of the relative-embedding table each (query, key) pair uses.
 
-DeBERTa encodes where token j sits relative to token i by the distance delta = i - j. Far
-distances share rows through log buckets (DeBERTa-v2 paper, section 5.2 of the DeBERTa repo's
-"position bucket" change; `make_log_bucket_position`): distances within +-bucket_size/2 keep
+DeBERTa encodes where token j sits relative to token i by the distance delta = i - j. From v2 on,
+far distances share rows through log buckets, as T5 does (the DeBERTa-v2 notes in the README of
+Microsoft's DeBERTa repository: "apply bucket to encode relative positions"; the function is
+``make_log_bucket_position`` there and in transformers): distances within +-bucket_size/2 keep
 their own row, longer ones are compressed logarithmically up to ``max_position``.
 
 Because the row depends on i - j only, the attention code never builds an (N, N) index. It
@@ -58,7 +59,8 @@ def rel_to_abs(table):
     """View a (..., N, 2N-1) table of scores by relative distance as (..., N, N) scores by key.
 
     ``out[..., i, j] = table[..., i, j - i + N - 1]``: row i read along a diagonal band. No copy
-    is made, and writing into the view writes into ``table`` (the backward uses that).
+    is made, and writing into the view writes into ``table`` (the backward uses that). A speed
+    device: ``rel_to_abs_gather`` below is the same read written as the gather it is.
     """
     *lead, n, width = table.shape
     if width != 2 * n - 1:
@@ -67,6 +69,20 @@ def rel_to_abs(table):
     *lead_strides, row, col = table.strides
     return xp.lib.stride_tricks.as_strided(table[..., n - 1:], shape=(*lead, n, n),
                                            strides=(*lead_strides, row - col, col))
+
+
+def rel_to_abs_gather(table):
+    """The definition of ``rel_to_abs`` as a plain gather (a copy): ``out[..., i, j] = table[..., i, j - i + N - 1]``.
+
+    ``rel_to_abs`` reads the same entries through a strided view, without copying; the tests compare the two.
+    """
+    *lead, n, width = table.shape
+    if width != 2 * n - 1:
+        raise ValueError(f"expected a (..., {n}, {2 * n - 1}) table of relative scores, got shape {table.shape}")
+    xp = get_xp(table)
+    i, j = xp.arange(n)[:, None], xp.arange(n)[None, :]
+    column = xp.broadcast_to(j - i + n - 1, (*lead, n, n))  # (..., N, N): the distance column of each pair
+    return xp.take_along_axis(table, column, axis=-1)
 
 
 def used_rows(n, config):

@@ -23,15 +23,19 @@
 # (notebook 08), and the replaced-token-detection head (the v3 discriminator) says, for each token,
 # how likely it is to have been swapped (notebook 09).
 #
-# Every step below calls the library's own component functions and checks that together they give
+# The whole model is two functions on one screen, `deberta.forward` and `deberta.backward`
+# (`minideberta/deberta.py`): embeddings, the relative table, each layer, the Enhanced Mask Decoder,
+# a head, the loss, and back. The model class is a thin wrapper around them. Every step below calls
+# the component functions those two call, one after another, and checks that together they give
 # exactly what the public model class returns.
 
 # %%
 import matplotlib.pyplot as plt
 import numpy as np
 
-from minideberta import embeddings, emd, encoder, heads
+from minideberta import deberta, embeddings, emd, encoder, heads
 from minideberta.apps import course, pipelines
+from minideberta.inputs import prepare_inputs
 from minideberta.params import subtree
 
 print(course.describe())
@@ -71,6 +75,15 @@ assert len(out.hidden_states) == L + 1 and all(h.shape == (B, N, D) for h in out
 assert all(a.shape == (B, H, N, N) for a in out.attentions) and out.logits.shape == (B, N, V)
 
 # %% [markdown]
+# The class called `deberta.forward` (the model on one screen) with its task's head: the same
+# call, made directly on the parameter dict, gives the same logits bit for bit.
+
+# %%
+x = prepare_inputs(config, np.float64, ids, enc["attention_mask"])         # checked arrays, masks, positions
+whole, _ = deberta.forward(model.params, config, x, "masked_lm", use_emd=True)  # steps 2 and 3 below, in one call
+assert np.array_equal(whole["logits"], out.logits)
+
+# %% [markdown]
 # ## 2. Embeddings, then each layer
 #
 # $h_0 = \operatorname{LayerNorm}(W_\text{word}[\text{ids}])$ masked (notebook 04): v3 adds no absolute
@@ -85,7 +98,8 @@ h, _ = embeddings.forward(subtree(params, "deberta.embeddings"), ids, inputs["to
                           inputs["position_ids"], token_mask, config)                   # (B, N) -> (B, N, D)
 states = [h]
 enc_params = subtree(params, "deberta.encoder")
-table, rows, _ = encoder.relative_embeddings_forward(enc_params, config, N)              # (2k, D), 2 x (2N-1,)
+relative = encoder.relative_embeddings_forward(enc_params, config, N)
+table, rows = relative.table, relative.rows                                              # (2k, D), 2 x (2N-1,)
 for layer in range(L):
     h, _ = encoder.layer_forward(subtree(enc_params, f"layer.{layer}"), h, pair_mask, config, table, rows)  # (B, N, D)
     states.append(h)
@@ -116,7 +130,7 @@ plt.show()
 
 # %%
 assert model.resolve_emd(None), "the course's masked LM decodes through the Enhanced Mask Decoder"
-decoded, _ = emd.forward(subtree(params, "deberta"), states, pair_mask, inputs["position_ids"], config)
+decoded, _ = emd.forward(subtree(params, "deberta"), states[-2], pair_mask, inputs["position_ids"], config)
 logits, _ = heads.mlm_head_forward(model.head_params(), decoded, params["deberta.embeddings.word_embeddings.weight"],
                                    config)                                               # (B, N, D) -> (B, N, V)
 print("decoded", decoded.shape, "-> logits", logits.shape)

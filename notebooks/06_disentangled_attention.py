@@ -66,7 +66,8 @@ out = model(ids, output_hidden_states=True, output_attentions=True)
 x = out.hidden_states[0]                                                     # (1, N, D)
 params = model.params
 att = subtree(params, "encoder.layer.0.attention.self")                           # this layer's arrays
-table, rows, _ = encoder.relative_embeddings_forward(subtree(params, "encoder"), config, N)   # (2k, D), after LayerNorm
+relative = encoder.relative_embeddings_forward(subtree(params, "encoder"), config, N)
+table, rows = relative.table, relative.rows   # (2k, D), after LayerNorm
 
 pos_key, _ = attention.position_projection_forward(subtree(att, "key_proj"), table, rows[0], H)      # Kr (H, 2N-1, d)
 pos_query, _ = attention.position_projection_forward(subtree(att, "query_proj"), table, rows[1], H)  # Qr (H, 2N-1, d)

@@ -235,7 +235,7 @@ d, shares = dy, []
 for i in reversed(range(L)):
     (d, _, drel), _ = encoder.layer_backward(subtree(enc, f"layer.{i}"), d, caches[i])
     shares.insert(0, drel)
-summed = encoder.relative_embeddings_backward(enc, config, shares, relative)
+_, summed = encoder.relative_embeddings_backward(enc, shares, relative)
 by_hand, _ = layer_norm_backward(subtree(enc, "LayerNorm"), sum(shares), relative.layer_norm)
 
 gap = np.abs(summed["rel_embeddings.weight"] - stack_grads["rel_embeddings.weight"]).max()

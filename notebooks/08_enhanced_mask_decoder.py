@@ -77,7 +77,7 @@ assert model.resolve_emd(None), "this notebook needs a masked LM holding the EMD
 # %% [markdown]
 # ## 2. The decoder, rebuilt from the layer
 #
-# `emd.forward` takes the encoder's hidden states and returns $q_2$. Below, the same computation written with
+# `emd.forward` takes the second-to-last hidden state H and returns $q_2$. Below, the same computation written with
 # `encoder.layer_forward` and its `query_states` argument, and both against the model's logits.
 
 # %%
@@ -99,7 +99,7 @@ for _ in range(2):
     q, _ = encoder.layer_forward(last, H, pair_mask, config, table, rel_rows, query_states=q)
     passes.append(q)
 
-decoded, emd_cache = emd.forward(backbone, states, pair_mask, position_ids, config)
+decoded, emd_cache = emd.forward(backbone, states[-2], pair_mask, position_ids, config)
 gap = np.abs(decoded - passes[-1]).max()
 print(f"two passes of layer_forward vs emd.forward: {gap:.1e}")
 assert gap < 1e-12
@@ -232,12 +232,12 @@ g_h = rng.normal(size=(B, N, config.hidden_size)) * mask[..., None]
 
 def loss_three_uses():
     (st, _), _ = encoder.forward(enc, emb, masks, config)
-    q2, _ = emd.forward(backbone, st, pair_mask, position_ids, config)
+    q2, _ = emd.forward(backbone, st[-2], pair_mask, position_ids, config)
     return np.sum(g_q * q2) + np.sum(g_h * st[-1])
 
 
 (st, _), enc_cache = encoder.forward(enc, emb, masks, config)
-q2, emd_cache = emd.forward(backbone, st, pair_mask, position_ids, config)
+q2, emd_cache = emd.forward(backbone, st[-2], pair_mask, position_ids, config)
 dH, emd_grads = emd.backward(backbone, g_q, emd_cache)
 _, enc_grads = encoder.backward(enc, [None] * (L - 1) + [dH, g_h], enc_cache)
 prefix = f"layer.{L - 1}."

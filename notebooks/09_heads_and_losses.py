@@ -99,7 +99,7 @@ B, N = ids.shape
 out = mlm(ids, attention_mask=mask, labels=labels, output_hidden_states=True)
 decoded = out.hidden_states[-1]  # what the head reads: the last layer's output, or the EMD's when it decodes
 if mlm.resolve_emd(None):
-    decoded, _ = emd.forward(subtree(mlm.params, "deberta"), out.hidden_states, encoder.attention_masks(mask).pair,
+    decoded, _ = emd.forward(subtree(mlm.params, "deberta"), out.hidden_states[-2], encoder.attention_masks(mask).pair,
                              np.broadcast_to(np.arange(N), (B, N)), config)
 head = mlm.head_params()  # dense.*, LayerNorm.*, bias: under Microsoft's or transformers' names in the checkpoint
 t = layer_norm(gelu(decoded @ head["dense.weight"].T + head["dense.bias"]), head["LayerNorm.weight"],

@@ -87,7 +87,7 @@ gap = max(np.abs(params[k] - by_hand[k]).max() for k in params)
 print(f"AdamW.step x3 vs the formula: {gap:.1e}; decays: {opt.decays}")
 assert gap < 1e-14 and opt.decays == {"dense.weight": True, "dense.bias": False}
 
-# (tests/test_optim.py checks the same steps against torch.optim.AdamW, to the last few bits.)
+# (tests/parity/test_optim.py checks the same steps against torch.optim.AdamW, to the last few bits.)
 
 # %% [markdown]
 # The first step of Adam moves every coordinate by about $\eta$, whatever the size of its gradient: with

@@ -40,14 +40,10 @@ parameter ``discriminator.deberta.embeddings.word_embeddings.delta``. In ``es`` 
 table is the generator's array itself (only ``generator.`` holds it). In ``nes`` both are parameters.
 The generator decodes only at the selected positions (its MLM head on |S| rows, not B*N).
 """
-from typing import NamedTuple
-
 import numpy as np
 
-from .. import emd as enhanced_mask_decoder
-from .. import heads, losses
-from ..model import Gradients
-from ..params import add_grads, prefixed, subtree
+from .. import deberta, losses
+from ..inputs import prepare_inputs
 
 WORD = "deberta.embeddings.word_embeddings.weight"
 DELTA = "deberta.embeddings.word_embeddings.delta"
@@ -83,41 +79,19 @@ def sample_tokens(logits, rng, forbidden):
     return np.minimum((cdf <= u[:, None]).sum(axis=1), z.shape[1] - 1)
 
 
-class GeneratorCache(NamedTuple):
-    backbone: object  # model.BackboneCache of the generator's embeddings and encoder
-    n_states: int  # how many hidden states the encoder returned (L + 1)
-    decoded_shape: tuple  # (B, N, D) of EMD's output
-    emd: object  # emd.EMDCache
-    head: object  # heads.MLMHeadCache of the selected rows (M, D)
-    loss: object  # losses.CrossEntropyCache of the selected rows' logits (M, V)
-    selected: object  # (B, N) bool, the positions the masked-LM loss counts
-
-
 def generator_forward(model, input_ids, attention_mask, selected, labels):
     """The generator's masked-LM loss on the ``selected`` positions: encoder, EMD, MLM head on
-    the selected rows only. Returns ``(loss, logits (M, V)), cache``."""
-    (states, _, x), enc_cache = model.encode(input_ids, attention_mask)
-    decoded, emd_cache = enhanced_mask_decoder.forward(subtree(model.params, "deberta"), states, x.masks.pair,
-                                                       x.position_ids, model.config, model.rng)
-    rows = decoded[selected]  # (B, N, D) -> (M, D)
-    logits, head_cache = heads.mlm_head_forward(model.head_params(), rows, model.params[WORD], model.config)
-    loss, ce_cache = losses.cross_entropy_forward(logits, labels[selected])
-    return (loss, logits), GeneratorCache(enc_cache, len(states), decoded.shape, emd_cache, head_cache, ce_cache,
-                                          selected)
+    the selected rows only (``deberta.forward``'s ``decode``). Returns ``(loss, logits (M, V)), cache``."""
+    x = prepare_inputs(model.config, model.dtype, input_ids, attention_mask, device=model.device)
+    out, cache = deberta.forward(model.params, model.config, x, "masked_lm", labels, use_emd=True, rng=model.rng,
+                                 decode=selected)
+    return (out["loss"], out["logits"]), cache
 
 
 def generator_backward(model, dloss, cache):
     """d(dloss * L_MLM)/d(every generator parameter), under the model's parameter names."""
-    dlogits = losses.cross_entropy_backward(dloss, cache.loss)  # in the forward: loss = CE(logits, labels)
-    (drows, dword), g = heads.mlm_head_backward(model.head_params(), dlogits, cache.head)
-    names = model.head_names(model.config)
-    grads = Gradients({**prefixed(subtree(g, "dense"), names["dense"]),
-                       **prefixed(subtree(g, "LayerNorm"), names["LayerNorm"]), names["bias"]: g["bias"], WORD: dword})
-    ddecoded = np.zeros(cache.decoded_shape, dtype=drows.dtype)
-    ddecoded[cache.selected] = drows  # in the forward this was: rows = decoded[selected]
-    dhidden, g_emd = enhanced_mask_decoder.backward(subtree(model.params, "deberta"), ddecoded, cache.emd)
-    add_grads(grads, prefixed(g_emd, "deberta"))
-    add_grads(grads, model.encode_backward([None] * (cache.n_states - 2) + [dhidden, None], cache.backbone))
+    dlogits = losses.task_loss_backward(dloss, cache.loss)  # in the forward: loss = CE(logits, labels)
+    _, grads = deberta.backward(model.params, dlogits, cache)
     return model.complete(grads)
 
 

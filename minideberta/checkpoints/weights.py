@@ -43,7 +43,6 @@ import re
 from pathlib import Path
 
 import numpy as np
-from safetensors.numpy import save_file
 
 from ..backend import to_numpy
 from .json_file import read_json_object
@@ -188,6 +187,11 @@ def save_safetensors(state_dict, path, metadata=None):
     fine) with its own dtype. ``metadata`` (str to str) defaults to ``{"format": "pt"}``,
     which transformers requires.
     """
+    try:
+        from safetensors.numpy import save_file  # here, not at the top: the model's math needs NumPy only
+    except ImportError:
+        raise ModuleNotFoundError(f"writing {path} needs safetensors, which is not installed: pip install safetensors "
+                                  "(or pip install -e .)") from None
     arrays = {name: np.asarray(to_numpy(a), order="C") for name, a in state_dict.items()}
     save_file(arrays, str(path), metadata={"format": "pt"} if metadata is None else metadata)
 

@@ -37,7 +37,6 @@ import re
 from pathlib import Path
 
 import numpy as np
-import sentencepiece
 
 from .calls import TokenizerCalls
 from .encoding import non_negative_int
@@ -47,6 +46,16 @@ PAD, CLS, SEP, UNK, MASK = "[PAD]", "[CLS]", "[SEP]", "[UNK]", "[MASK]"
 VOCAB_FILE = "spm.model"
 CONFIG_FILE = "tokenizer_config.json"
 SPECIAL_TOKENS_FILE = "special_tokens_map.json"
+def _sentencepiece():
+    """sentencepiece, imported where a vocabulary is read (the model's math needs NumPy only)."""
+    try:
+        import sentencepiece
+    except ImportError:
+        raise ModuleNotFoundError("the tokenizer reads its vocabulary with sentencepiece, which is not installed: "
+                                  "pip install sentencepiece (or pip install -e .)") from None
+    return sentencepiece
+
+
 SPACE = "▁"  # sentencepiece's stand-in for a space: a piece starting with it starts a word
 
 
@@ -93,7 +102,7 @@ class DebertaV2Tokenizer(TokenizerCalls):
     def _load(path):
         if not path.is_file():
             raise FileNotFoundError(f"vocabulary file {path} not found (or not a file)")
-        processor = sentencepiece.SentencePieceProcessor()
+        processor = _sentencepiece().SentencePieceProcessor()
         try:
             processor.LoadFromFile(str(path))
         except (RuntimeError, OSError) as error:

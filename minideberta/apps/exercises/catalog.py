@@ -143,8 +143,8 @@ EXERCISES = [
         "scores = (c2c + c2p + p2c) * scale: each term's gradient is dscores * scale.",
         "c2p_scores_backward and p2c_scores_backward give the gradients of q (or k) and of the position vectors; "
         "position_projection_backward takes those back to the table and the projection weights.",
-        "The projections read table[lo:hi] only (cache.span = (lo, hi, 2k)): their gradient fills those rows "
-        "of a (2k, D) zero table.",
+        "position_projection_backward returns the whole (2k, D) table's gradient; c2p and p2c read the same "
+        "table: add their two.",
         "With share_att_key the key and query projections also made the position vectors: add both gradients.",
     ), stages_attention.attention_backward, seconds=2),
     Exercise("attention.backward.p2c", "the position-to-content term of the attention backward", "advanced", 30, (

@@ -111,7 +111,7 @@ def _emd_case(setup, seed=0):
 
     def forward(pkg, a):
         params = {k: v for k, v in a.items() if k != "hidden"}
-        return pkg.get("emd.forward")(params, [a["hidden"], None], mask, position_ids, config,
+        return pkg.get("emd.forward")(params, a["hidden"], mask, position_ids, config,
                                       rng=np.random.default_rng(seed) if dropout else None)
 
     return name, adds, forward, {"hidden": hidden, **p}

@@ -20,7 +20,7 @@ from minideberta.apps.exercises.cases import load_student, reference
 from minideberta.apps.exercises.check import check_exercise
 from minideberta.apps.exercises.diagnose import array_diagnoses
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

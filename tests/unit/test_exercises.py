@@ -17,7 +17,7 @@ from minideberta.apps.exercises.cases import load_student, reference
 from minideberta.apps.exercises.check import check_exercise
 from minideberta.apps.exercises.make import MANIFEST, make, remove
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 WHOLE = [e for e in catalog.EXERCISES if not e.part]
 PARTIAL = [e for e in catalog.EXERCISES if e.part]
 

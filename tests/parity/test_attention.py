@@ -135,7 +135,8 @@ def test_projecting_the_read_run_equals_projecting_the_whole_table(case, monkeyp
 
     def run():
         context, cache = attention.forward(p, hidden, attention_masks(mask)[0], config, table, rows)
-        return context, attention.backward(p, dcontext, cache), cache.span
+        return context, attention.backward(p, dcontext, cache), (*attention.used_rows(hidden.shape[1], config),
+                                                                 cache.projections["c2p"].table_rows)
 
     context, ((dhidden, _, dtable), grads), (lo, hi, n_rows) = run()
     monkeypatch.setattr(attention, "used_rows", lambda n, config: (0, 2 * config.position_span))

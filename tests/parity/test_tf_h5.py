@@ -21,7 +21,7 @@ from minideberta.apps import verify
 from minideberta.checkpoints.tf_h5 import hf_name
 from minideberta.checkpoints.weights import load_state_dict
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "tf"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "tf"
 CASES = {"v3tiny-seqcls": DebertaV2ForSequenceClassification, "v2conv-mlm": DebertaV2ForMaskedLM}
 
 

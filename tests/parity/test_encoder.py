@@ -78,7 +78,8 @@ def test_attention_masks_3d():
 @pytest.mark.parametrize("case", ["v3", "v3,norm_rel_ebd=none", "relative_attention=False"])
 def test_relative_embedding_table(case):
     config, module, params, mask, _ = setup(case)
-    table, rows, _ = encoder.relative_embeddings_forward(params, config, mask.shape[1])
+    relative = encoder.relative_embeddings_forward(params, config, mask.shape[1])
+    table, rows = relative.table, relative.rows
     theirs = module.get_rel_embedding()
     if not config.relative_attention:
         assert table is None and rows is None and theirs is None
