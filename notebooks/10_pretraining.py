@@ -304,7 +304,7 @@ assert losses[-1] < losses[0]
 # - `python -m minideberta exercises check apps.rtd_pretraining.discriminator_labels`: the labels of a corrupted batch.
 # - `python -m minideberta exercises check apps.rtd_pretraining.share_embedding_gradients`: which table gets which
 #   gradient under GDES, ES and NES (section 4).
-# - `python -m minideberta exercises check tasks.DebertaV2ForReplacedTokenDetection.loss_backward`: the RTD loss
+# - `python -m minideberta exercises check losses.rtd_loss_backward`: the RTD loss
 #   (binary cross-entropy over real tokens) and its backward.
 #
 # Or in a cell: `from minideberta.exercises import check; check("apps.rtd_pretraining.discriminator_labels", my_fn)`.

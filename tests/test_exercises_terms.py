@@ -197,16 +197,16 @@ def edited(old, new):
     return make
 
 
-def rtd_every_token(self, cache):
+def rtd_every_token(dloss, cache):
     d = np.zeros(cache.real.shape)
     z, y = cache.bce.logits, cache.bce.targets
-    d[cache.real] = (1 / (1 + np.exp(-z)) - y) / cache.real.size
+    d[cache.real] = (1 / (1 + np.exp(-z)) - y) / cache.real.size * dloss
     return d
 
 
-def rtd_no_labels(self, cache):
+def rtd_no_labels(dloss, cache):
     d = np.zeros(cache.real.shape)
-    d[cache.real] = 1 / (1 + np.exp(-cache.bce.logits)) / cache.real.sum()
+    d[cache.real] = 1 / (1 + np.exp(-cache.bce.logits)) / cache.real.sum() * dloss
     return d
 
 
@@ -236,9 +236,9 @@ SLIPS = {
                                        "the first query (hidden + positions) term is missing"),
     "EMD: one pass's keys forgotten": ("emd.backward", edited("dhidden = dhidden + dkeys", "dhidden = dkeys"),
                                        "the keys and values of the second pass term is missing"),
-    "RTD loss: divided by every token": ("tasks.DebertaV2ForReplacedTokenDetection.loss_backward", rtd_every_token,
+    "RTD loss: divided by every token": ("losses.rtd_loss_backward", rtd_every_token,
                                          "divided by every token (B N = 12) instead of the 9 real ones"),
-    "RTD loss: the labels forgotten": ("tasks.DebertaV2ForReplacedTokenDetection.loss_backward", rtd_no_labels,
+    "RTD loss: the labels forgotten": ("losses.rtd_loss_backward", rtd_no_labels,
                                        "the -labels / |real| term is missing"),
 }
 

@@ -165,14 +165,14 @@ EXERCISES = [
         "The last layer's weights are used twice: add both passes' gradients (params.add_grads).",
         "hidden was used as keys in both passes and in the first query; the position table by the first query.",
     ), stages_model.emd_backward, seconds=4),
-    Exercise("tasks.DebertaV2ForReplacedTokenDetection.loss_backward",
+    Exercise("losses.rtd_loss_backward",
              "the replaced-token-detection loss (BCE over real tokens) and its backward", "intermediate", 30, (
-                 "loss: the mean over the real tokens (inputs.masks.token) of max(z, 0) - z y + log(1 + e^-|z|); "
+                 "loss: the mean over the real tokens (real, (B, N) bool) of max(z, 0) - z y + log(1 + e^-|z|); "
                  "losses.bce_with_logits_forward computes it on the real tokens' logits.",
                  "The derivative of the binary cross-entropy on a logit z is sigmoid(z) - y, divided by the count.",
                  "The count is the number of real tokens, and padded tokens get exactly 0: scatter the real "
                  "tokens' gradient back into a (B, N) zero array.",
-             ), stages_pretraining.rtd_loss_backward, also=("tasks.DebertaV2ForReplacedTokenDetection.loss",)),
+             ), stages_pretraining.rtd_loss_backward, also=("losses.rtd_loss_forward",)),
     Exercise("apps.rtd_pretraining.discriminator_labels", "the labels of a corrupted batch", "first course", 10, (
         "A token is replaced (1) where the discriminator's input differs from the original input.",
         "The generator may sample the original token back: then the input does not differ, and the label is 0.",

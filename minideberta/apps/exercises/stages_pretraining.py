@@ -2,16 +2,15 @@
 batch, and which embedding table gets which gradient (GDES, ES, NES).
 
 The functions are those ``apps/rtd_pretraining.py`` runs (and the discriminator's loss in
-``tasks.py``); the numbers are the pre-training's own.
+``losses.py``); the numbers are the pre-training's own.
 """
-from types import SimpleNamespace
 
 import numpy as np
 
 from .cases import gradient_stage, padding_mask, value_stage
 from .terms import Term, Variant
 
-RTD = "tasks.DebertaV2ForReplacedTokenDetection"
+RTD_FORWARD, RTD_BACKWARD = "losses.rtd_loss_forward", "losses.rtd_loss_backward"
 RTD_LINE = "dlogits = (sigmoid(logits) - labels) / |real| * dloss on real tokens, 0 on padding"
 
 
@@ -20,20 +19,20 @@ def _rtd_case(batch, n, lengths, seed):
     rng = np.random.default_rng(seed)
     real = padding_mask(batch, n, lengths).astype(bool)
     labels = (rng.random((batch, n)) < 0.4).astype(np.int64) * real
-    return 2 * rng.normal(size=(batch, n)), labels, SimpleNamespace(masks=SimpleNamespace(token=real)), real
+    return 2 * rng.normal(size=(batch, n)), labels, real
 
 
 def rtd_loss_backward():
     def case(name, adds, batch, n, lengths, seed=0):
-        logits, labels, inputs, real = _rtd_case(batch, n, lengths, seed)
+        logits, labels, real = _rtd_case(batch, n, lengths, seed)
         regions = {"logits": {"padded tokens": (~real, "padding is no token: it is neither in the mean nor in the "
                                                        "gradient")}}
 
         def forward(pkg, a):
-            return pkg.get(RTD).loss(None, {"logits": a["logits"]}, labels, inputs)
+            return pkg.get(RTD_FORWARD)(a["logits"], labels, real)
 
         def backward(pkg, dy, cache, a):
-            return {"logits": pkg.get(RTD).loss_backward(None, cache) * dy}
+            return {"logits": pkg.get(RTD_BACKWARD)(dy, cache)}
 
         def terms(ref, dy, cache, a, want):
             count = int(real.sum())
@@ -50,9 +49,9 @@ def rtd_loss_backward():
                               terms=terms)
 
     def loss_value(name, adds, batch, n, lengths, seed=0):
-        logits, labels, inputs, _ = _rtd_case(batch, n, lengths, seed)
-        return value_stage(name, adds, lambda pkg: {"loss": np.asarray(pkg.get(RTD).loss(
-            None, {"logits": logits.copy()}, labels, inputs)[0], dtype=np.float64).reshape(1)})
+        logits, labels, real = _rtd_case(batch, n, lengths, seed)
+        return value_stage(name, adds, lambda pkg: {"loss": np.asarray(pkg.get(RTD_FORWARD)(
+            logits.copy(), labels, real)[0], dtype=np.float64).reshape(1)})
 
     return [
         loss_value("the loss of one sequence, no padding", "mean binary cross-entropy of the logits", 1, 6, [6]),

@@ -107,11 +107,8 @@ def attention_terms(ref, dy, cache, a, want):
             by_key["p2c"] = dk_term @ w["key_proj"]
         name = ref.get("attention.position_weights")(c.config, term)
         sub = {k[len(name) + 1:]: v for k, v in a.items() if k.startswith(name + ".")}
-        drel_term, _ = ref.get("attention.position_projection_backward")(sub, dpos, c.projections[term])
-        lo, hi, n_rows = c.span
-        table = np.zeros((n_rows, c.config.hidden_size))
-        table[lo:hi] = drel_term
-        rel[term] = dx_of(ref.get("ops.dropout_backward")(table, c.table_dropout))
+        drel_term, _ = ref.get("attention.position_projection_backward")(sub, dpos, c.projections[term])  # (2k, D)
+        rel[term] = dx_of(ref.get("ops.dropout_backward")(drel_term, c.table_dropout))
     value = dv @ w["value_proj"]
     keys = [Term("value path (context = P V)", ATTENTION_LINE, value)]
     keys += [Term(f"{t} through the keys", ATTENTION_LINE, v) for t, v in by_key.items()]
