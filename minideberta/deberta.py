@@ -79,7 +79,8 @@ def forward(p, config, x, task="model", labels=None, use_emd=False, rng=None, de
                                                            x.position_ids, config, rng)
     decoded_shape = decoded.shape
     if decode is not None:
-        decoded, labels = decoded[decode], labels[decode]  # (B, N, D) -> (M, D): the positions to predict
+        decoded = decoded[decode]  # (B, N, D) -> (M, D): the positions to predict
+        labels = None if labels is None else labels[decode]
     # 5. a head: hidden states -> logits
     pooler = head = logits = None
     if task == "masked_lm":

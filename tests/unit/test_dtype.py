@@ -139,16 +139,3 @@ def test_float16_trains_a_step_without_inf():
     grads = model.backward()
     assert np.isfinite(float(out.loss))
     assert all(g.dtype == np.float16 and np.isfinite(g).all() for g in grads.values())
-
-
-def test_the_dtype_reaches_the_model(monkeypatch, capsys, checkpoints):
-    """--dtype of the command line: float16 too, as the model's dtype."""
-    from minideberta.apps import pipelines
-    from minideberta.apps.cli import main
-
-    seen = []
-    original = pipelines.classify
-    monkeypatch.setattr(pipelines, "classify", lambda model, *a: seen.append(model.dtype) or original(model, *a))
-    for dtype in ("float16", "float32", "float64"):
-        assert main(["classify", str(checkpoints["nli"]), "x", "--dtype", dtype]) == 0
-    assert seen == [np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)]
