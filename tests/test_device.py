@@ -311,7 +311,9 @@ def test_gpu_bench_correctness_check_runs_and_passes():
 
 
 def test_the_command_line_on_the_device(capsys, checkpoints):
-    """``fill-mask --device gpu`` end to end (on fakecupy): the same answer as on the CPU."""
+    """``fill-mask --device gpu`` end to end (on fakecupy): the same answer as on the CPU. In float64: in
+    float32 the device's GELU takes the exact erf and NumPy's a rational approximation (see above), so the
+    scores differ by ~1e-7 by design."""
     import json
 
     from minideberta.apps.cli import main
@@ -319,7 +321,7 @@ def test_the_command_line_on_the_device(capsys, checkpoints):
     answers = []
     for device in ("cpu", "gpu"):
         assert main(["fill-mask", str(checkpoints["mlm"]), "Paris is the [MASK] of France.", "--json",
-                     "--device", device]) == 0
+                     "--device", device, "--dtype", "float64"]) == 0
         answers.append(json.loads(capsys.readouterr().out))
     assert _same(answers[1], answers[0])
 
