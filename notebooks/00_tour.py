@@ -55,7 +55,7 @@ print(f"L = {config.num_hidden_layers} layers, D = {config.hidden_size}, H = {co
 # word in the mask's place, then puts the mask back: the model reads the pieces it was trained on.
 
 # %%
-text = "The capital of France is [MASK]."
+text = "The function returns a [MASK] of strings."   # the shipped models were trained on Python's docs and WordNet
 enc = {k: v for k, v in pipelines.encode_masked(tokenizer, text).items() if k in ("input_ids", "attention_mask")}
 ids = enc["input_ids"]                                             # (B, N)
 tokens = tokenizer.convert_ids_to_tokens(ids[0])
@@ -153,6 +153,8 @@ ax.set_title(f"{text!r}: the 8 most likely tokens behind [MASK]")
 plt.show()
 if course.is_trained():
     assert top[0]["score"] > 100 / len(tokenizer), "a trained model is far more confident than uniform"
+if course.is_shipped():
+    assert top[0]["token_str"] == "list", "the shipped generator puts 'list' first"
 
 # %% [markdown]
 # ## 4. Replaced-token detection
@@ -164,7 +166,7 @@ if course.is_trained():
 # classifier to one number.
 
 # %%
-original, swapped = "The chef cooked a delicious meal.", "The chef painted a delicious meal."
+original, swapped = "Raises a ValueError if the key is not found.", "Raises a ValueError if the key is not purple."
 fig, axes = plt.subplots(1, 2, figsize=(11, 3), sharey=True)
 for ax, sentence in zip(axes, (original, swapped)):
     rtd = pipelines.replaced_tokens(discriminator, tokenizer, sentence)
@@ -181,10 +183,16 @@ plt.show()
 if course.is_trained():
     probabilities = [t["probability"] for t in pipelines.replaced_tokens(discriminator, tokenizer, original)]
     assert np.mean(probabilities) < 0.5, "a trained discriminator finds most tokens of a plain sentence original"
+if course.is_shipped():
+    rtd = pipelines.replaced_tokens(discriminator, tokenizer, swapped)
+    assert max(rtd, key=lambda t: t["probability"])["token"] == "▁purple", "the swapped word stands out"
 
 # %% [markdown]
-# With the random default model these bars are noise around 0.5; with trained weights
-# (`MINIDEBERTA_MODEL=folder`, or the embedded pre-trained models) the swapped word should stand out.
+# With the random default model these bars are noise around 0.5. With the shipped discriminator, trained on
+# Python's documentation and WordNet, "purple" stands out (the test above checks it is the most likely
+# replacement); every other token stays well below 0.5. A sentence far from its training text, everyday
+# English for instance, is much harder for a model this small: `python -m minideberta pretrain-eval` measures
+# that on the everyday sets, and the README gives the numbers.
 #
 # ## Questions and exercises
 #

@@ -51,3 +51,14 @@ def test_pieces_of_refuses_unk(official, monkeypatch):
     monkeypatch.setattr(official, "tokenize", lambda text: ["▁Zzyzxqwv"])
     with pytest.raises(ValueError, match=r"holds \[UNK\]"):
         course.pieces_of(official, row, "store")
+
+
+def test_the_shipped_examples_are_asserted_only_on_the_shipped_pair(monkeypatch):
+    """The notebooks assert the shipped pair's answers ("list", "purple") only when they run on it."""
+    monkeypatch.delenv(course.ENVIRONMENT, raising=False)
+    assert course.is_shipped() == course.is_trained() is True  # a clone holds the embedded pair
+    monkeypatch.setenv(course.ENVIRONMENT, "some/other/checkpoint")
+    assert course.is_trained() and not course.is_shipped()
+    monkeypatch.delenv(course.ENVIRONMENT)
+    monkeypatch.setattr(course.hub, "embedded_folder", lambda name: None)  # a checkout without weights/
+    assert not course.is_trained() and not course.is_shipped()

@@ -51,6 +51,11 @@ def is_trained():
     return bool(os.environ.get(ENVIRONMENT)) or all(hub.embedded_folder(n) is not None for n in EMBEDDED.values())
 
 
+def is_shipped():
+    """True when the notebooks run on the embedded pre-trained pair itself (its examples are asserted)."""
+    return not os.environ.get(ENVIRONMENT) and is_trained()
+
+
 def model_folder(head="masked-lm"):
     """The folder of the model the notebooks use for ``head`` ("masked-lm" or "replaced-token-detection")."""
     if head not in EMBEDDED:
