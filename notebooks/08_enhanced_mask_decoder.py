@@ -113,8 +113,11 @@ print("logits with and without the decoder differ by up to", f"{np.abs(plain.log
 assert np.abs(plain.logits - out.logits).max() > 1e-3
 
 # %% [markdown]
-# What the two decoders predict for the (first) masked piece of "store" (with random weights: noise; with trained ones, the EMD
-# is what the model was trained with, so its guesses are the ones to trust).
+# What the two decoders predict for the masked "store" (with random weights: noise). The EMD is how the model was
+# trained to decode, so `emd=False` reads the last layer's output with a head that never saw it. Do not expect
+# "store" from the shipped models: they were pre-trained on Python's documentation and dictionary glosses and have
+# seen little everyday English (the README's everyday-English table); what the figure shows is that the two
+# decoders give different distributions, the difference the absolute positions make.
 
 # %%
 at = int(np.flatnonzero(labels[0] != -100)[0])

@@ -284,11 +284,12 @@ print(f"choice scores {out.logits[0]}, loss {float(out.loss):.4f}")
 # that never overflows.
 
 # %%
-# The original verb and the one swapped in must each be ONE piece of this vocabulary: a word of two pieces
+# The original word and the one swapped in must each be ONE piece of this vocabulary: a word of two pieces
 # replaced at one position leaves its second piece behind (with a 6001-piece vocabulary "ate" is "▁a" + "te").
-verb, _ = course.first_one_piece(tokenizer, ["cooked", "made", "served", "prepared"])
-swap_word, swap = course.first_one_piece(tokenizer, ["ate", "sold", "saw", "found"])  # what a generator might put there
-text = tokenizer([f"The chef {verb} a delicious meal.", "A short one."], padding=True, return_tensors="np")
+# A sentence in the register the shipped models were trained on (Python's documentation), one word made absurd.
+verb, _ = course.first_one_piece(tokenizer, ["found", "present", "missing"])
+swap_word, swap = course.first_one_piece(tokenizer, ["purple", "happy", "green"])  # a word that does not fit
+text = tokenizer([f"Raises a ValueError if the key is not {verb}.", "A short one."], padding=True, return_tensors="np")
 rtd_ids, rtd_mask = text["input_ids"].copy(), text["attention_mask"]
 replaced = np.zeros_like(rtd_ids)
 at = course.position_of(tokenizer, rtd_ids[0], verb)
@@ -309,6 +310,8 @@ print(f"{tokenizer.decode(rtd_ids[0][rtd_mask[0] == 1])!r}: {verb!r} replaced by
 print(f"RTD loss {float(out.loss):.4f}; P(replaced) of {tokenizer.convert_ids_to_tokens([swap])[0]!r}: "
       f"{p_replaced[at]:.3f}, "
       f"largest elsewhere: {np.delete(p_replaced, at).max():.3f}")
+if course.is_shipped():  # the shipped discriminator spots it: the swapped word is its most likely replacement
+    assert p_replaced[at] == p_replaced[rtd_mask[0] == 1][1:-1].max()
 
 fig, ax = plt.subplots(figsize=(8, 2.8))
 rtd_pieces = tokenizer.convert_ids_to_tokens(rtd_ids[0].tolist())
