@@ -250,8 +250,29 @@ if history_file.is_file():
     assert last["mlm_top1"] > 3 * last["unigram_top1"]          # far above always guessing the commonest token
     assert last["rtd_auc_random"] > last["rtd_auc"] > 0.5      # random swaps are easier to spot than samples
     assert ev["mlm_loss"][-1] < ev["mlm_loss"][0] and ev["rtd_loss"][-1] < ev["rtd_loss"][0]
+elif (history_file.parent / "loss_curves.png").is_file():  # a run from before history.json was shipped
+    fig, ax = plt.subplots(figsize=(13, 3.4))
+    ax.imshow(plt.imread(history_file.parent / "loss_curves.png"))
+    ax.axis("off")
+    ax.set_title("the shipped run's curves, as its model card draws them (loss_curves.png)")
+    plt.show()
 else:
     print(f"{history_file} not found: the course runs on a model without a pre-training history")
+
+# %% [markdown]
+# And measured live, on text the models never saw: the 212 plain everyday sentences of
+# `minideberta/data/everyday/` (written for this measurement, never trained or tuned on), 15% of the tokens of
+# each masked (`pretrain_eval.evaluate_everyday`, what `pretrain-eval` reports). The baseline is the best
+# constant guess: the one token (or five) that would be right most often at these very positions.
+
+# %%
+everyday = pretrain_eval.evaluate_everyday(generator, discriminator, tokenizer)
+plain = everyday["sentences"]
+print({k: round(plain[k], 3) for k in ("mlm_top1", "best_constant_top1", "mlm_top5", "best_constant_top5",
+                                       "rtd_auc", "rtd_auc_random")}, "on", plain["masked_tokens"], "masked tokens")
+if course.is_trained():
+    assert plain["mlm_top1"] > 2 * plain["best_constant_top1"]      # the generator reads the context
+    assert plain["rtd_auc_random"] > plain["rtd_auc"] > 0.5        # random swaps are the easier ones to spot
 
 # %% [markdown]
 # How to read these numbers:
