@@ -23,11 +23,10 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import numpy as np
 
-from .bench import PINNED_BLAS
+from .bench import PINNED_BLAS, measure
 
 # The shipped pair's shapes (weights/minideberta-v3-tiny*/config.json) and its run's batch; --hidden etc. override.
 SHIPPED = dict(vocab=6001, hidden=192, layers=4, generator_layers=2, heads=4, batch=16, length=128)
@@ -56,7 +55,7 @@ def child_minideberta(shape, repeats):
         clip_grad_norm(grads, 1.0)
         optimizer.step(grads)
 
-    return timed(step, repeats)
+    return measure(step, repeats)[0]  # the median seconds (bench.py; the memory peak is not reported)
 
 
 def child_torch(shape, repeats):
@@ -112,17 +111,18 @@ def child_torch(shape, repeats):
         optimizer.step()
 
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "1")))
-    return timed(step, repeats)
+    return measure(step, repeats)[0]  # the median seconds (bench.py; the memory peak is not reported)
 
 
-def timed(step, repeats):
-    step()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
+def add_arguments(parser, positive):
+    """The options of ``bench pretrain`` (cli.py's parser; ``positive`` its check of a positive integer)."""
+    for name, default in (("vocab", "ids"), ("hidden", "width"), ("layers", "discriminator layers"),
+                          ("generator-layers", "generator layers"), ("heads", "attention heads"),
+                          ("batch", "sequences a step"), ("length", "tokens a sequence")):
+        parser.add_argument(f"--{name}", type=positive, help=f"{default}; default: the shipped pair's shapes")
+    parser.add_argument("--threads", nargs="+", type=positive, default=[1], help="thread counts to time (default 1)")
+    parser.add_argument("--repeats", type=positive, default=5, help="timed steps; the median is reported (default 5)")
+    parser.add_argument("--no-reference", action="store_true", help="time minideberta alone, without torch")
 
 
 def run_child(impl, shape, repeats, threads):

@@ -268,13 +268,9 @@ def build_parser():
                                           "forwards, both backwards, clipping, AdamW) in minideberta and in torch "
                                           "with transformers' layers, each in a fresh process with the same threads.",
                               epilog="example:\n  python -m minideberta bench pretrain --threads 1 2 --repeats 5  # takes minutes")
-    for name, default in (("vocab", "ids (default the shipped pair's)"), ("hidden", "width"),
-                          ("layers", "discriminator layers"), ("generator-layers", "generator layers"),
-                          ("heads", "attention heads"), ("batch", "sequences a step"), ("length", "tokens a sequence")):
-        step.add_argument(f"--{name}", type=_positive, help=f"{default}; default: the shipped pair's shapes")
-    step.add_argument("--threads", nargs="+", type=_positive, default=[1], help="thread counts to time (default 1)")
-    step.add_argument("--repeats", type=_positive, default=5, help="timed steps; the median is reported (default 5)")
-    step.add_argument("--no-reference", action="store_true", help="time minideberta alone, without torch")
+    from . import bench_pretrain
+
+    bench_pretrain.add_arguments(step, _positive)
     return parser
 
 
