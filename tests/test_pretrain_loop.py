@@ -9,29 +9,19 @@ import types
 import numpy as np
 import pytest
 
+from micro_corpus import write_micro_corpus
 from minideberta import DebertaV2Tokenizer
-from minideberta.apps import cli, corpus
+from minideberta.apps import cli
 from minideberta.apps.pretrain import pack, pretrain, tokenize_file
 from minideberta.apps.pretrain_cli import build_models, export, load_pair, model_configs
 from minideberta.apps.pretrain_eval import evaluate, roc_auc, token_counts
 from minideberta.apps.rtd_pretraining import Pretrainer
 
-SUBJECTS = ["the cat", "a dog", "the old man", "my sister", "the teacher", "a small bird", "the river", "our neighbour"]
-VERBS = ["sees", "likes", "follows", "paints", "watches", "finds", "carries", "remembers"]
-OBJECTS = ["the red ball", "a green apple", "the long road", "an open door", "the tall tree", "a quiet garden",
-           "the moon"]
-
 
 @pytest.fixture(scope="module")
 def micro(tmp_path_factory):
     """(folder, tokenizer, train chunks, held-out chunks): a grammar corpus and its own vocabulary."""
-    folder = tmp_path_factory.mktemp("micro")
-    rng = np.random.default_rng(0)
-    lines = [f"{SUBJECTS[rng.integers(8)].capitalize()} {VERBS[rng.integers(8)]} {OBJECTS[rng.integers(7)]}."
-             for _ in range(500)]
-    (folder / "train.txt").write_text("\n".join(lines[:450]) + "\n", encoding="utf-8")
-    (folder / "heldout.txt").write_text("\n".join(lines[450:]) + "\n", encoding="utf-8")
-    corpus.train_vocabulary(folder / "train.txt", folder / "spm", vocab_size=300)
+    folder = write_micro_corpus(tmp_path_factory.mktemp("micro"))
     tokenizer = DebertaV2Tokenizer(folder / "spm.model")
     return folder, tokenizer, tokenize_file(tokenizer, folder / "train.txt", 32), \
         tokenize_file(tokenizer, folder / "heldout.txt", 32)
@@ -158,6 +148,24 @@ def test_commands_pretrain_export_and_evaluate(micro, tmp_path, capsys):
     assert {"mlm_top1", "unigram_top1", "rtd_auc"} <= set(json.loads(capsys.readouterr().out))
     assert cli.main(["pretrain", "--corpus", str(tmp_path / "nope.txt"), "--output", str(tmp_path)]) == 2
     assert "error: --corpus" in capsys.readouterr().err
+
+
+def test_pretrain_switches_for_the_ablations_reach_the_models_and_the_export(micro, tmp_path):
+    folder = micro[0]
+    assert cli.main(["pretrain", "--corpus", str(folder / "train.txt"), "--output", str(tmp_path / "run"),
+                     "--steps", "1", "--batch-size", "2", "--seq-len", "32", "--hidden-size", "16", "--layers", "2",
+                     "--heads", "2", "--position-buckets", "8", "--eval-every", "0", "--pos-att-type", "c2p",
+                     "--no-emd", "--export", str(tmp_path / "weights"), "--no-progress"]) == 0
+    from minideberta import DebertaV2ForMaskedLM
+    from minideberta.masked_lm import POSITIONS
+
+    generator = DebertaV2ForMaskedLM.from_pretrained(tmp_path / "weights" / "minideberta-v3-tiny-generator")
+    assert POSITIONS not in generator.params and not generator.resolve_emd(None)  # the plain head, no EMD
+    assert generator.config.pos_att_type == ["c2p"]
+    assert cli.main(["pretrain-export", str(tmp_path / "run"), "--to", str(tmp_path / "again"), "--vocab",
+                     str(folder / "spm.model")]) == 0  # from_checkpoint rebuilds the generator without the table
+    name = "minideberta-v3-tiny-generator/model.safetensors"
+    assert (tmp_path / "again" / name).read_bytes() == (tmp_path / "weights" / name).read_bytes()
 
 
 class Oracle:

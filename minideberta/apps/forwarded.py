@@ -1,5 +1,5 @@
 """The commands that parse their own options: ``train``, ``exercises``, ``corpus``, ``tasks``, ``pretrain``,
-``pretrain-eval``, ``pretrain-export`` (and ``course``, which ``cli.py`` hands to ``course_render.py``).
+``pretrain-eval``, ``pretrain-export``, ``ablate`` (and ``course``, which ``cli.py`` hands to ``course_render.py``).
 
 ``cli.py`` lists them in its help and passes them the rest of the command line; ``--device`` is
 checked here, as for every command.
@@ -13,7 +13,8 @@ FORWARDED = {"train": "fine-tune a sequence classifier",  # train_cli.py parses 
              "tasks": "labelled tasks from WordNet: build, compare baselines and fine-tuning, export heads",
              "pretrain": "pre-train a small DeBERTaV3: generator + discriminator, RTD, GDES (pretrain_cli.py)",
              "pretrain-eval": "held-out numbers of a pre-trained pair: top-1/top-5 vs unigram, RTD AUC",
-             "pretrain-export": "write a pre-training checkpoint as two model folders (float16)"}
+             "pretrain-export": "write a pre-training checkpoint as two model folders (float16)",
+             "ablate": "the papers' ablations at small scale: no c2p, no p2c, no EMD, ES, NES (ablate.py)"}
 COURSE = {"course": "execute the read-along notebooks and render them as HTML"}  # course_render.py parses its own
 
 
@@ -41,6 +42,8 @@ def run_forwarded(name, argv):
         from . import corpus as command
     elif name == "tasks":
         from . import tasks_cli as command
+    elif name == "ablate":
+        from . import ablate as command
     else:
         from . import pretrain_cli as command
     main = {"pretrain-eval": getattr(command, "eval_main", None),

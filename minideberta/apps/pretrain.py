@@ -113,8 +113,9 @@ def plot_history(history, path):
 def pretrain(pretrainer, train_chunks, eval_chunks, counts, *, steps, batch_size=16, lr=5e-4, warmup_steps=None,
              weight_decay=0.01, max_grad_norm=1.0, seed=0, output=None, eval_every=200, eval_sequences=64,
              checkpoint_minutes=5.0, max_minutes=None, resume=False, detect_anomalies=False, progress=True,
-             log=print):
-    """Pre-train ``pretrainer`` in place; return the history dict (module docstring)."""
+             log=print, extra_eval=None):
+    """Pre-train ``pretrainer`` in place; return the history dict (module docstring). ``extra_eval``:
+    a function of the pretrainer returning more held-out numbers (a dict of floats) for each evaluation."""
     if warmup_steps is None:
         warmup_steps = max(1, steps // 20)
     n = len(train_chunks)
@@ -148,6 +149,8 @@ def pretrain(pretrainer, train_chunks, eval_chunks, counts, *, steps, batch_size
     def run_eval(done):
         results = evaluate(pretrainer.generator, pretrainer.discriminator, eval_ids, counts, special,
                            pretrainer.mask_id)
+        if extra_eval is not None:
+            results.update(extra_eval(pretrainer))
         history["eval"].setdefault("step", []).append(done)
         for key, value in results.items():
             history["eval"].setdefault(key, []).append(value)

@@ -21,29 +21,37 @@ import numpy as np
 
 from .. import DebertaV2Config, DebertaV2ForMaskedLM, DebertaV2ForReplacedTokenDetection, DebertaV2Tokenizer
 from ..checkpoints import weights
+from ..masked_lm import POSITIONS
 from ..params import init_params
 from .errors import OneLineParser
 from .pretrain import pretrain, tokenize_file
 from .pretrain_eval import evaluate, evaluate_everyday, token_counts
 from .rtd_pretraining import SHARING, WORD, Pretrainer
 
+POS_ATT_TYPES = ("p2c|c2p", "c2p", "p2c")
+
 
 def model_configs(vocab_size, hidden_size=256, layers=4, generator_layers=None, heads=4, intermediate_size=None,
-                  position_buckets=64, max_position_embeddings=256):
+                  position_buckets=64, max_position_embeddings=256, pos_att_type="p2c|c2p"):
+    """The generator's and the discriminator's configs; ``pos_att_type`` ("p2c|c2p", "c2p", "p2c")
+    chooses the disentangled attention terms of both (the ablations switch them off)."""
     base = dict(vocab_size=vocab_size, hidden_size=hidden_size, num_attention_heads=heads,
                 intermediate_size=intermediate_size or 4 * hidden_size, max_position_embeddings=max_position_embeddings,
                 relative_attention=True, position_buckets=position_buckets, max_relative_positions=-1,
-                norm_rel_ebd="layer_norm", share_att_key=True, pos_att_type="p2c|c2p", layer_norm_eps=1e-7,
+                norm_rel_ebd="layer_norm", share_att_key=True, pos_att_type=pos_att_type, layer_norm_eps=1e-7,
                 position_biased_input=False, type_vocab_size=0, hidden_dropout_prob=0.0,
                 attention_probs_dropout_prob=0.0, pad_token_id=0)
     generator = DebertaV2Config(**base, num_hidden_layers=generator_layers or max(1, layers // 2), legacy=False)
     return generator, DebertaV2Config(**base, num_hidden_layers=layers)
 
 
-def build_models(generator_config, discriminator_config, seed=0, dtype=np.float32):
-    """A fresh generator (with the EMD position table) and discriminator, initialised as transformers does."""
+def build_models(generator_config, discriminator_config, seed=0, dtype=np.float32, emd=True):
+    """A fresh generator and discriminator, initialised as transformers does. With ``emd`` the generator
+    holds the absolute position table its Enhanced Mask Decoder reads (and so decodes through it);
+    without, it is the plain masked LM: its head reads the last layer, and no absolute position
+    reaches it anywhere (the ablation "without EMD")."""
     shapes = {**DebertaV2ForMaskedLM.param_shapes(generator_config),
-              **DebertaV2ForMaskedLM.optional_shapes(generator_config)}
+              **(DebertaV2ForMaskedLM.optional_shapes(generator_config) if emd else {})}
     generator = DebertaV2ForMaskedLM(generator_config, dtype=dtype,
                                      params=init_params(shapes, generator_config, seed, np.dtype(dtype)))
     return generator, DebertaV2ForReplacedTokenDetection(discriminator_config, seed=seed + 1, dtype=dtype)
@@ -90,10 +98,10 @@ def from_checkpoint(folder):
     settings = json.loads(state_file.read_text(encoding="utf-8"))["settings"]
     configs = [DebertaV2Config.from_dict(json.loads((folder / f"{name}_config.json").read_text(encoding="utf-8")))
                for name in ("generator", "discriminator")]
-    generator, discriminator = build_models(*configs)
+    saved = weights.load_state_dict(folder)
+    generator, discriminator = build_models(*configs, emd=f"generator.{POSITIONS}" in saved)
     pretrainer = Pretrainer(generator, discriminator, settings["sharing"], settings["rtd_weight"],
                             mask_id=configs[0].vocab_size - 1)
-    saved = weights.load_state_dict(folder)
     for name, array in pretrainer.params.items():
         array[...] = saved[name]
     pretrainer.compose()
@@ -147,6 +155,10 @@ def build_parser():
     parser.add_argument("--heads", type=int, default=4)
     parser.add_argument("--intermediate-size", type=int, help="FFN width (default 4 * hidden size)")
     parser.add_argument("--position-buckets", type=int, default=64)
+    parser.add_argument("--pos-att-type", choices=POS_ATT_TYPES, default="p2c|c2p",
+                        help="disentangled attention terms, both models (default p2c|c2p; the ablations drop one)")
+    parser.add_argument("--no-emd", action="store_true",
+                        help="the generator decodes with the plain MLM head on its last layer, not the EMD")
     parser.add_argument("--lr", type=float, default=5e-4)
     parser.add_argument("--warmup-steps", type=int, help="default: 5%% of --steps")
     parser.add_argument("--weight-decay", type=float, default=0.01)
@@ -179,14 +191,15 @@ def main(argv=None):
           f"vocabulary {len(tokenizer)} ids", flush=True)
     g_config, d_config = model_configs(len(tokenizer), args.hidden_size, args.layers, args.generator_layers,
                                        args.heads, args.intermediate_size, args.position_buckets,
-                                       max(256, args.seq_len))
-    generator, discriminator = build_models(g_config, d_config, args.seed)
+                                       max(256, args.seq_len), args.pos_att_type)
+    generator, discriminator = build_models(g_config, d_config, args.seed, emd=not args.no_emd)
     pretrainer = Pretrainer(generator, discriminator, args.sharing, args.rtd_weight,
                             special_ids=[tokenizer.pad_token_id, tokenizer.cls_token_id, tokenizer.sep_token_id,
                                          tokenizer.unk_token_id], mask_id=tokenizer.mask_token_id)
     print(f"generator {generator.num_parameters()} parameters ({g_config.num_hidden_layers} layers), "
           f"discriminator {discriminator.num_parameters()} ({d_config.num_hidden_layers} layers), "
-          f"sharing {args.sharing}", flush=True)
+          f"sharing {args.sharing}, attention {args.pos_att_type}, "
+          f"{'plain MLM head' if args.no_emd else 'EMD'} in the generator", flush=True)
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
     history = pretrain(pretrainer, train_chunks, eval_chunks, counts, steps=args.steps, batch_size=args.batch_size,

@@ -44,7 +44,7 @@ tuned on; their README says how they were written). Three parts:
   ``chance_mean_rank``: the same for scores drawn at random (k pieces among n tokens: k / n and
   1 + (n - k) / (k + 1)), ``mean_tokens`` the mean n.
 
-The generator is run with ``rtd_pretraining.generator_forward`` (Enhanced Mask Decoder, the
+The generator is run with ``rtd_pretraining.generator_forward`` (its Enhanced Mask Decoder if it has one, the
 head on the selected rows), the discriminator as ``DebertaV2ForReplacedTokenDetection``, both
 without caches (``no_grad``). Nothing here changes the models or a caller's random state.
 """

@@ -80,11 +80,12 @@ def sample_tokens(logits, rng, forbidden):
 
 
 def generator_forward(model, input_ids, attention_mask, selected, labels):
-    """The generator's masked-LM loss on the ``selected`` positions: encoder, EMD, MLM head on
-    the selected rows only (``deberta.forward``'s ``decode``). Returns ``(loss, logits (M, V)), cache``."""
+    """The generator's masked-LM loss on the ``selected`` positions: encoder, EMD (when the model holds
+    its position table: ``resolve_emd``), MLM head on the selected rows only (``deberta.forward``'s
+    ``decode``). Returns ``(loss, logits (M, V)), cache``."""
     x = prepare_inputs(model.config, model.dtype, input_ids, attention_mask, device=model.device)
-    out, cache = deberta.forward(model.params, model.config, x, "masked_lm", labels, use_emd=True, rng=model.rng,
-                                 decode=selected)
+    out, cache = deberta.forward(model.params, model.config, x, "masked_lm", labels,
+                                 use_emd=model.resolve_emd(None), rng=model.rng, decode=selected)
     return (out["loss"], out["logits"]), cache
 
 
