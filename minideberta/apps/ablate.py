@@ -31,6 +31,7 @@ and a stopped one resumes from its checkpoint, so the command can be run again u
 (mean, spread, and each variant against ``full`` paired by seed) and the figures.
 """
 import argparse
+import hashlib
 import json
 import shutil
 import time
@@ -51,12 +52,14 @@ from .train_cli import tokenize
 
 VARIANTS = {"full": {}, "no-c2p": {"pos_att_type": "p2c"}, "no-p2c": {"pos_att_type": "c2p"},
             "no-emd": {"emd": False}, "es": {"sharing": "es"}, "nes": {"sharing": "nes"}}
-# The size and budget of the committed results (about 5 minutes of one core per pre-training run)
-# and of --smoke (every variant for a few steps, seconds each).
+# The size and budget of the committed results (about 9 minutes of one core per pre-training run,
+# chosen by pilot runs: at 500 steps every pilot was still at the unigram plateau, the generator's
+# top-1 equal to always guessing the commonest token; this size leaves it near step 800) and of
+# --smoke (every variant for a few steps, seconds each).
 SIZES = {"default": dict(hidden_size=128, layers=2, generator_layers=1, heads=2, position_buckets=32, batch_size=16,
-                         seq_len=128, steps=500, warmup_steps=50, lr=1e-3, eval_every=100, eval_sequences=64,
-                         final_sequences=256, train_size=2000, dev_size=300, ft_steps=300, ft_batch_size=32,
-                         ft_lr=3e-4, ft_eval_every=50, ft_patience=3, ft_warmup_steps=30),
+                         seq_len=64, steps=2000, warmup_steps=100, lr=1e-3, eval_every=250, eval_sequences=64,
+                         final_sequences=512, train_size=4000, dev_size=300, ft_steps=400, ft_batch_size=32,
+                         ft_lr=3e-4, ft_eval_every=50, ft_patience=4, ft_warmup_steps=40),
          "smoke": dict(hidden_size=32, layers=2, generator_layers=1, heads=2, position_buckets=8, batch_size=4,
                        seq_len=32, steps=3, warmup_steps=1, lr=1e-3, eval_every=3, eval_sequences=4,
                        final_sequences=4, train_size=16, dev_size=8, ft_steps=2, ft_batch_size=8, ft_lr=3e-4,
@@ -82,16 +85,20 @@ def embedding_similarity(pretrainer):
 
 
 def prepare_data(corpus, vocab, folder, seq_len):
-    """The corpus's training and held-out text as packed id arrays, tokenized once into ``folder``."""
+    """The corpus's training and held-out text as packed id arrays, tokenized once into ``folder``
+    (the file names carry the sequence length and a digest of the corpus and the vocabulary)."""
     folder.mkdir(parents=True, exist_ok=True)
     tokenizer = DebertaV2Tokenizer(vocab)
-    for name, path in (("train", corpus), ("heldout", corpus.with_name("heldout.txt"))):
-        target = folder / f"{name}-{seq_len}.npy"
+    sources = (("train", corpus), ("heldout", corpus.with_name("heldout.txt")))
+    for _, path in sources:
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} not found (build the corpus with python -m minideberta corpus)")
+    digest = hashlib.sha256(b"".join(Path(p).read_bytes() for p in (vocab, corpus))).hexdigest()[:12]
+    targets = [folder / f"{name}-{seq_len}-{digest}.npy" for name, _ in sources]
+    for (_, path), target in zip(sources, targets):
         if not target.is_file():
-            if not path.is_file():
-                raise FileNotFoundError(f"{path} not found (build the corpus with python -m minideberta corpus)")
             np.save(target, tokenize_file(tokenizer, path, seq_len).astype(np.int32))
-    return folder / f"train-{seq_len}.npy", folder / f"heldout-{seq_len}.npy"
+    return targets
 
 
 def topic_data(tasks, tokenizer, size):
@@ -181,7 +188,8 @@ def ablate(args, echo=print):
             rows.append(run_one(job))
             bar.update(1)
     bar.close()
-    settings = {"size": size, "variants": list(args.variants), "seeds": list(args.seeds), "smoke": args.smoke}
+    settings = {"size": size, "variants": list(args.variants), "seeds": list(args.seeds), "smoke": args.smoke,
+                "vocab": f"{vocab} ({len(DebertaV2Tokenizer(vocab))} ids)", "corpus": str(corpus)}
     report.write(output, rows, runs, settings)
     echo(f"{len(rows)} runs; results in {output / 'results.csv'}, {output / 'summary.csv'}, figures beside them")
     return rows
