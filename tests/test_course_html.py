@@ -15,7 +15,9 @@ import subprocess
 import jupytext
 import nbformat
 
-from minideberta.apps import cli, course_html, course_render
+from minideberta.apps.cli import main as cli
+from minideberta.apps.course import html as course_html
+from minideberta.apps.course import render as course_render
 
 CHAPTER = "05"  # relative positions: fast, dense with formulas (fractions, sums, subscripts) and three figures
 OFFLINE = ["--headless", "--no-sandbox", "--disable-gpu", "--proxy-server=127.0.0.1:9",

@@ -7,7 +7,8 @@ import jupytext
 import nbformat
 from jupytext.config import find_jupytext_configuration_file, get_formats_from_notebook_and_config, load_jupytext_config
 
-from minideberta.apps import cli, course_render
+from minideberta.apps.cli import main as cli
+from minideberta.apps.course import render as course_render
 
 SOURCES = course_render.sources()
 

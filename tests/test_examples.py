@@ -17,7 +17,7 @@ import sys
 
 import pytest
 
-from minideberta.apps.cli import main
+from minideberta.apps.cli.main import main
 
 from conftest import REPO
 

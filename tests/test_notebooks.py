@@ -1,7 +1,7 @@
 """The read-along course (notebooks/NN_topic.py, jupytext percent format).
 
 Every notebook is read as a notebook by jupytext and executed top to bottom by nbclient in a fresh
-``python3`` kernel (``apps.course_render.execute``), one test per notebook: it must not raise, must
+``python3`` kernel (``apps.course.render.execute``), one test per notebook: it must not raise, must
 draw at least one figure (an image/png output) and must assert something. The executed notebook is
 then rendered to HTML as ``python -m minideberta course render`` does, and its figures must be in
 the page. IPython's and Jupyter's runtime files go to a temporary directory.
@@ -12,7 +12,9 @@ import time
 
 import pytest
 
-from minideberta.apps import cli, course, course_render
+from minideberta.apps import course
+from minideberta.apps.cli import main as cli
+from minideberta.apps.course import render as course_render
 
 NOTEBOOKS = course_render.sources()
 README = course_render.NOTEBOOKS / "README.md"

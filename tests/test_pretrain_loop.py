@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 
 from minideberta import DebertaV2Tokenizer
-from minideberta.apps import cli, corpus
-from minideberta.apps.pretrain import pack, pretrain, tokenize_file
-from minideberta.apps.pretrain_cli import build_models, export, load_pair, model_configs
-from minideberta.apps.pretrain_eval import evaluate, roc_auc, token_counts
-from minideberta.apps.rtd_pretraining import Pretrainer
+from minideberta.apps.cli import main as cli
+from minideberta.apps.pretrain import corpus
+from minideberta.apps.pretrain.cli import build_models, export, load_pair, model_configs
+from minideberta.apps.pretrain.evaluate import evaluate, roc_auc, token_counts
+from minideberta.apps.pretrain.loop import pack, pretrain, tokenize_file
+from minideberta.apps.pretrain.rtd import Pretrainer
 
 SUBJECTS = ["the cat", "a dog", "the old man", "my sister", "the teacher", "a small bird", "the river", "our neighbour"]
 VERBS = ["sees", "likes", "follows", "paints", "watches", "finds", "carries", "remembers"]

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from minideberta import DebertaV2ForMaskedLM, DebertaV2ForReplacedTokenDetection, DebertaV2Tokenizer
-from minideberta.apps import cli, demo, pipelines
+from minideberta.apps.cli import main as cli
+from minideberta.apps.inference import demo, pipelines
 from minideberta.checkpoints import hub
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights"

@@ -17,8 +17,8 @@ import pytest
 import torch
 
 from minideberta import DebertaV2Config, DebertaV2ForMaskedLM, DebertaV2ForSequenceClassification
-from minideberta.apps.cli import main
-from minideberta.apps.pipelines import softmax
+from minideberta.apps.cli.main import main
+from minideberta.apps.inference.pipelines import softmax
 from minideberta.checkpoints import hub, weights
 from minideberta.checkpoints.weights import CHECKPOINT_FILES, choose_checkpoint
 from minideberta.masked_lm import POSITIONS

@@ -17,8 +17,8 @@ import time
 
 import numpy as np
 
-from .. import backend
-from .bench import SIZES, minideberta_pass, transformers_pass
+from ... import backend
+from .model import SIZES, minideberta_pass, transformers_pass
 
 HEAD_CLASSES = ("DebertaV2Model", "DebertaV2ForMaskedLM", "DebertaV2ForSequenceClassification",
                 "DebertaV2ForTokenClassification", "DebertaV2ForQuestionAnswering", "DebertaV2ForReplacedTokenDetection")

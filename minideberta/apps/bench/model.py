@@ -64,7 +64,7 @@ def random_ids(vocab_size, batch, length):
 
 def minideberta_pass(model, ids, dout, mode):
     """The pass to time: "forward" under no_grad, or "forward_backward" from the upstream ``dout``."""
-    from .. import no_grad
+    from ... import no_grad
 
     def forward():
         with no_grad():
@@ -93,7 +93,7 @@ def transformers_pass(model, ids, dout, mode):
 
 
 def child_minideberta(size, batch, length, mode, repeats):
-    from .. import DebertaV2Config, DebertaV2Model
+    from ... import DebertaV2Config, DebertaV2Model
 
     model = DebertaV2Model(DebertaV2Config(**SIZES[size], hidden_dropout_prob=0, attention_probs_dropout_prob=0))
     ids = random_ids(model.config.vocab_size, batch, length)
@@ -114,7 +114,7 @@ def child_transformers(size, batch, length, mode, repeats):
 
 def run_child(impl, size, batch, length, mode, repeats):
     env = {k: v for k, v in os.environ.items() if k not in PINNED_BLAS}
-    cmd = [sys.executable, "-m", "minideberta.apps.bench", impl, size, str(batch), str(length), mode, str(repeats)]
+    cmd = [sys.executable, "-m", "minideberta.apps.bench.model", impl, size, str(batch), str(length), mode, str(repeats)]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"benchmark child {' '.join(cmd[2:])} failed:\n{done.stderr[-2000:]}")

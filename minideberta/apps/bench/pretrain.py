@@ -1,7 +1,7 @@
 """``python -m minideberta bench pretrain``: one pre-training step, minideberta against torch, in tokens/s.
 
 The step is the whole of DeBERTaV3's replaced-token detection at the shipped shapes
-(``rtd_pretraining.Pretrainer.step``): dynamic masking, the generator's forward with the Enhanced
+(``pretrain/rtd.py``: ``Pretrainer.step``): dynamic masking, the generator's forward with the Enhanced
 Mask Decoder and its MLM head on the masked rows, sampling, the discriminator's forward,
 L_MLM + 50 L_RTD, both backwards, GDES embedding sharing, clipping to the global norm, and one
 AdamW update of every parameter.
@@ -26,7 +26,7 @@ import sys
 
 import numpy as np
 
-from .bench import PINNED_BLAS, measure
+from .model import PINNED_BLAS, measure
 
 # The shipped pair's shapes (weights/minideberta-v3-tiny*/config.json) and its run's batch; --hidden etc. override.
 SHIPPED = dict(vocab=6001, hidden=192, layers=4, generator_layers=2, heads=4, batch=16, length=128)
@@ -39,9 +39,9 @@ def batch_ids(vocab, batch, length, seed=0):
 
 
 def child_minideberta(shape, repeats):
-    from ..optim import AdamW, clip_grad_norm
-    from .pretrain_cli import build_models, model_configs
-    from .rtd_pretraining import Pretrainer
+    from ...optim import AdamW, clip_grad_norm
+    from ..pretrain.cli import build_models, model_configs
+    from ..pretrain.rtd import Pretrainer
 
     g_config, d_config = model_configs(shape["vocab"], shape["hidden"], shape["layers"], shape["generator_layers"],
                                        shape["heads"])
@@ -55,7 +55,7 @@ def child_minideberta(shape, repeats):
         clip_grad_norm(grads, 1.0)
         optimizer.step(grads)
 
-    return measure(step, repeats)[0]  # the median seconds (bench.py; the memory peak is not reported)
+    return measure(step, repeats)[0]  # the median seconds (bench/model.py; the memory peak is not reported)
 
 
 def child_torch(shape, repeats):
@@ -111,11 +111,11 @@ def child_torch(shape, repeats):
         optimizer.step()
 
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "1")))
-    return measure(step, repeats)[0]  # the median seconds (bench.py; the memory peak is not reported)
+    return measure(step, repeats)[0]  # the median seconds (bench/model.py; the memory peak is not reported)
 
 
 def add_arguments(parser, positive):
-    """The options of ``bench pretrain`` (cli.py's parser; ``positive`` its check of a positive integer)."""
+    """The options of ``bench pretrain`` (the parser of ``cli/main.py``; ``positive`` its check of a positive integer)."""
     for name, default in (("vocab", "ids"), ("hidden", "width"), ("layers", "discriminator layers"),
                           ("generator-layers", "generator layers"), ("heads", "attention heads"),
                           ("batch", "sequences a step"), ("length", "tokens a sequence")):
@@ -128,7 +128,7 @@ def add_arguments(parser, positive):
 def run_child(impl, shape, repeats, threads):
     env = {k: v for k, v in os.environ.items() if k not in PINNED_BLAS}
     env.update(OPENBLAS_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads), BENCH_THREADS=str(threads))
-    cmd = [sys.executable, "-m", "minideberta.apps.bench_pretrain", impl, json.dumps(shape), str(repeats)]
+    cmd = [sys.executable, "-m", "minideberta.apps.bench.pretrain", impl, json.dumps(shape), str(repeats)]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"benchmark child {impl} failed:\n{done.stderr[-2000:]}")

@@ -21,8 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from ..checkpoints.hub import embedded_folder
-from ..tokenizer.deberta_tokenizer import DebertaV2TokenizerFast
+from ...checkpoints.hub import embedded_folder
+from ...tokenizer.deberta_tokenizer import DebertaV2TokenizerFast
 
 VOCAB_FOLDER = "deberta-v3-tokenizer"  # weights/deberta-v3-tokenizer: Microsoft's official v3 spm.model
 SOURCE_PACKAGES = ("numpy", "scipy")

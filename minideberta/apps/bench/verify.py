@@ -18,12 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..checkpoints import weights
-from ..checkpoints.hub import HEAD_CLASSES, HEAD_NAMES, heads_from_shapes
-from ..config import DebertaV2Config
-from ..masked_lm import POSITIONS, DebertaV2ForMaskedLM
-from ..model import DebertaV2Model, no_grad
-from ..tasks import DebertaV2ForReplacedTokenDetection
+from ...checkpoints import weights
+from ...checkpoints.hub import HEAD_CLASSES, HEAD_NAMES, heads_from_shapes
+from ...config import DebertaV2Config
+from ...masked_lm import POSITIONS, DebertaV2ForMaskedLM
+from ...model import DebertaV2Model, no_grad
+from ...tasks import DebertaV2ForReplacedTokenDetection
 
 SENTENCES = ["Paris is the capital and most populous city of France.",
              "The quick brown fox jumps over the lazy dog.",
@@ -35,7 +35,7 @@ def example_batch(folder, config):
     if config.position_biased_input:
         n_long = min(n_long, config.max_position_embeddings)
     if (Path(folder) / "spm.model").is_file():
-        from ..tokenizer.deberta_tokenizer import DebertaV2Tokenizer
+        from ...tokenizer.deberta_tokenizer import DebertaV2Tokenizer
 
         tok = DebertaV2Tokenizer.from_pretrained(folder)
         texts = SENTENCES + [" ".join(SENTENCES * (n_long // 8))]

@@ -20,6 +20,8 @@ import sys
 import traceback
 import warnings
 
+from ...checks import check_integer
+
 DEBUG_FLAG = "--debug"
 DEBUG_VARIABLE = "MINIDEBERTA_DEBUG"
 USER_STATUS, INTERNAL_STATUS, INTERRUPTED_STATUS = 2, 1, 130  # 130: the shell's status for Ctrl-C
@@ -87,3 +89,12 @@ def reported(command, debug):
         print(f"error: internal error, please report it: {type(error).__name__}: {one_line(error)}{hint}",
               file=sys.stderr)
         return INTERNAL_STATUS
+
+
+def positive(text):
+    """argparse type of a count (``--top-k``, ``--repeats``...): an integer >= 1, else one ``error:`` line."""
+    value = int(text)  # not an integer: argparse says "invalid positive value: 'x'"
+    try:
+        return check_integer(value, None, minimum=1)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None

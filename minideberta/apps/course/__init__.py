@@ -23,13 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..checkpoints import hub
-from ..checkpoints.weights import save_safetensors
-from ..config import DebertaV2Config
-from ..masked_lm import POSITIONS, DebertaV2ForMaskedLM
-from ..params import init_params
-from ..tasks import DebertaV2ForReplacedTokenDetection
-from ..tokenizer.deberta_tokenizer import VOCAB_FILE
+from ...checkpoints import hub
+from ...checkpoints.weights import save_safetensors
+from ...config import DebertaV2Config
+from ...masked_lm import POSITIONS, DebertaV2ForMaskedLM
+from ...params import init_params
+from ...tasks import DebertaV2ForReplacedTokenDetection
+from ...tokenizer.deberta_tokenizer import VOCAB_FILE
 
 ENVIRONMENT = "MINIDEBERTA_MODEL"
 EMBEDDED = {"masked-lm": "minideberta-v3-tiny-generator", "replaced-token-detection": "minideberta-v3-tiny"}

@@ -7,7 +7,7 @@
 The notebook sources are jupytext percent-format ``.py`` files. Each one is read as a notebook,
 executed top to bottom in a fresh Python kernel (nbclient) with its own folder as working
 directory, and exported with nbconvert's HTMLExporter, figures embedded as base64 PNG and the math
-converted to MathML (``course_html``), so the pages read in any browser without Jupyter and without
+converted to MathML (``html.py``), so the pages read in any browser without Jupyter and without
 a network. ``index.html`` lists the chapters in reading order, each with its summary from
 notebooks/README.md. ``tests/test_notebooks.py`` runs every notebook through ``execute`` too.
 
@@ -21,8 +21,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from . import course_html
-from .errors import OneLineParser
+from ..cli.errors import OneLineParser
+from . import html as course_html
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])

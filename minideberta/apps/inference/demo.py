@@ -6,7 +6,7 @@
 3. the model is saved as a checkpoint and read back, giving the same numbers;
 4. when torch and transformers are installed, ``verify`` compares that checkpoint with them;
 5. when the embedded pre-trained models are there (``weights/minideberta-v3-tiny``, pre-trained by
-   minideberta itself, see ``pretrain.py``), fill-mask with the generator on a few sentences and
+   minideberta itself, see ``apps/pretrain/``), fill-mask with the generator on a few sentences and
    replaced-token detection with the discriminator on a corrupted sentence.
 Exit code 0 when every check passes.
 """
@@ -14,10 +14,10 @@ import tempfile
 
 import numpy as np
 
-from ..config import DebertaV2Config
-from ..gradcheck import EXPECTED_ERROR, numerical_gradient, rel_error
-from ..relative_position import make_log_bucket_position
-from ..tasks import DebertaV2ForSequenceClassification
+from ...config import DebertaV2Config
+from ...gradcheck import EXPECTED_ERROR, numerical_gradient, rel_error
+from ...relative_position import make_log_bucket_position
+from ...tasks import DebertaV2ForSequenceClassification
 
 CONFIG = dict(vocab_size=1000, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
               max_position_embeddings=512, relative_attention=True, position_buckets=16, norm_rel_ebd="layer_norm",
@@ -92,7 +92,7 @@ def main(report=print):
 
 def run_verify(folder, report):
     """The checkpoint against transformers, when it is installed (None when it is not)."""
-    from . import verify
+    from ..bench import verify
 
     if not verify.reference_installed():
         report("4. reference: torch and transformers are not installed (pip install -r requirements-dev.txt), "
@@ -111,7 +111,7 @@ CORRUPTED = ("Return the number of items in the list.", "Return the number of ba
 
 def show_pretrained(report, top_k=3):
     """Section 5: the embedded pre-trained models on real text, when they are in weights/."""
-    from ..checkpoints import hub
+    from ...checkpoints import hub
     from . import pipelines
 
     if hub.embedded_folder(GENERATOR) is None or hub.embedded_folder(DISCRIMINATOR) is None:

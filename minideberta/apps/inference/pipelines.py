@@ -11,10 +11,10 @@ data (dicts, lists, str, int, float), ready for ``json.dumps``. Character offset
 """
 import numpy as np
 
-from .. import losses
-from ..backend import to_numpy
-from ..model import no_grad
-from ..tokenizer.deberta_tokenizer import MASK
+from ... import losses
+from ...backend import to_numpy
+from ...model import no_grad
+from ...tokenizer.deberta_tokenizer import MASK
 
 
 def softmax(x):
@@ -128,7 +128,7 @@ def fill_mask(model, tokenizer, text, top_k=5, emd=None):
 
 def _position_table_rows(model, emd):
     """The rows of the absolute position table the forward will read (EMD), or None when it reads none."""
-    from ..masked_lm import POSITIONS
+    from ...masked_lm import POSITIONS
 
     if not hasattr(model, "resolve_emd") or not model.resolve_emd(emd):
         return None

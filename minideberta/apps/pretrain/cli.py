@@ -19,13 +19,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import DebertaV2Config, DebertaV2ForMaskedLM, DebertaV2ForReplacedTokenDetection, DebertaV2Tokenizer
-from ..checkpoints import weights
-from ..params import init_params
-from .errors import OneLineParser
-from .pretrain import pretrain, tokenize_file
-from .pretrain_eval import evaluate, evaluate_everyday, token_counts
-from .rtd_pretraining import SHARING, WORD, Pretrainer
+from ... import DebertaV2Config, DebertaV2ForMaskedLM, DebertaV2ForReplacedTokenDetection, DebertaV2Tokenizer
+from ...checkpoints import weights
+from ...params import init_params
+from ..cli.errors import OneLineParser
+from .evaluate import evaluate, evaluate_everyday, token_counts
+from .loop import pretrain, tokenize_file
+from .rtd import SHARING, WORD, Pretrainer
 
 
 def model_configs(vocab_size, hidden_size=256, layers=4, generator_layers=None, heads=4, intermediate_size=None,
@@ -209,7 +209,7 @@ def eval_main(argv=None):
                     "replacements and on uniform random ones. On the package's everyday-English sets (always, "
                     "unless --no-everyday; under \"everyday\" in the JSON): the same on plain sentences, a cloze "
                     "check (an acceptable answer in the generator's top 5) and a swap check (the swapped word the "
-                    "discriminator's top token). Definitions: minideberta/apps/pretrain_eval.py.",
+                    "discriminator's top token). Definitions: minideberta/apps/pretrain/evaluate.py.",
         epilog="example:\n  python -m minideberta pretrain-eval weights/minideberta-v3-tiny "
                "weights/minideberta-v3-tiny-generator --corpus /work/runs/corpus/train.txt "
                "--heldout /work/runs/corpus/heldout.txt  # takes minutes\n"

@@ -26,8 +26,8 @@ import hashlib
 import json
 from pathlib import Path
 
+from ..cli.errors import OneLineParser
 from . import corpus_sources as sources
-from .errors import OneLineParser
 
 SOURCES = ("python3-doc", "wordnet-base", "dict-gcide", "fortunes")
 TASK_PER_10000 = 1500

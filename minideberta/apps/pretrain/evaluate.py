@@ -3,7 +3,7 @@
 ``evaluate(generator, discriminator, chunks, counts)`` returns the numbers of the model card:
 
 - **Masked-token accuracy.** In each held-out sequence 15% of the real, non-special tokens are
-  selected (seeded, ``rtd_pretraining.mask_tokens``) and *all* of them replaced by ``[MASK]``;
+  selected (seeded, ``rtd.mask_tokens``) and *all* of them replaced by ``[MASK]``;
   the generator's top-1 and top-5 accuracy at those positions (``mlm_top1``, ``mlm_top5``).
 - **Unigram baseline** on the very same positions: always predict the k most frequent tokens
   of the training corpus (special tokens excluded), ``unigram_top1``, ``unigram_top5``.
@@ -44,7 +44,7 @@ tuned on; their README says how they were written). Three parts:
   ``chance_mean_rank``: the same for scores drawn at random (k pieces among n tokens: k / n and
   1 + (n - k) / (k + 1)), ``mean_tokens`` the mean n.
 
-The generator is run with ``rtd_pretraining.generator_forward`` (Enhanced Mask Decoder, the
+The generator is run with ``rtd.generator_forward`` (Enhanced Mask Decoder, the
 head on the selected rows), the discriminator as ``DebertaV2ForReplacedTokenDetection``, both
 without caches (``no_grad``). Nothing here changes the models or a caller's random state.
 """
@@ -53,9 +53,9 @@ from typing import NamedTuple
 import numpy as np
 from scipy.stats import rankdata
 
-from ..model import no_grad
+from ...model import no_grad
 from . import everyday
-from .rtd_pretraining import discriminator_labels, generator_forward, mask_tokens, sample_tokens
+from .rtd import discriminator_labels, generator_forward, mask_tokens, sample_tokens
 
 
 def roc_auc(scores, labels):

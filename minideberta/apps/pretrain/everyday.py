@@ -1,6 +1,6 @@
 """The everyday-English sets (``minideberta/data/everyday/``): reading them, and the cloze and swap checks.
 
-The metrics are defined in ``pretrain_eval``'s docstring; this file holds what is particular to the
+The metrics are defined in ``evaluate.py``'s docstring; this file holds what is particular to the
 two hand-written checks.
 
 **Cloze input.** A user who types "The cat sat on the [MASK]." gets, from the tokenizer, ``[MASK]``
@@ -36,7 +36,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .rtd_pretraining import generator_forward
+from .rtd import generator_forward
 
 FOLDER = Path(__file__).resolve().parent.parent / "data" / "everyday"
 MASK_TEXT = "[MASK]"
@@ -185,7 +185,7 @@ def top5_at_mask(generator, rows, mask_id, pad_id, batch_size=32):
 
 
 def cloze_scores(generator, tokenizer, items, batch_size=32):
-    """The cloze numbers (``pretrain_eval`` docstring) of ``items`` (``ClozeItem``)."""
+    """The cloze numbers (``evaluate.py``'s docstring) of ``items`` (``ClozeItem``)."""
     acceptable = [single_pieces(tokenizer, item.answers) for item in items]
     built = [cloze_ids(tokenizer, item) if ok else None for item, ok in zip(items, acceptable)]
     scored = [i for i, ids in enumerate(built) if ids is not None]
@@ -205,7 +205,7 @@ def cloze_scores(generator, tokenizer, items, batch_size=32):
 
 
 def swap_scores(discriminator, tokenizer, items, special_ids, batch_size=32):
-    """The swap numbers (``pretrain_eval`` docstring) of ``items`` (``SwapItem``)."""
+    """The swap numbers (``evaluate.py``'s docstring) of ``items`` (``SwapItem``)."""
     ranks, chance, chance_rank, tokens = [], [], [], []
     for start in range(0, len(items), batch_size):
         batch = items[start:start + batch_size]

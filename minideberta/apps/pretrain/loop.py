@@ -3,14 +3,14 @@
     history = pretrain(pretrainer, train_chunks, eval_chunks, counts, steps=2000, batch_size=16, lr=5e-4,
                        output="run/")
 
-or ``python -m minideberta pretrain --corpus train.txt --output run/`` (``pretrain_cli.py``).
+or ``python -m minideberta pretrain --corpus train.txt --output run/`` (``cli.py``).
 
 Data: every sentence is tokenized without special tokens, the ids are concatenated in corpus
 order and cut into chunks of ``seq_len - 2`` ids, each framed as ``[CLS] ... [SEP]`` (no padding:
 packed sequences, as Microsoft's pre-training data). Step s takes the chunks at stream positions
 ``s * batch_size ...`` (``train.example_order``: a fresh permutation per epoch from (seed, epoch)).
 
-One step (``rtd_pretraining.Pretrainer.step``): masking and sampling from one seeded
+One step (``rtd.Pretrainer.step``): masking and sampling from one seeded
 ``numpy.random.Generator``, L = L_MLM + lambda L_RTD and its gradient, clipping to the global
 norm, lr = base_lr * (linear warm-up then linear decay to 0 at ``steps``), AdamW on
 ``pretrainer.params``. No dropout: the models run in eval mode (a small model trained for an hour
@@ -34,11 +34,11 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..checkpoints import weights
-from ..optim import AdamW, LinearWarmupSchedule, check_finite, clip_grad_norm
-from .checkpointing import generator_from_state, load_checkpoint, save_checkpoint
-from .pretrain_eval import evaluate
-from .train import example_order
+from ...checkpoints import weights
+from ...optim import AdamW, LinearWarmupSchedule, check_finite, clip_grad_norm
+from ..train.checkpointing import generator_from_state, load_checkpoint, save_checkpoint
+from ..train.loop import example_order
+from .evaluate import evaluate
 
 TRAIN_COLUMNS = ("step", "lr", "loss", "mlm_loss", "rtd_loss", "grad_norm", "seconds")
 

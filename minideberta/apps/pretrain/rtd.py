@@ -42,8 +42,8 @@ The generator decodes only at the selected positions (its MLM head on |S| rows, 
 """
 import numpy as np
 
-from .. import deberta, losses
-from ..inputs import prepare_inputs
+from ... import deberta, losses
+from ...inputs import prepare_inputs
 
 WORD = "deberta.embeddings.word_embeddings.weight"
 DELTA = "deberta.embeddings.word_embeddings.delta"

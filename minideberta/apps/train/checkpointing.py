@@ -1,5 +1,5 @@
 """Training checkpoints: the model, AdamW's moments and the trainer's state, written all or nothing and
-read back so that a resumed run takes exactly the steps of one that was not stopped (``apps/train.py``'s
+read back so that a resumed run takes exactly the steps of one that was not stopped (``loop.py``'s
 docstring lists what a ``checkpoint-<step>/`` folder holds)."""
 import json
 import shutil
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..backend import device_of, to_device
-from ..checkpoints import weights
+from ...backend import device_of, to_device
+from ...checkpoints import weights
 
 STATE_FILE = "trainer_state.json"
 OPTIMIZER_FILE = "optimizer.safetensors"

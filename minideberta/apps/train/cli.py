@@ -10,12 +10,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..checkpoints.hub import resolve_model
-from ..config import DebertaV2Config
-from ..tasks import DebertaV2ForSequenceClassification
-from ..tokenizer.deberta_tokenizer import DebertaV2Tokenizer
-from .errors import OneLineParser
-from .train import INPUT_KEYS, train
+from ...checkpoints.hub import resolve_model
+from ...config import DebertaV2Config
+from ...tasks import DebertaV2ForSequenceClassification
+from ...tokenizer.deberta_tokenizer import DebertaV2Tokenizer
+from ..cli.errors import OneLineParser
+from .loop import INPUT_KEYS, train
 
 EXAMPLE = """example:
   python -m minideberta train minideberta-v3-tiny --data tasks/sample/topic/train.jsonl \\

@@ -1,5 +1,5 @@
 """The record of a training run: per step (loss, learning rate, gradient norm) and per evaluation,
-as columns that plot and save as JSON (``apps/train.py`` fills it; a checkpoint keeps it)."""
+as columns that plot and save as JSON (``loop.py`` fills it; a checkpoint keeps it)."""
 
 
 class History:

@@ -3,7 +3,7 @@
     history = train(model, train_set, eval_set, steps=300, batch_size=16, lr=2e-5, warmup_steps=30)
     history.plot()                        # loss, metric, learning rate, gradient norm
 
-or from a shell: ``python -m minideberta train MODEL_DIR --data train.jsonl ...`` (``train_cli.py``).
+or from a shell: ``python -m minideberta train MODEL_DIR --data train.jsonl ...`` (``cli.py``).
 
 Datasets
 --------
@@ -58,10 +58,10 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..backend import to_numpy
-from ..checks import check_integer
-from ..model import no_grad
-from ..optim import AdamW, LinearWarmupSchedule, check_finite, clip_grad_norm, global_norm
+from ...backend import to_numpy
+from ...checks import check_integer
+from ...model import no_grad
+from ...optim import AdamW, LinearWarmupSchedule, check_finite, clip_grad_norm, global_norm
 from .checkpointing import device_seed, dropout_state, generator_from_state, load_checkpoint, save_checkpoint
 from .history import History
 

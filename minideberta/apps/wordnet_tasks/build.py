@@ -38,7 +38,7 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from .corpus import hash_bucket, reserved_for_tasks
+from ..pretrain.corpus import hash_bucket, reserved_for_tasks
 from .wordnet import Lexicon, read_synsets
 
 SPLITS = ("train", "dev", "test")

@@ -1,15 +1,15 @@
 """``python -m minideberta tasks build | compare | export``: the labelled tasks, the comparison, the shipped heads.
 
-- ``build`` writes the datasets (``tasks_build.py``) and their README (``tasks_readme.py``);
-- ``compare`` runs the baselines and the fine-tuning comparison on the ``topic`` task (``tasks_compare.py``);
-- ``export`` fine-tunes a head per task and writes small float16 model folders (``tasks_export.py``).
+- ``build`` writes the datasets (``build.py``) and their README (``readme.py``);
+- ``compare`` runs the baselines and the fine-tuning comparison on the ``topic`` task (``compare.py``);
+- ``export`` fine-tunes a head per task and writes small float16 model folders (``export.py``).
 """
 import argparse
 import json
 from pathlib import Path
 
-from . import tasks_build
-from .errors import OneLineParser
+from ..cli.errors import OneLineParser
+from . import build as tasks_build
 
 BUILD_EXAMPLE = """example:
   apt-get install wordnet-base
@@ -32,7 +32,7 @@ def build_main(argv):
                              "many dev and test examples (evenly spaced), under --sample-output")
     parser.add_argument("--sample-output", help="where the sample goes (default: OUTPUT/sample)")
     args = parser.parse_args(argv)
-    from .tasks_readme import readme
+    from .readme import readme
 
     stats = tasks_build.build_tasks(args.wordnet, args.output, args.only)
     output = Path(args.output)
@@ -81,8 +81,8 @@ def compare_main(argv):
     parser.add_argument("--jobs", type=int, default=1, help="fine-tuning runs in parallel processes (default 1)")
     args = parser.parse_args(argv)
     args.argv = list(argv)
-    from ..checkpoints.hub import resolve_model
-    from . import tasks_compare
+    from ...checkpoints.hub import resolve_model
+    from . import compare as tasks_compare
 
     args.model = resolve_model(args.model)
     for row in tasks_compare.compare(args):
@@ -97,7 +97,7 @@ EXPORT_EXAMPLE = """example:
 
 
 def export_main(argv):
-    from . import tasks_export
+    from . import export as tasks_export
 
     parser = OneLineParser(prog="minideberta tasks export", formatter_class=argparse.RawDescriptionHelpFormatter,
                            description="Fine-tune a head per task (classify: hypernymy, tokens: pos, qa: qa, "
@@ -120,7 +120,7 @@ def export_main(argv):
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     args.argv = list(argv)
-    from ..checkpoints.hub import resolve_model
+    from ...checkpoints.hub import resolve_model
 
     args.model = resolve_model(args.model)
     for command in args.heads:

@@ -6,12 +6,12 @@
 Four methods on the ``topic`` task (or ``hypernymy``), each with every seed:
 
 - ``majority``: always the most frequent training label;
-- ``bag-of-words``: logistic regression on binary word features (``tasks_finetune.bow_baseline``);
+- ``bag-of-words``: logistic regression on binary word features (``finetune.bow_baseline``);
 - ``pretrained``: the shipped discriminator's encoder with a fresh classification head, fine-tuned;
 - ``random-init``: the same architecture and vocabulary from a random initialisation, fine-tuned
   with the same settings.
 
-Fine-tuning stops early on dev accuracy (``tasks_finetune.finetune``); the test accuracy is that of
+Fine-tuning stops early on dev accuracy (``finetune.finetune``); the test accuracy is that of
 the best dev checkpoint. Written to ``--output``: ``results.csv`` (one row per method and seed),
 ``summary.csv`` (test mean and standard deviation over seeds), ``curves.csv`` and
 ``learning_curves.png`` (train loss and dev accuracy against steps), and ``README.md``.
@@ -24,11 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import DebertaV2Config
-from ..tasks import DebertaV2ForSequenceClassification
-from ..tokenizer.deberta_tokenizer import DebertaV2Tokenizer
-from . import tasks_finetune as ft
-from .train_cli import load_classifier, tokenize
+from ...config import DebertaV2Config
+from ...tasks import DebertaV2ForSequenceClassification
+from ...tokenizer.deberta_tokenizer import DebertaV2Tokenizer
+from ..train.cli import load_classifier, tokenize
+from . import finetune as ft
 
 METHODS = ("majority", "bag-of-words", "random-init", "pretrained")
 

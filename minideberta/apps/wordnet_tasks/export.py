@@ -10,7 +10,7 @@
 | ``choose`` | multiple choice | ``choice`` (a lemma and four definitions) | accuracy |
 
 Each starts from ``--model``'s encoder with a fresh head, is fine-tuned with early stopping on dev
-(``tasks_finetune.finetune``), evaluated on test, and saved in float16 as ``OUTPUT/<model>-<task>/``
+(``finetune.finetune``), evaluated on test, and saved in float16 as ``OUTPUT/<model>-<task>/``
 with the tokenizer and a ``README.md`` card (data, splits, test score, the reproducing command). The
 scores are those of the saved float16 weights computed in float32, as the commands run them (NumPy
 has no fast float16 matrix product).
@@ -22,18 +22,18 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import DebertaV2Config
-from ..tasks import (
+from ...config import DebertaV2Config
+from ...tasks import (
     DebertaV2ForMultipleChoice,
     DebertaV2ForQuestionAnswering,
     DebertaV2ForSequenceClassification,
     DebertaV2ForTokenClassification,
 )
-from ..tokenizer.deberta_tokenizer import DebertaV2Tokenizer
-from . import tasks_finetune as ft
-from .tasks_build import POS_TAG
-from .tasks_compare import read_rows
-from .train_cli import tokenize
+from ...tokenizer.deberta_tokenizer import DebertaV2Tokenizer
+from ..train.cli import tokenize
+from . import finetune as ft
+from .build import POS_TAG
+from .compare import read_rows
 
 # command -> (task, model class, metric name, metric)
 HEADS = {"classify": ("hypernymy", DebertaV2ForSequenceClassification, "accuracy", ft.accuracy_of),

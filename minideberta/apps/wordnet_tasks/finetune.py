@@ -13,11 +13,11 @@ from collections import Counter
 
 import numpy as np
 
-from .. import losses
-from ..backend import to_numpy
-from ..model import no_grad
-from ..optim import AdamW, LinearWarmupSchedule, clip_grad_norm
-from .train import example_order, take
+from ... import losses
+from ...backend import to_numpy
+from ...model import no_grad
+from ...optim import AdamW, LinearWarmupSchedule, clip_grad_norm
+from ..train.loop import example_order, take
 
 WORD_PATTERN = r"[a-z0-9]+"
 

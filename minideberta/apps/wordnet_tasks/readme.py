@@ -1,5 +1,5 @@
 """The README that ``tasks build`` writes beside the datasets: construction, sizes, label balance, licence."""
-from . import tasks_build
+from . import build as tasks_build
 
 LICENCE = ("The text and labels are derived from WordNet 3.0 (Princeton University), under the WordNet 3.0 "
            "licence: use, copy, modify and distribute for any purpose, without fee, provided the copyright "
@@ -48,10 +48,10 @@ FIELDS = {
 
 
 def readme(stats):
-    """Markdown: how the tasks are made (the module docstring of ``tasks_build``) and what came out."""
+    """Markdown: how the tasks are made (the module docstring of ``build.py``) and what came out."""
     doc = tasks_build.__doc__.split("\n\n", 2)[2].strip().replace("``", "`")  # after the title and the command
     lines = ["# Labelled tasks from WordNet's reserved synsets", "",
-             "Built by `python -m minideberta tasks build --output DIR` (minideberta/apps/tasks_build.py) from the "
+             "Built by `python -m minideberta tasks build --output DIR` (minideberta/apps/wordnet_tasks/build.py) from the "
              "Debian package wordnet-base (WordNet 3.0).", "", doc, "",
              f"{stats['reserved_synsets']} of WordNet's {stats['synsets']} synsets are reserved for the tasks.", "",
              "## Sizes and label balance", "", "| task | split | examples | labels |", "| --- | --- | --- | --- |"]

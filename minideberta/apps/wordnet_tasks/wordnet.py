@@ -1,4 +1,4 @@
-"""WordNet 3.0's database files, read as structured synsets for the labelled tasks (``tasks_build.py``).
+"""WordNet 3.0's database files, read as structured synsets for the labelled tasks (``build.py``).
 
 A line of ``data.noun`` (``data.verb``, ``data.adj``, ``data.adv``), from wndb(5WN):
 
