@@ -18,6 +18,8 @@ in its docstring, in this order:
     deberta       the model on one screen: the files above, forward then backward
     model, tasks, masked_lm   the public classes over deberta.py (inputs, config: what they accept)
     backend, optim, gradcheck the array module (NumPy/CuPy), AdamW, numerical gradients
+    loading       a model with a task's head and its tokenizer, from a folder or a hub id
+    checks, json_file   argument checks; JSON files that may be damaged (config, tokenizer, checkpoints)
     blocks        a speed device: elementwise work in cache-sized blocks of rows (GELU)
 
 Apart from the model: ``tokenizer/`` (text -> ids, exact to sentencepiece), ``checkpoints/`` (reading

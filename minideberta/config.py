@@ -16,8 +16,8 @@ import math
 import numbers
 from pathlib import Path
 
-from .checkpoints.json_file import read_json_object
 from .checks import check_integer
+from .json_file import read_json_object
 
 ACTIVATIONS = ("gelu", "gelu_new", "relu", "tanh", "silu")
 POSITION_ATTENTION_TYPES = ("c2p", "p2c")

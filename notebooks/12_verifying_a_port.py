@@ -55,7 +55,7 @@ print("reference (torch + transformers) installed:", has_reference)
 # and the model the logits TensorFlow computed.
 
 # %%
-tf_folder = course.OFFICIAL_CONFIGS.parent / "tf" / "v3tiny-seqcls"
+tf_folder = course.FIXTURES / "tf" / "v3tiny-seqcls"
 from_tf = weights.load_state_dict(tf_folder / "tf_model.h5")
 copies = {"tf_model.h5": from_tf}
 weights.save_safetensors(from_tf, work / "model.safetensors")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from minideberta.apps.cli.main import main
-from minideberta.checkpoints.hub import load_model
+from minideberta.loading import load_model
 
 from checkpoints import CONTEXT, NLI
 from task_reference import best_span, bio_entities, mask_probabilities

@@ -263,7 +263,7 @@ def test_training_loop_on_the_device_matches_the_host(tmp_path):
 
 def test_pipelines_on_the_device(checkpoints):
     from minideberta.apps.inference.pipelines import classify, fill_mask, replaced_tokens
-    from minideberta.checkpoints.hub import load_model
+    from minideberta.loading import load_model
 
     runs = {"mlm": ("masked-lm", lambda m, t: fill_mask(m, t, "Paris is the [MASK] of France.", 3)),
             "rtd": ("replaced-token-detection", lambda m, t: replaced_tokens(m, t, "The chef cooked the meal.")),

@@ -9,7 +9,7 @@ import pytest
 
 from minideberta import DebertaV2Config, ModelOutput
 from minideberta.apps.inference.pipelines import answer, choose, classify, fill_mask, replaced_tokens, tag_tokens
-from minideberta.checkpoints.hub import load_model
+from minideberta.loading import load_model
 from minideberta.tokenizer.deberta_tokenizer import DebertaV2Tokenizer
 
 from checkpoints import BIO, CONFIG, CONTEXT, NLI, VOCAB

@@ -19,8 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from ...checkpoints import weights
-from ...checkpoints.hub import HEAD_CLASSES, HEAD_NAMES, heads_from_shapes
+from ...checkpoints.hub import HEAD_NAMES, heads_from_shapes
 from ...config import DebertaV2Config
+from ...loading import HEAD_CLASSES
 from ...masked_lm import POSITIONS, DebertaV2ForMaskedLM
 from ...model import DebertaV2Model, no_grad
 from ...tasks import DebertaV2ForReplacedTokenDetection

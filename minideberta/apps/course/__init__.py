@@ -26,6 +26,7 @@ import numpy as np
 from ...checkpoints import hub
 from ...checkpoints.weights import save_safetensors
 from ...config import DebertaV2Config
+from ...loading import load_model
 from ...masked_lm import POSITIONS, DebertaV2ForMaskedLM
 from ...params import init_params
 from ...tasks import DebertaV2ForReplacedTokenDetection
@@ -34,7 +35,10 @@ from ...tokenizer.deberta_tokenizer import VOCAB_FILE
 ENVIRONMENT = "MINIDEBERTA_MODEL"
 EMBEDDED = {"masked-lm": "minideberta-v3-tiny-generator", "replaced-token-detection": "minideberta-v3-tiny"}
 VOCABULARY = hub.EMBEDDED / "deberta-v3-tokenizer"
-OFFICIAL_CONFIGS = hub.EMBEDDED.parent / "tests" / "fixtures" / "configs"  # config.json of official models
+# A clone's test fixtures (official config.json files, genuine TF checkpoints) as seen from notebooks/, the
+# working directory of every notebook (Jupyter's and ``course render``'s): the course reads them there,
+# the package never ships or reads them on its own.
+FIXTURES = Path("..") / "tests" / "fixtures"
 SEED = 0
 # DeBERTa-v3's choices (tests/fixtures' official configs) at a width a laptop runs in milliseconds.
 RANDOM_CONFIG = dict(
@@ -80,15 +84,21 @@ def describe():
 
 def course_model(head="masked-lm", dtype=np.float32):
     """``(model, tokenizer)`` with ``head``, from ``model_folder(head)``."""
-    return hub.load_model(model_folder(head), head, np.dtype(dtype), progress=False)
+    return load_model(model_folder(head), head, np.dtype(dtype), progress=False)
 
 
-def official_config(name="microsoft/deberta-v3-base"):
-    """The config.json of an official checkpoint, as committed in ``tests/fixtures/configs`` (no weights)."""
-    path = OFFICIAL_CONFIGS / (name.replace("/", "__") + ".json")
+def official_config(name="microsoft/deberta-v3-base", folder=FIXTURES / "configs"):
+    """The config.json of an official checkpoint (no weights), from ``folder``: by default a clone's
+    ``tests/fixtures/configs`` seen from ``notebooks/``, where the notebooks run."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder.resolve()} does not exist: the official configs are in a clone's "
+                                "tests/fixtures/configs; run the notebook from the clone's notebooks/ folder or "
+                                "pass folder=")
+    path = folder / (name.replace("/", "__") + ".json")
     if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: the official configs are in a clone's tests/fixtures/configs "
-                                f"({', '.join(sorted(p.stem for p in OFFICIAL_CONFIGS.glob('*.json')))})")
+        raise FileNotFoundError(f"{path} not found; {folder} holds "
+                                f"{', '.join(sorted(p.stem for p in folder.glob('*.json')))}")
     return DebertaV2Config.from_pretrained(path)
 
 

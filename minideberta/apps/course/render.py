@@ -2,7 +2,10 @@
 
     python -m minideberta course render course-html            # every notebooks/NN_*.py
     python -m minideberta course render course-html --only 02 05
-    python -m minideberta course list
+    python -m minideberta course --notebooks ~/minideberta/notebooks list
+
+The notebooks live in a clone's ``notebooks/`` folder, not in the package: the commands read the
+``notebooks/`` of the current directory (a clone's root), or the folder ``--notebooks`` names.
 
 The notebook sources are jupytext percent-format ``.py`` files. Each one is read as a notebook,
 executed top to bottom in a fresh Python kernel (nbclient) with its own folder as working
@@ -21,11 +24,13 @@ import sys
 import tempfile
 from pathlib import Path
 
+from ... import __file__ as PACKAGE_INIT
 from ..cli.errors import OneLineParser
 from . import html as course_html
 
-NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
-PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
+NOTEBOOKS = Path("notebooks")  # the default: a clone's notebooks/, seen from its root
+# The folder this package is imported from, put first on the kernels' path (nothing is read from it).
+PACKAGE_ROOT = str(Path(PACKAGE_INIT).resolve().parent.parent)
 SOURCE = re.compile(r"(\d\d|A\d)_\w+\.py")  # a chapter NN_topic.py or an appendix A1_topic.py
 CELL_TIMEOUT = 120  # seconds per cell; a notebook is meant to run in seconds
 NEEDED = ("jupytext", "nbformat", "nbclient", "nbconvert", "ipykernel", "matplotlib", "latex2mathml")
@@ -34,10 +39,10 @@ NEEDED = ("jupytext", "nbformat", "nbclient", "nbconvert", "ipykernel", "matplot
 def sources(folder=NOTEBOOKS):
     """The course's notebook sources ``NN_topic.py`` (then the appendices ``A1_topic.py``) in ``folder``,
     in reading order."""
-    folder = Path(folder)
+    folder = Path(folder).resolve()  # the kernels run in the notebook's folder: an absolute path
     if not folder.is_dir():
-        raise FileNotFoundError(f"{folder} does not exist: the notebooks live in the repository's notebooks/ "
-                                "folder; run from a clone (pip install -e .[notebooks])")
+        raise FileNotFoundError(f"{folder} does not exist: the notebooks live in a clone's notebooks/ "
+                                "folder; run from the clone's root or pass --notebooks DIR")
     return sorted(p for p in folder.iterdir() if SOURCE.fullmatch(p.name))
 
 
@@ -203,10 +208,12 @@ def lab(extra, folder=NOTEBOOKS):
 
 def build_parser():
     parser = OneLineParser(prog="minideberta course", formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     description="The read-along notebooks (notebooks/NN_*.py).",
+                                     description="The read-along notebooks (notebooks/NN_*.py of a clone).",
                                      epilog="examples:\n  python -m minideberta course render course-html  # takes minutes\n"
                                             "  python -m minideberta course render course-html --only 02 05\n"
                                             "  python -m minideberta course lab -- --no-browser  # starts Jupyter Lab")
+    parser.add_argument("--notebooks", metavar="DIR", default=NOTEBOOKS, type=Path,
+                        help="the folder of the notebook sources (default: notebooks/ of the current directory)")
     commands = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     commands.add_parser("list", help="list the notebooks in reading order")
     sub = commands.add_parser("render", help="execute the notebooks and write them as HTML pages into OUTDIR",
@@ -230,13 +237,13 @@ def main(argv):
         return exit.code if isinstance(exit.code, int) else 0 if exit.code is None else 2
     try:
         if args.action == "list":
-            for path in sources():
+            for path in sources(args.notebooks):
                 print(path.name)
             return 0
         if args.action == "lab":
             options = args.lab_options
-            return lab(options[1:] if options[:1] == ["--"] else options)
-        render(args.outdir, args.only, report=lambda line: print(line, file=sys.stderr))
+            return lab(options[1:] if options[:1] == ["--"] else options, args.notebooks)
+        render(args.outdir, args.only, args.notebooks, report=lambda line: print(line, file=sys.stderr))
     except (ValueError, OSError, ImportError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -7,6 +7,7 @@ import json
 import numpy as np
 
 from ...checkpoints import hub
+from ...loading import load_model
 from ..cli.errors import UserError, positive
 from . import pipelines
 from .show import SHOW
@@ -63,7 +64,7 @@ def run_task(args):
     """Load the model with the head the command needs, run the pipeline, print the result."""
     head = TASKS[args.command][0]
     try:
-        model, tokenizer = hub.load_model(args.model, head, np.dtype(args.dtype), device=args.device)
+        model, tokenizer = load_model(args.model, head, np.dtype(args.dtype), device=args.device)
     except hub.MissingHeadError as error:
         hint = " or ".join(f'"{SUGGEST[h]}"' for h in error.held)
         raise UserError(f"{error}." + (f" Use {hint}." if hint else "")) from None

@@ -112,18 +112,19 @@ CORRUPTED = ("Return the number of items in the list.", "Return the number of ba
 def show_pretrained(report, top_k=3):
     """Section 5: the embedded pre-trained models on real text, when they are in weights/."""
     from ...checkpoints import hub
+    from ...loading import load_model
     from . import pipelines
 
     if hub.embedded_folder(GENERATOR) is None or hub.embedded_folder(DISCRIMINATOR) is None:
         report(f"5. pre-trained: weights/{GENERATOR} and weights/{DISCRIMINATOR} are not there, skipped")
         return
-    model, tokenizer = hub.load_model(GENERATOR, "masked-lm")
+    model, tokenizer = load_model(GENERATOR, "masked-lm")
     report(f"5. pre-trained: fill-mask with {GENERATOR} ({model.num_parameters():,} parameters, pre-trained by "
            f"minideberta on the Python docs and WordNet), top {top_k}:")
     for text in FILL_MASK:
         guesses = pipelines.fill_mask(model, tokenizer, text, top_k=top_k)["masks"][0]["predictions"]
         report(f"   {text}\n      " + ", ".join(f"{g['token_str']!r} {g['score']:.2f}" for g in guesses))
-    model, tokenizer = hub.load_model(DISCRIMINATOR, "replaced-token-detection")
+    model, tokenizer = load_model(DISCRIMINATOR, "replaced-token-detection")
     report(f"   replaced-token detection with {DISCRIMINATOR}: p(replaced) per token")
     for text in CORRUPTED:
         tokens = pipelines.replaced_tokens(model, tokenizer, text)

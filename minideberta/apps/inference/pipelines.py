@@ -1,7 +1,7 @@
 """Ready-made tasks on a loaded model: fill masks, spot replaced tokens, classify, tag, answer, choose.
 
-    from minideberta.hub import load_model
-    from minideberta.pipelines import fill_mask
+    from minideberta.loading import load_model
+    from minideberta.apps.inference.pipelines import fill_mask
     model, tokenizer = load_model("microsoft/deberta-v3-base", "masked-lm")
     fill_mask(model, tokenizer, "Paris is the [MASK] of France.")["masks"][0]["predictions"][0]
 
