@@ -135,7 +135,7 @@ EXERCISES = [
     Exercise("attention.position_projection_backward", "the gradient of the projected, gathered relative table",
              "advanced", 40, (
                  "In the forward: per_distance = (table W^T + b)[rows], reshaped to (H, 2N-1, d).",
-                 "Undo the reshape, then the gather: a gather's gradient is a scatter-add (ops.scatter_add_rows).",
+                 "Undo the reshape, then the gather: a gather's gradient is a scatter-add (embeddings.scatter_add_rows).",
                  "Distances that share a row add their gradients; then linear_backward gives dtable and grads.",
              ), stages_attention.position_projection_backward),
     Exercise("attention.backward", "the disentangled attention backward", "advanced", 120, (
