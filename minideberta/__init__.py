@@ -6,9 +6,9 @@ table, each layer, the Enhanced Mask Decoder, a head, the loss; the backward in 
 gpt2_forward / gpt2_backward. Each of its lines calls one file, each file one idea with its equations
 in its docstring, in this order:
 
-    ops           linear, LayerNorm, GELU, masked softmax (XSoftmax), dropout, embedding lookup
+    ops           linear, LayerNorm, GELU, masked softmax (XSoftmax), dropout
     losses        cross-entropy and the other losses, the task heads' loss choice
-    embeddings    ids -> vectors (word, position, token type), embed_proj, LayerNorm, mask
+    embeddings    the lookup and its scatter-add; ids -> vectors (word, position, token type), embed_proj, LayerNorm, mask
     relative_position   distances i - j, log buckets, rel_to_abs
     attention     disentangled attention: (c2c + c2p + p2c) / sqrt(3d)
     ngie          the convolution beside layer 0 (v2 xlarge/xxlarge)
@@ -16,8 +16,10 @@ in its docstring, in this order:
     emd           the Enhanced Mask Decoder
     heads         pooler, classifiers, the tied MLM head, the replaced-token-detection head
     deberta       the model on one screen: the files above, forward then backward
-    model, tasks, masked_lm   the public classes over deberta.py (inputs, config: what they accept)
+    model, tasks, masked_lm   the public classes over deberta.py (inputs, config, config_checks: what they accept)
     backend, optim, gradcheck the array module (NumPy/CuPy), AdamW, numerical gradients
+    loading       a model with a task's head and its tokenizer, from a folder or a hub id
+    checks, json_file   argument checks; JSON files that may be damaged (config, tokenizer, checkpoints)
     blocks        a speed device: elementwise work in cache-sized blocks of rows (GELU)
 
 Apart from the model: ``tokenizer/`` (text -> ids, exact to sentencepiece), ``checkpoints/`` (reading

@@ -1,6 +1,6 @@
-"""``python -m minideberta``: the command line of ``cli.py``."""
+"""``python -m minideberta``: the command line of ``apps/cli/main.py``."""
 import sys
 
-from .apps.cli import main
+from .apps.cli.main import main
 
 sys.exit(main())

@@ -30,6 +30,7 @@ import math
 from typing import NamedTuple
 
 from .backend import get_xp
+from .embeddings import scatter_add_rows
 from .ops import (
     DropoutCache,
     LinearCache,
@@ -40,7 +41,6 @@ from .ops import (
     linear_forward,
     masked_softmax_backward,
     masked_softmax_forward,
-    scatter_add_rows,
 )
 from .params import add_grads, prefixed, subtree
 from .relative_position import rel_to_abs, used_rows

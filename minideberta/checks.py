@@ -3,7 +3,7 @@
     check_integer(max_length, "max_length", minimum=0)          # -> int, or an error naming max_length
     check_float_dtype(np.float32)                              # -> np.dtype("float32")
 
-(A config's own fields are checked in config.py.)
+(A config's own fields are checked in config_checks.py.)
 
 A value of the wrong type raises :class:`NotAnInteger` / :class:`UnsupportedDtype`, which are both
 ``TypeError`` and ``ValueError`` (as NumPy's ``AxisError`` is both ``ValueError`` and

@@ -7,20 +7,49 @@
 v3 models add no absolute positions here (``position_biased_input`` false): position enters
 through relative attention, and absolute positions only in the Enhanced Mask Decoder. The
 ``[PAD]`` row of the word table (``pad_token_id``) receives no gradient, as torch's padding_idx.
+
+Each table is read by the lookup ``embedding_forward`` (a gather, ``weight[ids]``), whose backward is a
+scatter-add into the table (``scatter_add_rows``, which attention's projected row span uses too).
 """
 from typing import NamedTuple
 
+from .backend import get_xp, scatter_add, zeros_for_rows
 from .ops import (
     dropout_backward,
     dropout_forward,
-    embedding_backward,
-    embedding_forward,
     layer_norm_backward,
     layer_norm_forward,
     linear_backward,
     linear_forward,
 )
 from .params import prefixed, subtree
+
+
+# ---- embedding lookup; its backward is a scatter-add into the table ----
+class EmbeddingCache(NamedTuple):
+    ids: object  # (...,) int, the rows that were read
+    padding_idx: object  # the row that gets no gradient (torch's padding_idx), or None
+
+
+def embedding_forward(p, ids, padding_idx=None):
+    """``y = weight[ids]``; ``padding_idx`` (as in torch.nn.Embedding) names a row that gets no gradient."""
+    return p["weight"][ids], EmbeddingCache(ids=ids, padding_idx=padding_idx)  # (...,) -> (..., dim)
+
+
+def scatter_add_rows(n_rows, rows, values):
+    """The gradient of a gather ``table[rows]``: a (n_rows, dim) array where each row of ``values``
+    (m, dim) is added into row ``rows[m]``; rows read several times add up, rows never read are 0."""
+    out = zeros_for_rows(get_xp(values), (n_rows, values.shape[-1]), values.dtype)  # no huge pages: backend.py
+    return scatter_add(out, rows, values)
+
+
+def embedding_backward(p, dy, cache):
+    """In the forward: ``y = weight[ids]``. Returns ``None, grads``: integer ids have no gradient.
+    Rows used several times add up their gradients; ``padding_idx`` gets none (as in torch)."""
+    dweight = scatter_add_rows(p["weight"].shape[0], cache.ids.reshape(-1), dy.reshape(-1, dy.shape[-1]))
+    if cache.padding_idx is not None:
+        dweight[cache.padding_idx] = 0
+    return None, {"weight": dweight}
 
 
 class EmbeddingsCache(NamedTuple):

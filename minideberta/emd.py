@@ -16,8 +16,8 @@ transformers does not implement it.
 """
 from typing import NamedTuple
 
+from .embeddings import embedding_backward, embedding_forward
 from .encoder import layer_backward, layer_forward, relative_embeddings_backward, relative_embeddings_forward
-from .ops import embedding_backward, embedding_forward
 from .params import add_grads, prefixed, subtree
 
 PASSES = 2

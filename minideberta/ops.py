@@ -7,7 +7,7 @@ This is the contract of every file of the model: a backward takes ``(p, dy, cach
 cache)`` where there are no parameters, and returns ``dx, grads``. The single departure is the
 second line: a function without parameters (an activation, the softmax, dropout, a loss, whose
 ``dy`` is ``dloss``) has no grads to return and returns ``dx`` alone. Where the input is integer
-ids (a lookup) there is no dx: ``dx`` is None. Where a forward has several inputs, ``dx`` is a
+ids (a lookup, ``embeddings.embedding_backward``) there is no dx: ``dx`` is None. Where a forward has several inputs, ``dx`` is a
 tuple of their gradients in the forward's order. Helpers that differentiate one line from its
 inputs instead of a cache (``attention.position_scores_backward(dscores, x, pos)``) put dy first too.
 
@@ -19,7 +19,7 @@ float16 outputs, with LayerNorm's statistics and the softmax computed in float32
 import math
 from typing import NamedTuple
 
-from .backend import SQRT_HALF, erf, get_xp, scatter_add, widened, zeros_for_rows
+from .backend import SQRT_HALF, erf, get_xp, widened
 from .blocks import by_row_blocks
 
 INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
@@ -278,30 +278,3 @@ def dropout_forward(x, rate, rng):
 def dropout_backward(dy, cache):
     """In the forward: ``y = x * keep``."""
     return dy if cache.keep is None else dy * cache.keep
-
-
-# ---- embedding lookup; its backward is a scatter-add into the table ----
-class EmbeddingCache(NamedTuple):
-    ids: object  # (...,) int, the rows that were read
-    padding_idx: object  # the row that gets no gradient (torch's padding_idx), or None
-
-
-def embedding_forward(p, ids, padding_idx=None):
-    """``y = weight[ids]``; ``padding_idx`` (as in torch.nn.Embedding) names a row that gets no gradient."""
-    return p["weight"][ids], EmbeddingCache(ids=ids, padding_idx=padding_idx)  # (...,) -> (..., dim)
-
-
-def scatter_add_rows(n_rows, rows, values):
-    """The gradient of a gather ``table[rows]``: a (n_rows, dim) array where each row of ``values``
-    (m, dim) is added into row ``rows[m]``; rows read several times add up, rows never read are 0."""
-    out = zeros_for_rows(get_xp(values), (n_rows, values.shape[-1]), values.dtype)  # no huge pages: backend.py
-    return scatter_add(out, rows, values)
-
-
-def embedding_backward(p, dy, cache):
-    """In the forward: ``y = weight[ids]``. Returns ``None, grads``: integer ids have no gradient.
-    Rows used several times add up their gradients; ``padding_idx`` gets none (as in torch)."""
-    dweight = scatter_add_rows(p["weight"].shape[0], cache.ids.reshape(-1), dy.reshape(-1, dy.shape[-1]))
-    if cache.padding_idx is not None:
-        dweight[cache.padding_idx] = 0
-    return None, {"weight": dweight}

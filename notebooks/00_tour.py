@@ -34,7 +34,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from minideberta import deberta, embeddings, emd, encoder, heads
-from minideberta.apps import course, pipelines
+from minideberta.apps import course
+from minideberta.apps.inference import pipelines
 from minideberta.inputs import prepare_inputs
 from minideberta.params import subtree
 

@@ -98,7 +98,7 @@ assert (h3[1, 1] == h3[1, 2]).all()
 # ## 2. Which rows of the table get a gradient
 #
 # The lookup $W[\text{ids}]$ copies rows, so its backward adds the gradient of each token's vector into
-# the row it was copied from: a scatter-add (`ops.embedding_backward`, `np.add.at`). A row used twice
+# the row it was copied from: a scatter-add (`embeddings.embedding_backward`, `np.add.at`). A row used twice
 # collects both gradients; a row not used gets none; the `[PAD]` row gets none even where it is used
 # (torch's `padding_idx`, and the mask has zeroed those vectors anyway).
 #
@@ -173,7 +173,7 @@ assert rows_with_gradient == len(table_grad)
 #
 # 1. Where would the gradient of the `[PAD]` row come from in section 3, even though the lookup gives it
 #    none? Check: is `table_grad[0]` zero?
-# 2. Write the scatter-add yourself, without `np.add.at`, and compare it with `ops.embedding_backward`: why
+# 2. Write the scatter-add yourself, without `np.add.at`, and compare it with `embeddings.embedding_backward`: why
 #    does `dW[ids] += dy` give the wrong answer when an id repeats? The same gather-then-scatter-add is the
 #    heart of the relative positions' backward: `python -m minideberta exercises check
 #    attention.position_projection_backward`.

@@ -47,7 +47,7 @@ np.set_printoptions(linewidth=120, precision=4, suppress=True)
 # %% [markdown]
 # ## 1. A model
 #
-# The course's model (`minideberta/apps/course.py`): the checkpoint named by `MINIDEBERTA_MODEL` if set, else
+# The course's model (`minideberta/apps/course/__init__.py`): the checkpoint named by `MINIDEBERTA_MODEL` if set, else
 # the embedded pre-trained `weights/minideberta-v3-tiny-generator`, else a tiny seeded random model of
 # DeBERTa-v3's shape (relative attention with c2p and p2c, shared attention keys, LayerNorm on the relative
 # table, no absolute positions in the input). We load it in float64, so that "equal" can mean "equal to

@@ -48,7 +48,7 @@ rng = np.random.default_rng(0)
 # %% [markdown]
 # ## 1. A masked LM that decodes through the EMD
 #
-# The course's masked LM (`minideberta/apps/course.py`: `MINIDEBERTA_MODEL`, else the embedded
+# The course's masked LM (`minideberta/apps/course/__init__.py`: `MINIDEBERTA_MODEL`, else the embedded
 # `weights/minideberta-v3-tiny-generator`, else a tiny seeded random v3-shaped model) holds what Microsoft's
 # checkpoints hold: Microsoft's MLM head (`legacy=False`) and the absolute position table
 # `deberta.embeddings.position_embeddings.weight`, which transformers drops for v3 models. With both, the model

@@ -26,7 +26,7 @@
 #
 # Files: `minideberta/heads.py`, `minideberta/losses.py`, `minideberta/tasks.py`, `minideberta/masked_lm.py`.
 #
-# The backbone is the course's model (`minideberta/apps/course.py`); the new heads are initialised from a seed
+# The backbone is the course's model (`minideberta/apps/course/__init__.py`); the new heads are initialised from a seed
 # as transformers does when fine-tuning starts (`new_head=True`). float64 throughout.
 
 # %%

@@ -16,7 +16,7 @@
 # **discriminator** $D$, learns to tell for *every* token whether it is the original or a replacement.
 # Every token gives the discriminator a training signal, not only the 15% that were masked.
 #
-# One step, in the notation of `minideberta/apps/rtd_pretraining.py` (read its docstring beside this chapter):
+# One step, in the notation of `minideberta/apps/pretrain/rtd.py` (read its docstring beside this chapter):
 #
 # 1. **masking**: choose a set $S$ of 15% of the real tokens; of those, 80% become `[MASK]`, 10% a random
 #    token, 10% stay as they are. The result is $\tilde x$.
@@ -29,8 +29,8 @@
 #
 # Then section 4, the part that is DeBERTaV3's own: which token-embedding table receives which gradient.
 #
-# Files: `minideberta/apps/rtd_pretraining.py` (the step), `minideberta/apps/pretrain.py` (the loop),
-# `minideberta/apps/pretrain_eval.py` (the held-out numbers). The models are the shipped pair
+# Files: `minideberta/apps/pretrain/rtd.py` (the step), `minideberta/apps/pretrain/loop.py` (the loop),
+# `minideberta/apps/pretrain/evaluate.py` (the held-out numbers). The models are the shipped pair
 # (`weights/minideberta-v3-tiny-generator` and `weights/minideberta-v3-tiny`) unless `MINIDEBERTA_MODEL` says
 # otherwise.
 
@@ -41,9 +41,11 @@ import math
 import matplotlib.pyplot as plt
 import numpy as np
 
-from minideberta.apps import course, pretrain_cli, pretrain_eval
-from minideberta.apps import rtd_pretraining as rtd
-from minideberta.apps.rtd_pretraining import DELTA, WORD, Pretrainer, discriminator_labels, mask_tokens
+from minideberta.apps import course
+from minideberta.apps.pretrain import cli as pretrain_cli
+from minideberta.apps.pretrain import evaluate as pretrain_eval
+from minideberta.apps.pretrain import rtd
+from minideberta.apps.pretrain.rtd import DELTA, WORD, Pretrainer, discriminator_labels, mask_tokens
 from minideberta.model import no_grad
 
 np.set_printoptions(linewidth=120, precision=3, suppress=True)
@@ -322,10 +324,10 @@ assert losses[-1] < losses[0]
 #
 # Exercises (each removes the function from a copy of the package for you to write, then checks it):
 #
-# - `python -m minideberta exercises check apps.rtd_pretraining.discriminator_labels`: the labels of a corrupted batch.
-# - `python -m minideberta exercises check apps.rtd_pretraining.share_embedding_gradients`: which table gets which
+# - `python -m minideberta exercises check apps.pretrain.rtd.discriminator_labels`: the labels of a corrupted batch.
+# - `python -m minideberta exercises check apps.pretrain.rtd.share_embedding_gradients`: which table gets which
 #   gradient under GDES, ES and NES (section 4).
 # - `python -m minideberta exercises check losses.rtd_loss_backward`: the RTD loss
 #   (binary cross-entropy over real tokens) and its backward.
 #
-# Or in a cell: `from minideberta.exercises import check; check("apps.rtd_pretraining.discriminator_labels", my_fn)`.
+# Or in a cell: `from minideberta.exercises import check; check("apps.pretrain.rtd.discriminator_labels", my_fn)`.

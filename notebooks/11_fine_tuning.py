@@ -35,7 +35,7 @@
 # gradients as one vector.
 #
 # Files: `minideberta/optim.py` (`AdamW`, `LinearWarmupSchedule`, `clip_grad_norm`, `global_norm`),
-# `minideberta/apps/train.py` (`train`, `evaluate`, checkpoints, `History`).
+# `minideberta/apps/train/loop.py` (`train`, `evaluate`, checkpoints, `History`).
 #
 # Sections: 1. three AdamW steps against the formula; 2. the schedule and clipping;
 # 3. a tiny task, with loss and learning-rate curves; 4. stopping and resuming, bitwise.
@@ -51,7 +51,7 @@ import numpy as np
 
 from minideberta import DebertaV2ForSequenceClassification
 from minideberta.apps import course
-from minideberta.apps.train import evaluate, train
+from minideberta.apps.train.loop import evaluate, train
 from minideberta.optim import AdamW, LinearWarmupSchedule, clip_grad_norm, global_norm
 
 np.set_printoptions(linewidth=120, precision=4, suppress=True)
@@ -134,7 +134,7 @@ plt.show()
 # ## 3. A tiny task
 #
 # Sentences built from templates, positive or negative by their adjective; the backbone is the course's
-# discriminator (`minideberta/apps/course.py`), with a new classification head drawn from a seed. 40 training
+# discriminator (`minideberta/apps/course/__init__.py`), with a new classification head drawn from a seed. 40 training
 # sentences, 8 held out (other adjectives with the same templates). `train` takes a dict of arrays, as the
 # tokenizer returns them, plus `labels`.
 

@@ -13,7 +13,7 @@
 #
 # A port of a model is right when, on the same weights and the same input, it gives the reference's numbers
 # to round-off. This chapter shows how minideberta checks itself against Hugging Face transformers
-# (`python -m minideberta verify MODEL`, `minideberta/apps/verify.py`): reading a checkpoint in each format,
+# (`python -m minideberta verify MODEL`, `minideberta/apps/bench/verify.py`): reading a checkpoint in each format,
 # comparing every layer's output, what "the same" means in float64 and in float32, the places where
 # minideberta and transformers differ on purpose, and how a broken port is caught at its first wrong layer.
 #
@@ -33,7 +33,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from minideberta import DebertaV2Config, DebertaV2ForSequenceClassification
-from minideberta.apps import course, verify
+from minideberta.apps import course
+from minideberta.apps.bench import verify
 from minideberta.checkpoints import weights
 
 print(course.describe())
@@ -54,7 +55,7 @@ print("reference (torch + transformers) installed:", has_reference)
 # and the model the logits TensorFlow computed.
 
 # %%
-tf_folder = course.OFFICIAL_CONFIGS.parent / "tf" / "v3tiny-seqcls"
+tf_folder = course.FIXTURES / "tf" / "v3tiny-seqcls"
 from_tf = weights.load_state_dict(tf_folder / "tf_model.h5")
 copies = {"tf_model.h5": from_tf}
 weights.save_safetensors(from_tf, work / "model.safetensors")

@@ -75,6 +75,25 @@ def no_byte_fallback_vocab(vocab_file, tmp_path_factory):
     return path
 
 
+# ---- the exercises: the reference, and the repository loaded as a student's copy ----
+# (tests/test_exercises_terms.py and tests/unit/test_exercises_mutations.py install wrong answers in it)
+@pytest.fixture(scope="module")
+def ref():
+    """The reference solutions the checker compares with (``exercises.cases.reference``)."""
+    from minideberta.apps.exercises.cases import reference
+
+    return reference()
+
+
+@pytest.fixture(scope="module")
+def student():
+    """This repository loaded as a student's copy, under a package name of its own; one per test module, so
+    the answers a module installs (with monkeypatch) never reach another."""
+    from minideberta.apps.exercises.cases import load_student
+
+    return load_student(REPO)
+
+
 @pytest.fixture(scope="session")
 def checkpoints(tmp_path_factory, vocab_file):
     """{head: folder} of small official-layout checkpoints (see checkpoints.py), built once."""

@@ -6,7 +6,7 @@ layout ``python -m minideberta corpus`` gives; models of a few thousand paramete
 """
 import numpy as np
 
-from minideberta.apps import corpus
+from minideberta.apps.pretrain import corpus
 
 SUBJECTS = ["the cat", "a dog", "the old man", "my sister", "the teacher", "a small bird", "the river", "our neighbour"]
 VERBS = ["sees", "likes", "follows", "paints", "watches", "finds", "carries", "remembers"]

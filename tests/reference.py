@@ -21,7 +21,7 @@ import transformers
 from transformers.models.deberta_v2 import modeling_deberta_v2
 
 import minideberta
-from minideberta.apps.verify import exact_scaled_size_sqrt
+from minideberta.apps.bench.verify import exact_scaled_size_sqrt
 
 # The test models are tiny: torch's worker threads only add overhead, and spinning beside NumPy's
 # BLAS threads on a small shared machine they made the parity tests ~10x slower.

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from micro_corpus import write_micro_corpus
-from minideberta.apps import cli
-from minideberta.apps.ablate import mean_pairwise_cosine
-from minideberta.apps.ablate_report import END, HELDOUT, METRICS, START
+from minideberta.apps.cli import main as cli
+from minideberta.apps.pretrain.ablate import mean_pairwise_cosine
+from minideberta.apps.pretrain.ablate_report import END, HELDOUT, METRICS, START
 from minideberta.masked_lm import POSITIONS
 
 TASKS = Path(__file__).resolve().parents[1] / "tasks" / "sample"

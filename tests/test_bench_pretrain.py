@@ -3,7 +3,7 @@ import math
 
 import pytest
 
-from minideberta.apps import bench_pretrain
+from minideberta.apps.bench import pretrain as bench_pretrain
 
 TINY = dict(vocab=200, hidden=32, layers=2, generator_layers=1, heads=4, batch=2, length=16)
 
@@ -51,7 +51,7 @@ def test_report_and_ratio(monkeypatch):
 
 
 def test_bench_pretrain_command_parses(monkeypatch):
-    from minideberta.apps import cli
+    from minideberta.apps.cli import main as cli
 
     seen = {}
     monkeypatch.setattr(bench_pretrain, "run", lambda shape, **kw: seen.update(shape=shape, **kw) or [])

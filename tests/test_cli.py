@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from minideberta.apps.cli import main
-from minideberta.checkpoints.hub import load_model
+from minideberta.apps.cli.main import main
+from minideberta.loading import load_model
 
 from checkpoints import CONTEXT, NLI
 from task_reference import best_span, bio_entities, mask_probabilities
@@ -173,7 +173,8 @@ def test_python_dash_m_help():
 
 # ---- the commands other modules implement ----
 def test_bench_passes_its_options_on(capsys, monkeypatch):
-    from minideberta.apps import bench, bench_tokenizer
+    from minideberta.apps.bench import model as bench
+    from minideberta.apps.bench import tokenizer as bench_tokenizer
 
     calls = {}
     monkeypatch.setattr(bench, "run", lambda **kw: calls.setdefault("model", kw) and [{"model": "v3-xsmall"}])
@@ -189,7 +190,7 @@ def test_bench_passes_its_options_on(capsys, monkeypatch):
 
 def test_train_gets_the_rest_of_the_command_line(capsys, monkeypatch):
     seen = []
-    monkeypatch.setattr("minideberta.apps.train_cli.main", lambda argv: seen.append(argv) or 0)
+    monkeypatch.setattr("minideberta.apps.train.cli.main", lambda argv: seen.append(argv) or 0)
     assert main(["train", "folder", "--data", "d.jsonl", "--device", "cpu", "--steps", "3"]) == 0
     assert seen == [["folder", "--data", "d.jsonl", "--device", "cpu", "--steps", "3"]]  # train reads --device itself
 
@@ -206,7 +207,7 @@ def test_verify_end_to_end(capsys, checkpoints):
 
 def test_verify_is_called_with_the_folder_and_dtype(monkeypatch, checkpoints):
     seen = []
-    monkeypatch.setattr("minideberta.apps.verify.main",
+    monkeypatch.setattr("minideberta.apps.bench.verify.main",
                         lambda folder, dtype, as_json: seen.append((folder, dtype, as_json)) or 1)
     assert main(["verify", str(checkpoints["mlm"]), "--json"]) == 1  # verify's own status: 1 = mismatch
     assert seen == [(checkpoints["mlm"], np.dtype("float64"), True)]

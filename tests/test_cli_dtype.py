@@ -5,8 +5,8 @@ import numpy as np
 
 def test_the_dtype_reaches_the_model(monkeypatch, capsys, checkpoints):
     """--dtype of the command line: float16 too, as the model's dtype."""
-    from minideberta.apps import pipelines
-    from minideberta.apps.cli import main
+    from minideberta.apps.cli.main import main
+    from minideberta.apps.inference import pipelines
 
     seen = []
     original = pipelines.classify

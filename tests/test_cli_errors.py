@@ -1,4 +1,4 @@
-"""The error contract of every command (apps/errors.py): a failure of loading or input is one
+"""The error contract of every command (apps/cli/errors.py): a failure of loading or input is one
 ``error:`` line on stderr and exit status 2, never a traceback unless asked for (``--debug`` or
 MINIDEBERTA_DEBUG=1); a pickle that would run code is refused by every model-loading command,
 and the code in it never runs."""
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from minideberta.apps import pipelines
-from minideberta.apps.cli import main
+from minideberta.apps.cli.main import main
+from minideberta.apps.inference import pipelines
 
 REPO = Path(__file__).resolve().parents[1]
 

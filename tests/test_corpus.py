@@ -5,8 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from minideberta.apps import cli, corpus
-from minideberta.apps import corpus_sources as sources
+from minideberta.apps.cli import main as cli
+from minideberta.apps.pretrain import corpus
+from minideberta.apps.pretrain import corpus_sources as sources
 
 GCIDE_TEXT = """\
 Affect \\Af*fect"\\, v. t. [imp. & p. p. {Affected}; p. pr. & vb.

@@ -136,8 +136,8 @@ def test_missing_config(folder, tmp_path):
 
 
 def test_hub_load_model_names_the_folder(folder, tmp_path, vocab_file):
-    """The command line's loader (hub.load_model) keeps the contract too."""
-    from minideberta.checkpoints.hub import load_model
+    """The command line's loader (loading.load_model) keeps the contract too."""
+    from minideberta.loading import load_model
 
     shutil.copytree(folder, tmp_path / "m")
     shutil.copy(vocab_file, tmp_path / "m" / "spm.model")

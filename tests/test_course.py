@@ -1,4 +1,4 @@
-"""The course's helpers (minideberta/apps/course.py) that keep the notebooks' examples honest."""
+"""The course's helpers (minideberta/apps/course/__init__.py) that keep the notebooks' examples honest."""
 import numpy as np
 import pytest
 

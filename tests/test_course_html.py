@@ -11,11 +11,16 @@ import json
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import jupytext
 import nbformat
 
-from minideberta.apps import cli, course_html, course_render
+from minideberta.apps.cli import main as cli
+from minideberta.apps.course import html as course_html
+from minideberta.apps.course import render as course_render
+
+NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"  # the clone's course
 
 CHAPTER = "05"  # relative positions: fast, dense with formulas (fractions, sums, subscripts) and three figures
 OFFLINE = ["--headless", "--no-sandbox", "--disable-gpu", "--proxy-server=127.0.0.1:9",
@@ -68,14 +73,14 @@ def test_formulas_become_mathml_and_code_stays_code():
 def test_every_formula_of_the_course_converts():
     """latex2mathml reads every formula of every chapter (a formula it cannot read fails here, not in a reader's page)."""
     count = 0
-    for path in course_render.sources():
+    for path in course_render.sources(NOTEBOOK_DIR):
         count += len(course_html.take_out_math(jupytext.read(path)))
     assert count > 300
 
 
 def test_index_numbers_each_chapter_once_with_its_summary():
-    paths = course_render.sources()
-    summaries = course_html.summaries((course_render.NOTEBOOKS / "README.md").read_text(encoding="utf-8"))
+    paths = course_render.sources(NOTEBOOK_DIR)
+    summaries = course_html.summaries((NOTEBOOK_DIR / "README.md").read_text(encoding="utf-8"))
     assert sorted(summaries) == sorted(p.name for p in paths)
     assert all(len(s) > 20 for s in summaries.values())
     chapters = [(p.stem + ".html", p.stem, course_render.title(jupytext.read(p), p.stem), summaries[p.name])
@@ -96,7 +101,7 @@ def test_rendered_chapter_reads_offline_in_chromium(tmp_path, capsys, monkeypatc
     monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "runtime"))
     browser = chromium()
     out = tmp_path / "html"
-    assert cli.main(["course", "render", str(out), "--only", CHAPTER]) == 0
+    assert cli.main(["course", "--notebooks", str(NOTEBOOK_DIR), "render", str(out), "--only", CHAPTER]) == 0
     err = capsys.readouterr().err
     assert "WARNING" not in err and "Warning" not in err, f"rendering printed warnings:\n{err}"
     page = next(out.glob(f"{CHAPTER}_*.html"))
@@ -131,5 +136,5 @@ def test_rendered_chapter_reads_offline_in_chromium(tmp_path, capsys, monkeypatc
 
 
 def test_only_reads_numbers_and_appendices_in_any_case(tmp_path, capsys):
-    assert cli.main(["course", "render", str(tmp_path), "--only", "7", "a9"]) == 2
+    assert cli.main(["course", "--notebooks", str(NOTEBOOK_DIR), "render", str(tmp_path), "--only", "7", "a9"]) == 2
     assert capsys.readouterr().err.startswith("error: no notebook numbered A9 ")

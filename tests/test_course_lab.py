@@ -2,19 +2,23 @@
 ``python -m minideberta course lab`` builds the missing .ipynb (which must execute) and starts Lab."""
 import os
 import shutil
+from pathlib import Path
 
 import jupytext
 import nbformat
 from jupytext.config import find_jupytext_configuration_file, get_formats_from_notebook_and_config, load_jupytext_config
 
-from minideberta.apps import cli, course_render
+from minideberta.apps.cli import main as cli
+from minideberta.apps.course import render as course_render
 
-SOURCES = course_render.sources()
+NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"  # the clone's course
+
+SOURCES = course_render.sources(NOTEBOOK_DIR)
 
 
 def test_jupytext_reads_the_committed_configuration_and_pairs_every_notebook():
-    found = find_jupytext_configuration_file(str(course_render.NOTEBOOKS))
-    assert found == str(course_render.NOTEBOOKS / "jupytext.toml")
+    found = find_jupytext_configuration_file(str(NOTEBOOK_DIR))
+    assert found == str(NOTEBOOK_DIR / "jupytext.toml")
     config = load_jupytext_config(str(SOURCES[0]))
     for path in SOURCES:
         nb = jupytext.read(path)
@@ -32,7 +36,7 @@ def test_built_notebook_executes_and_an_existing_one_is_kept(tmp_path, monkeypat
     folder.mkdir()
     source = next(p for p in SOURCES if p.name.startswith("01_"))  # the tokenizer: a few seconds
     shutil.copy(source, folder)
-    shutil.copy(course_render.NOTEBOOKS / "jupytext.toml", folder)
+    shutil.copy(NOTEBOOK_DIR / "jupytext.toml", folder)
     (built,) = course_render.build_notebooks(folder, report=lambda line: None)
     assert built == folder / (source.stem + ".ipynb")
     nb = nbformat.read(built, as_version=4)

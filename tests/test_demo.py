@@ -2,7 +2,8 @@
 import numpy as np
 
 from minideberta import ops
-from minideberta.apps import demo, verify
+from minideberta.apps.bench import verify
+from minideberta.apps.inference import demo
 
 
 def test_demo_passes(monkeypatch):

@@ -22,7 +22,7 @@ from minideberta import (
     backend,
     ops,
 )
-from minideberta.apps.train import train
+from minideberta.apps.train.loop import train
 from minideberta.masked_lm import POSITIONS
 from minideberta.optim import AdamW, check_finite, clip_grad_norm
 
@@ -262,8 +262,8 @@ def test_training_loop_on_the_device_matches_the_host(tmp_path):
 
 
 def test_pipelines_on_the_device(checkpoints):
-    from minideberta.apps.pipelines import classify, fill_mask, replaced_tokens
-    from minideberta.checkpoints.hub import load_model
+    from minideberta.apps.inference.pipelines import classify, fill_mask, replaced_tokens
+    from minideberta.loading import load_model
 
     runs = {"mlm": ("masked-lm", lambda m, t: fill_mask(m, t, "Paris is the [MASK] of France.", 3)),
             "rtd": ("replaced-token-detection", lambda m, t: replaced_tokens(m, t, "The chef cooked the meal.")),
@@ -299,7 +299,7 @@ def test_device_errors_say_what_is_missing():
 
 def test_gpu_bench_correctness_check_runs_and_passes():
     """The first half of ``bench --device gpu``, here on fakecupy: every head within its tolerance."""
-    from minideberta.apps import bench_gpu
+    from minideberta.apps.bench import gpu as bench_gpu
 
     lines = []
     rows = bench_gpu.check(report=lines.append)
@@ -316,7 +316,7 @@ def test_the_command_line_on_the_device(capsys, checkpoints):
     scores differ by ~1e-7 by design."""
     import json
 
-    from minideberta.apps.cli import main
+    from minideberta.apps.cli.main import main
 
     answers = []
     for device in ("cpu", "gpu"):

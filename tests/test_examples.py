@@ -6,7 +6,7 @@ An example is a line starting ``python -m minideberta`` (a trailing ``\\`` conti
 ``# takes minutes`` (building the corpus, pre-training, benchmarks, the whole course), ``# starts Jupyter Lab``
 (a server that runs until stopped), and a README
 block under ``<!-- not run by tests/test_examples.py: needs a GPU -->``. The examples run in a fresh
-folder that sees the clone's ``weights/`` and ``tasks/``, one after another (``exercises check``
+folder that sees the clone's ``weights/``, ``tasks/`` and ``notebooks/`` (as its root does), one after another (``exercises check``
 grades the folder ``exercises make`` wrote).
 """
 import os
@@ -17,7 +17,7 @@ import sys
 
 import pytest
 
-from minideberta.apps.cli import main
+from minideberta.apps.cli.main import main
 
 from conftest import REPO
 
@@ -55,8 +55,8 @@ def runnable(lines):
 
 @pytest.fixture
 def workdir(tmp_path):
-    """A fresh folder that sees the clone's weights/ and tasks/."""
-    for name in ("weights", "tasks"):
+    """A fresh folder that sees the clone's weights/, tasks/ and notebooks/ (`course` reads ./notebooks)."""
+    for name in ("weights", "tasks", "notebooks"):
         (tmp_path / name).symlink_to(REPO / name)
     return tmp_path
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from minideberta.apps.cli import main
+from minideberta.apps.cli.main import main
 from minideberta.apps.exercises.manifest import hints_log_path
 
 IDS = ["ops.layer_norm_backward", "ops.gelu_backward"]

@@ -6,28 +6,14 @@ loaded under a name of its own) and checked; the diagnosis of the first failing 
 the mistake.
 """
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 from scipy.special import erf
 
 from minideberta.apps.exercises import catalog
-from minideberta.apps.exercises.cases import load_student, reference
 from minideberta.apps.exercises.check import check_exercise
 from minideberta.apps.exercises.terms import Term, Variant, term_diagnoses
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def ref():
-    return reference()
-
-
-@pytest.fixture(scope="module")
-def student():
-    return load_student(REPO)
 
 
 # ---------------------------------------------------------------- LayerNorm, as students write it

@@ -15,9 +15,9 @@ from minideberta.checkpoints.hub import (
     checkpoint_heads,
     checkpoint_shapes,
     heads_from_shapes,
-    load_model,
     resolve_model,
 )
+from minideberta.loading import load_model
 
 from checkpoints import CONFIG
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from minideberta import DebertaV2Config, DebertaV2ForMaskedLM, DebertaV2ForSequenceClassification, DebertaV2Model
-from minideberta.apps import show
-from minideberta.apps.cli import main
+from minideberta.apps.cli.main import main
+from minideberta.apps.inference import show
 
 from conftest import REPO
 

@@ -1,7 +1,7 @@
 """The read-along course (notebooks/NN_topic.py, jupytext percent format).
 
 Every notebook is read as a notebook by jupytext and executed top to bottom by nbclient in a fresh
-``python3`` kernel (``apps.course_render.execute``), one test per notebook: it must not raise, must
+``python3`` kernel (``apps.course.render.execute``), one test per notebook: it must not raise, must
 draw at least one figure (an image/png output) and must assert something. The executed notebook is
 then rendered to HTML as ``python -m minideberta course render`` does, and its figures must be in
 the page. IPython's and Jupyter's runtime files go to a temporary directory.
@@ -9,13 +9,18 @@ the page. IPython's and Jupyter's runtime files go to a temporary directory.
 import base64
 import re
 import time
+from pathlib import Path
 
 import pytest
 
-from minideberta.apps import cli, course, course_render
+from minideberta.apps import course
+from minideberta.apps.cli import main as cli
+from minideberta.apps.course import render as course_render
 
-NOTEBOOKS = course_render.sources()
-README = course_render.NOTEBOOKS / "README.md"
+NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"  # the clone's course
+
+NOTEBOOKS = course_render.sources(NOTEBOOK_DIR)
+README = NOTEBOOK_DIR / "README.md"
 SECONDS = 20  # the budget of one notebook on 2 cores with its default model (kernel start included)
 RUNAWAY = 6 * SECONDS  # the test's bound: a guard against a notebook that trains for minutes, not a benchmark
 # (wall time on a shared machine varies two- to threefold: 11_fine_tuning took 68 s beside a background job)
@@ -54,7 +59,7 @@ def questions(path):
 def test_the_teachers_key_answers_every_question():
     """notebooks/ANSWERS.md has a section per chapter ("## 03. ...", "## Appendix A1. ...") answering each of
     the chapter's questions, numbered as they are."""
-    key = (course_render.NOTEBOOKS / "ANSWERS.md").read_text(encoding="utf-8")
+    key = (NOTEBOOK_DIR / "ANSWERS.md").read_text(encoding="utf-8")
     sections = dict(re.findall(r"^## (?:Appendix )?(\w\d)\. [^\n]*\n(.*?)(?=^## |\Z)", key, re.MULTILINE | re.DOTALL))
     for path in NOTEBOOKS:
         asked = questions(path)
@@ -66,7 +71,7 @@ def test_the_teachers_key_answers_every_question():
 
 def test_no_notebook_with_outputs_is_committed():
     """Sources are the .py files; a built .ipynb beside them is ignored by git (.gitignore)."""
-    ignore = (course_render.NOTEBOOKS.parent / ".gitignore").read_text(encoding="utf-8").split()
+    ignore = (NOTEBOOK_DIR.parent / ".gitignore").read_text(encoding="utf-8").split()
     assert "notebooks/*.ipynb" in ignore
 
 
@@ -94,7 +99,7 @@ def test_notebook_runs_draws_and_asserts(path, kernel_dirs):
 def test_render_writes_one_page_per_notebook_with_figures(tmp_path, kernel_dirs, capsys):
     """The command line on the course's first notebook: its page, figures embedded, and the index."""
     first = NOTEBOOKS[0]
-    assert cli.main(["course", "render", str(tmp_path / "html"), "--only", first.name[:2]]) == 0
+    assert cli.main(["course", "--notebooks", str(NOTEBOOK_DIR), "render", str(tmp_path / "html"), "--only", first.name[:2]]) == 0
     pages = sorted(p.name for p in (tmp_path / "html").iterdir())
     assert pages == [first.stem + ".html", "index.html"]
     page = (tmp_path / "html" / (first.stem + ".html")).read_text(encoding="utf-8")
@@ -104,10 +109,10 @@ def test_render_writes_one_page_per_notebook_with_figures(tmp_path, kernel_dirs,
 
 
 def test_render_errors_are_one_line(tmp_path, capsys):
-    assert cli.main(["course", "render", str(tmp_path), "--only", "99"]) == 2
+    assert cli.main(["course", "--notebooks", str(NOTEBOOK_DIR), "render", str(tmp_path), "--only", "99"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: no notebook numbered 99") and err.count("\n") == 1
-    assert cli.main(["course", "list"]) == 0
+    assert cli.main(["course", "--notebooks", str(NOTEBOOK_DIR), "list"]) == 0
     assert capsys.readouterr().out.split() == [p.name for p in NOTEBOOKS]
 
 
@@ -127,3 +132,15 @@ def test_course_model_defaults(monkeypatch):
     assert course.is_trained() and course.model_folder("replaced-token-detection") == course.random_folder()
     with pytest.raises(ValueError, match="head must be one of"):
         course.model_folder("question-answering")
+
+
+def test_course_reads_no_folder_of_its_own(tmp_path, monkeypatch, capsys):
+    """The notebooks are not in the package: away from a clone, ``course`` says where they are expected and how
+    to name them, in one line; ``--notebooks`` names them from anywhere."""
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["course", "list"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {tmp_path.resolve() / 'notebooks'} does not exist") and err.count("\n") == 1
+    assert "--notebooks DIR" in err
+    assert cli.main(["course", "--notebooks", str(NOTEBOOK_DIR), "list"]) == 0
+    assert capsys.readouterr().out.split() == [p.name for p in NOTEBOOKS]

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from minideberta import DebertaV2Config, ModelOutput
-from minideberta.apps.pipelines import answer, choose, classify, fill_mask, replaced_tokens, tag_tokens
-from minideberta.checkpoints.hub import load_model
+from minideberta.apps.inference.pipelines import answer, choose, classify, fill_mask, replaced_tokens, tag_tokens
+from minideberta.loading import load_model
 from minideberta.tokenizer.deberta_tokenizer import DebertaV2Tokenizer
 
 from checkpoints import BIO, CONFIG, CONTEXT, NLI, VOCAB
@@ -84,7 +84,7 @@ def test_fill_mask_finds_the_planted_token(tokenizer):
 def test_a_mask_is_read_as_a_whole_word(tokenizer):
     """The tokenizer starts a new word after [MASK] ("▁."), but in pre-training the masked word was a piece such
     as "▁mat" and the full stop after it "."; encode_masked gives the model the pieces it was trained on."""
-    from minideberta.apps.pipelines import encode_masked
+    from minideberta.apps.inference.pipelines import encode_masked
 
     text = "The cat sat on the [MASK]. [MASK] is where it sleeps."
     plain = tokenizer.convert_ids_to_tokens(tokenizer(text)["input_ids"])

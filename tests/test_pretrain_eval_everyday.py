@@ -1,4 +1,4 @@
-"""The everyday-English sets and their metrics (``apps/everyday.py``, ``pretrain_eval.evaluate_everyday``).
+"""The everyday-English sets and their metrics (``apps/pretrain/everyday.py``, ``apps/pretrain/evaluate.py``: ``evaluate_everyday``).
 
 The models are tiny and random, over the shipped vocabulary (``weights/minideberta-v3-tiny/spm.model``,
 committed); where a metric must be exactly 1 (or 0), an oracle generator or discriminator that
@@ -14,10 +14,12 @@ import numpy as np
 import pytest
 
 from minideberta import DebertaV2Tokenizer
-from minideberta.apps import cli, everyday, pretrain_eval
-from minideberta.apps.everyday import ClozeItem, SwapItem, swapped_span
-from minideberta.apps.pretrain_cli import build_models, export, model_configs
-from minideberta.apps.rtd_pretraining import Pretrainer
+from minideberta.apps.cli import main as cli
+from minideberta.apps.pretrain import evaluate as pretrain_eval
+from minideberta.apps.pretrain import everyday
+from minideberta.apps.pretrain.cli import build_models, export, model_configs
+from minideberta.apps.pretrain.everyday import ClozeItem, SwapItem, swapped_span
+from minideberta.apps.pretrain.rtd import Pretrainer
 
 VOCAB = Path(__file__).resolve().parent.parent / "weights" / "minideberta-v3-tiny"
 

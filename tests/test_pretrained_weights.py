@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 
 from minideberta import DebertaV2ForMaskedLM, DebertaV2ForReplacedTokenDetection, DebertaV2Tokenizer
-from minideberta.apps import cli, demo, pipelines
+from minideberta.apps.cli import main as cli
+from minideberta.apps.inference import demo, pipelines
 from minideberta.checkpoints import hub
+from minideberta.loading import load_model
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
 DISCRIMINATOR, GENERATOR = "minideberta-v3-tiny", "minideberta-v3-tiny-generator"
@@ -33,10 +35,10 @@ def test_both_folders_are_complete_and_fit_in_24_mb():
 
 def test_bare_names_resolve_to_the_committed_folders():
     assert hub.resolve_model(GENERATOR) == WEIGHTS / GENERATOR
-    model, tokenizer = hub.load_model(GENERATOR, "masked-lm")
+    model, tokenizer = load_model(GENERATOR, "masked-lm")
     assert isinstance(model, DebertaV2ForMaskedLM) and model.resolve_emd(None)  # decodes with EMD
     assert tokenizer.mask_token_id == model.config.vocab_size - 1
-    model, _ = hub.load_model(DISCRIMINATOR, "replaced-token-detection")
+    model, _ = load_model(DISCRIMINATOR, "replaced-token-detection")
     assert isinstance(model, DebertaV2ForReplacedTokenDetection)
 
 

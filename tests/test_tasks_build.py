@@ -5,9 +5,10 @@ import sys
 
 import pytest
 
-from minideberta.apps import corpus, tasks_build
-from minideberta.apps.corpus_sources import wordnet_records
-from minideberta.apps.wordnet import read_synsets
+from minideberta.apps.pretrain import corpus
+from minideberta.apps.pretrain.corpus_sources import wordnet_records
+from minideberta.apps.wordnet_tasks import build as tasks_build
+from minideberta.apps.wordnet_tasks.wordnet import read_synsets
 from wordnet_fixture import write_wordnet
 
 from conftest import REPO

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from minideberta import DebertaV2Config, DebertaV2ForSequenceClassification
-from minideberta.apps import tasks_cli
-from minideberta.apps import tasks_finetune as ft
+from minideberta.apps.wordnet_tasks import cli as tasks_cli
+from minideberta.apps.wordnet_tasks import finetune as ft
 from tiny_model import tiny_model_folder
 
 from conftest import REPO

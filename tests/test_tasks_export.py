@@ -6,8 +6,9 @@ import struct
 import numpy as np
 import pytest
 
-from minideberta.apps import tasks_cli, tasks_export
-from minideberta.apps.cli import main
+from minideberta.apps.cli.main import main
+from minideberta.apps.wordnet_tasks import cli as tasks_cli
+from minideberta.apps.wordnet_tasks import export as tasks_export
 from minideberta.tokenizer.deberta_tokenizer import DebertaV2Tokenizer
 from tiny_model import tiny_model_folder
 

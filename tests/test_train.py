@@ -24,9 +24,9 @@ import transformers
 from transformers.models.deberta_v2 import modeling_deberta_v2
 
 import minideberta
-from minideberta.apps.history import History
-from minideberta.apps.train import evaluate, example_order, train
-from minideberta.apps.train_cli import main
+from minideberta.apps.train.cli import main
+from minideberta.apps.train.history import History
+from minideberta.apps.train.loop import evaluate, example_order, train
 from minideberta.optim import AdamW, LinearWarmupSchedule, clip_grad_norm, no_decay_default
 from minideberta.tokenizer.deberta_tokenizer import DebertaV2Tokenizer
 

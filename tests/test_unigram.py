@@ -4,7 +4,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sentencepiece import SentencePieceProcessor, sentencepiece_model_pb2
 
-from minideberta.apps.bench_tokenizer import real_sentences
+from minideberta.apps.bench.tokenizer import real_sentences
 from minideberta.tokenizer.unigram import BYTE, CONTROL, NORMAL, UNKNOWN, Unigram, read_model
 
 HYPOTHESIS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])

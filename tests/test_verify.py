@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from minideberta.apps import verify
+from minideberta.apps.bench import verify
 from minideberta.checkpoints import weights
 
 

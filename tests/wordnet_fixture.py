@@ -7,7 +7,7 @@ parents, as in the real database where a reserved synset's hypernym is usually n
 """
 from pathlib import Path
 
-from minideberta.apps.corpus import reserved_for_tasks
+from minideberta.apps.pretrain.corpus import reserved_for_tasks
 
 HEADER = "  1 This software and database is being provided to you, the LICENSEE, by Princeton University.  \n"
 # lexicographer file number, part, parent lemma, the kind of definition, how an example uses the lemma

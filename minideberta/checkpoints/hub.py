@@ -2,7 +2,9 @@
 
     folder = resolve_model("microsoft/deberta-v3-base")     # or a local folder, returned as is
     checkpoint_heads(folder)       # {"masked-lm": "masked-LM", "replaced-token-detection": ...}
-    model, tokenizer = load_model(folder, "masked-lm")
+
+(Building the model of a head from them is ``minideberta.loading.load_model``, a layer up: this file
+reads files and names what they hold, it does not know the model classes.)
 
 A model folder holds ``config.json``, the sentencepiece vocabulary ``spm.model`` (with an optional
 ``tokenizer_config.json``) and the weights, ``model.safetensors`` or ``pytorch_model.bin``. Official
@@ -15,37 +17,19 @@ progress bars. When the hub cannot be reached the files already in the cache are
 are not there either, the error names the files to fetch by hand and where to put them.
 """
 import re
-import warnings
 from pathlib import Path
 
-import numpy as np
-
-from ..config import DebertaV2Config, config_file
-from ..masked_lm import DebertaV2ForMaskedLM
-from ..tasks import (
-    DebertaV2ForMultipleChoice,
-    DebertaV2ForQuestionAnswering,
-    DebertaV2ForReplacedTokenDetection,
-    DebertaV2ForSequenceClassification,
-    DebertaV2ForTokenClassification,
-)
-from ..tokenizer.deberta_tokenizer import CONFIG_FILE, VOCAB_FILE, DebertaV2Tokenizer
+from ..config import config_file
+from ..json_file import read_json_object
+from ..tokenizer.deberta_tokenizer import CONFIG_FILE, VOCAB_FILE
 from . import weights
-from .json_file import read_json_object
 from .safetensors_file import read_shapes
 
 CONFIG = "config.json"
 # A repository's checkpoint: the one weights.choose_checkpoint picks of its files is fetched, never two.
 CHECKPOINT_FILES = weights.CHECKPOINT_FILES
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")  # the usual two, for messages (the order: CHECKPOINT_FILES)
-HEAD_CLASSES = {
-    "masked-lm": DebertaV2ForMaskedLM,
-    "replaced-token-detection": DebertaV2ForReplacedTokenDetection,
-    "sequence-classification": DebertaV2ForSequenceClassification,
-    "token-classification": DebertaV2ForTokenClassification,
-    "question-answering": DebertaV2ForQuestionAnswering,
-    "multiple-choice": DebertaV2ForMultipleChoice,
-}
+# The heads a checkpoint may hold (``heads_from_shapes``), by the names the commands use.
 HEAD_NAMES = {"masked-lm": "masked-LM", "replaced-token-detection": "replaced-token detection",
               "sequence-classification": "sequence classification", "token-classification": "token classification",
               "question-answering": "question answering", "multiple-choice": "multiple choice"}
@@ -229,48 +213,8 @@ def heads_from_shapes(shapes, architectures=()):
 def checkpoint_heads(folder):
     """Heads the checkpoint in ``folder`` holds, from its parameter names and config.json's ``architectures``."""
     folder = Path(folder)
-    return heads_from_shapes(checkpoint_shapes(folder), _read_config(folder).get("architectures"))
+    return heads_from_shapes(checkpoint_shapes(folder), read_config(folder).get("architectures"))
 
 
-def _read_config(folder):
+def read_config(folder):
     return read_json_object(config_file(folder)[0])
-
-
-# ---- loading ----
-def load_model(name_or_path, head, dtype=np.float32, progress=True, device="cpu"):
-    """``(model, tokenizer)`` for ``head`` (a key of HEAD_CLASSES), the checkpoint read once; the model
-    on ``device`` ("cpu" or "gpu").
-
-    Raises MissingHeadError when the checkpoint lacks ``head``, before building anything.
-    """
-    folder = resolve_model(name_or_path, progress)
-    raw = _read_config(folder)
-    if not (folder / VOCAB_FILE).is_file():
-        raise FileNotFoundError(f"{folder} has no {VOCAB_FILE}, the sentencepiece vocabulary DeBERTa-v2/v3 "
-                                "models ship with; copy it from the model's hub repository")
-    tokenizer = DebertaV2Tokenizer.from_pretrained(folder)
-    state = weights.load_state_dict(folder)
-    held = heads_from_shapes({name: a.shape for name, a in state.items()}, raw.get("architectures"))
-    if head not in held:
-        raise MissingHeadError(name_or_path, head, held)
-    file, microsoft = config_file(folder)  # Microsoft's model_config.json: its names and defaults
-    try:
-        config = DebertaV2Config.from_microsoft(raw) if microsoft else DebertaV2Config.from_dict(raw)
-    except ValueError as error:  # a value of the wrong type or out of range: the message names the file
-        raise ValueError(f"{file}: {error}") from None
-    try:  # names and shapes that do not fit: the message names the folder
-        return _build(HEAD_CLASSES[head], config, state, head, dtype, device), tokenizer
-    except ValueError as error:
-        raise ValueError(f"{folder}: {error}") from None
-
-
-def _build(cls, config, state, head, dtype, device):
-    labels = len(state["classifier.weight"]) if head in ("sequence-classification", "token-classification") else None
-    if labels is not None and labels != config.num_labels:
-        # config.json without id2label: count the labels on the classifier, name them LABEL_i.
-        config = DebertaV2Config.from_dict({**config.to_dict(), "label2id": None,
-                                            "id2label": {i: f"LABEL_{i}" for i in range(labels)}})
-    with warnings.catch_warnings():
-        # Official checkpoints hold several heads (v3: masked LM and replaced-token detection); the others go unused.
-        warnings.filterwarnings("ignore", message=r".* does not use \d+ arrays of the checkpoint")
-        return cls.from_state_dict(config, state, dtype, device=device)

@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from ..backend import to_numpy
-from .json_file import read_json_object
+from ..json_file import read_json_object
 from .safetensors_file import load_safetensors
 from .tf_h5 import load_tf_h5
 from .torch_pickle import load_torch_bin

@@ -3,7 +3,7 @@
 Both come from disk, so every value used is checked; a bad one is a ``ValueError`` naming the file
 and the key.
 """
-from ..checkpoints.json_file import read_json_object
+from ..json_file import read_json_object
 
 
 def read_settings(path):

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 import minideberta
-from minideberta.apps.verify import rebuilt_emd_logits, rebuilt_rtd_logits
+from minideberta.apps.bench.verify import rebuilt_emd_logits, rebuilt_rtd_logits
 from minideberta.masked_lm import POSITIONS
 
 from reference import (

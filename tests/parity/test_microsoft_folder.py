@@ -17,10 +17,11 @@ import pytest
 import torch
 
 from minideberta import DebertaV2Config, DebertaV2ForMaskedLM, DebertaV2ForSequenceClassification
-from minideberta.apps.cli import main
-from minideberta.apps.pipelines import softmax
+from minideberta.apps.cli.main import main
+from minideberta.apps.inference.pipelines import softmax
 from minideberta.checkpoints import hub, weights
 from minideberta.checkpoints.weights import CHECKPOINT_FILES, choose_checkpoint
+from minideberta.loading import load_model
 from minideberta.masked_lm import POSITIONS
 from minideberta.model import no_grad
 
@@ -98,7 +99,7 @@ def test_the_command_line_reads_the_folder(run_folder, capsys):
     text = "Paris is the [MASK] of France."
     assert main(["fill-mask", str(folder), text, "--top-k", "3", "--dtype", "float64", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
-    model, tokenizer = hub.load_model(folder, "masked-lm", np.float64)
+    model, tokenizer = load_model(folder, "masked-lm", np.float64)
     enc = tokenizer(text, return_tensors="np")
     at = int(np.flatnonzero(enc["input_ids"][0] == tokenizer.mask_token_id)[0])
     probs = softmax(reference_logits(states[1000000], enc["input_ids"], enc["attention_mask"])[0, at])
@@ -116,7 +117,7 @@ def test_a_microsoft_classifier_folder(tmp_path, capsys):
     text = "A man eats pizza."
     assert main(["classify", str(folder), text, "--dtype", "float64", "--json"]) == 0
     labels = {e["label"]: e["score"] for e in json.loads(capsys.readouterr().out)["labels"]}
-    model, tokenizer = hub.load_model(folder, "sequence-classification", np.float64)
+    model, tokenizer = load_model(folder, "sequence-classification", np.float64)
     enc = tokenizer(text, return_tensors="np")
     reference = DebertaV2ForSequenceClassification.from_state_dict(
         DebertaV2Config(**{**CONFIG, "num_labels": 3}), {k: v.astype(np.float16) for k, v in source.params.items()},

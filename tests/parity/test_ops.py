@@ -13,10 +13,10 @@ import torch
 import torch.nn.functional as F
 from transformers.activations import ACT2FN
 
+from minideberta.embeddings import embedding_forward
 from minideberta.ops import (
     activation_forward,
     dropout_forward,
-    embedding_forward,
     layer_norm_forward,
     linear_forward,
     masked_softmax_forward,

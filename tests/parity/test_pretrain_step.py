@@ -15,9 +15,9 @@ import torch
 import torch.nn.functional as F
 import transformers
 
-from minideberta.apps.pretrain_cli import build_models, model_configs
-from minideberta.apps.rtd_pretraining import DELTA, WORD, Pretrainer, mask_tokens, sample_tokens
-from minideberta.apps.verify import rebuilt_emd_logits, rebuilt_rtd_logits
+from minideberta.apps.bench.verify import rebuilt_emd_logits, rebuilt_rtd_logits
+from minideberta.apps.pretrain.cli import build_models, model_configs
+from minideberta.apps.pretrain.rtd import DELTA, WORD, Pretrainer, mask_tokens, sample_tokens
 from minideberta.masked_lm import POSITIONS
 
 from reference import ragged_batch, rel_error

@@ -20,7 +20,7 @@ from minideberta import (
     DebertaV2ForReplacedTokenDetection,
     DebertaV2ForSequenceClassification,
 )
-from minideberta.apps.cli import main
+from minideberta.apps.cli.main import main
 from minideberta.checkpoints.weights import save_safetensors
 from minideberta.masked_lm import POSITIONS
 from minideberta.model import no_grad

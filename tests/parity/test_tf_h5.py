@@ -17,7 +17,7 @@ import pytest
 
 import minideberta
 from minideberta import DebertaV2ForMaskedLM, DebertaV2ForSequenceClassification, DebertaV2Model
-from minideberta.apps import verify
+from minideberta.apps.bench import verify
 from minideberta.checkpoints.tf_h5 import hf_name
 from minideberta.checkpoints.weights import load_state_dict
 

@@ -39,7 +39,7 @@ def test_zeros_for_rows_is_a_writable_zero_array_and_scatters_as_zeros_do():
     import mmap
 
     from minideberta.backend import SMALL_PAGES_FROM, zeros_for_rows
-    from minideberta.ops import embedding_backward, embedding_forward
+    from minideberta.embeddings import embedding_backward, embedding_forward
 
     def mapped(a):  # the array, its base, the memoryview over the mmap, the mmap
         while a is not None and not isinstance(a, mmap.mmap):

@@ -34,8 +34,8 @@ def test_the_minimum_and_none():
 def test_every_place_uses_it():
     """config, tokenizer encoding, train, optim and the CLI refuse a bad integer with the validator's message."""
     from minideberta import DebertaV2Config
-    from minideberta.apps.cli import _positive
-    from minideberta.apps.train import _positive_int
+    from minideberta.apps.cli.errors import positive as _positive
+    from minideberta.apps.train.loop import _positive_int
     from minideberta.optim import LinearWarmupSchedule
     from minideberta.tokenizer.encoding import non_negative_int
 

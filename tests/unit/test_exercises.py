@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from minideberta.apps.cli import main
+from minideberta.apps.cli.main import main
 from minideberta.apps.exercises import catalog
 from minideberta.apps.exercises.cases import load_student, reference
 from minideberta.apps.exercises.check import check_exercise

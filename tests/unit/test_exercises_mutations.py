@@ -1,6 +1,6 @@
 """Broken solutions, generated here from the reference, are caught, and diagnosed where a diagnosis exists.
 
-The "student" is the reference loaded as a student's copy (``load_student`` on the repository),
+The "student" is the reference loaded as a student's copy (the ``student`` fixture of conftest.py),
 with one function replaced: the reference's own result changed (scaled, sign flipped, axes
 swapped, zeroed) or the reference's source with one line edited (a missing term, a forgotten
 scale, an accumulation turned into an assignment).
@@ -10,27 +10,13 @@ import math
 import re
 import sys
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from minideberta.apps.exercises import catalog
-from minideberta.apps.exercises.cases import load_student, reference
 from minideberta.apps.exercises.check import check_exercise
 from minideberta.apps.exercises.diagnose import array_diagnoses
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def ref():
-    return reference()
-
-
-@pytest.fixture(scope="module")
-def student():
-    return load_student(REPO)
 
 
 def _map_floats(value, f):

@@ -69,3 +69,42 @@ except ModuleNotFoundError as error:
     assert lines[0].startswith("tokenizer:") and "pip install sentencepiece" in lines[0]
     assert lines[1] == "(1, 3, 8)"
     assert lines[2].startswith("save:") and "pip install safetensors" in lines[2]
+
+
+def imported_modules(path):
+    """The ``minideberta`` modules a file imports (relative imports resolved), as dotted names."""
+    import ast
+
+    package = ".".join(path.relative_to(REPO).with_suffix("").parts[:-1])
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")[:len(package.split(".")) - node.level + 1]
+                base = ".".join(parts + ([base] if base else []))
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return {name for name in found if name.startswith("minideberta")}
+
+
+# What each layer may not import: the file readers know no model class and no command; the config and the
+# tokenizer read their JSON with minideberta/json_file.py, not through checkpoints/.
+FORBIDDEN = {
+    "checkpoints": ("minideberta.model", "minideberta.tasks", "minideberta.masked_lm", "minideberta.deberta",
+                    "minideberta.tf_classes", "minideberta.loading", "minideberta.apps"),
+    "tokenizer": ("minideberta.checkpoints", "minideberta.model", "minideberta.tasks", "minideberta.apps"),
+    "config.py": ("minideberta.checkpoints", "minideberta.tokenizer", "minideberta.apps"),
+}
+
+
+@pytest.mark.parametrize("where", FORBIDDEN)
+def test_no_import_runs_back_up_the_layers(where):
+    target = REPO / "minideberta" / where
+    files = sorted(target.rglob("*.py")) if target.is_dir() else [target]
+    assert files
+    wrong = {f"{path.relative_to(REPO)}: {name}" for path in files for name in imported_modules(path)
+             if any(name == bad or name.startswith(bad + ".") for bad in FORBIDDEN[where])}
+    assert not wrong, sorted(wrong)

@@ -135,7 +135,7 @@ EXERCISES = [
     Exercise("attention.position_projection_backward", "the gradient of the projected, gathered relative table",
              "advanced", 40, (
                  "In the forward: per_distance = (table W^T + b)[rows], reshaped to (H, 2N-1, d).",
-                 "Undo the reshape, then the gather: a gather's gradient is a scatter-add (ops.scatter_add_rows).",
+                 "Undo the reshape, then the gather: a gather's gradient is a scatter-add (embeddings.scatter_add_rows).",
                  "Distances that share a row add their gradients; then linear_backward gives dtable and grads.",
              ), stages_attention.position_projection_backward),
     Exercise("attention.backward", "the disentangled attention backward", "advanced", 120, (
@@ -173,14 +173,14 @@ EXERCISES = [
                  "The count is the number of real tokens, and padded tokens get exactly 0: scatter the real "
                  "tokens' gradient back into a (B, N) zero array.",
              ), stages_pretraining.rtd_loss_backward, also=("losses.rtd_loss_forward",)),
-    Exercise("apps.rtd_pretraining.discriminator_labels", "the labels of a corrupted batch", "first course", 10, (
+    Exercise("apps.pretrain.rtd.discriminator_labels", "the labels of a corrupted batch", "first course", 10, (
         "A token is replaced (1) where the discriminator's input differs from the original input.",
         "The generator may sample the original token back: then the input does not differ, and the label is 0.",
         "Padding (attention_mask 0) is never replaced: its label is 0.",
     ), stages_pretraining.discriminator_labels),
-    Exercise("apps.rtd_pretraining.share_embedding_gradients",
+    Exercise("apps.pretrain.rtd.share_embedding_gradients",
              "embedding sharing: which table gets which gradient (GDES, ES, NES)", "intermediate", 20, (
-                 "Read the module docstring of apps/rtd_pretraining.py: the three sharing modes, and the names "
+                 "Read the module docstring of apps/pretrain/rtd.py: the three sharing modes, and the names "
                  "of the parameters in each.",
                  "nes: each table its own model's gradient; es: one table (the generator's), both gradients summed.",
                  "gdes: E_D = sg(E_G) + E_Delta, so the discriminator's gradient goes to E_Delta "

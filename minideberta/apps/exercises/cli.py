@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ..errors import OneLineParser
+from ..cli.errors import OneLineParser
 from . import catalog
 from .make import MANIFEST, make
 
@@ -115,7 +115,7 @@ def _running_student_copy():
 def _rerun_with_reference(argv, student_root):
     """Run the same command with the installed reference in front of the path."""
     root = _installed_reference(student_root)
-    boot = ("import sys; sys.path.insert(0, sys.argv.pop(1)); from minideberta.apps.cli import main; "
+    boot = ("import sys; sys.path.insert(0, sys.argv.pop(1)); from minideberta.apps.cli.main import main; "
             "sys.exit(main(['exercises', *sys.argv[1:]]))")
     return subprocess.run([sys.executable, "-c", boot, str(root), *argv]).returncode
 
@@ -221,7 +221,7 @@ def run_check(args):
 
 
 def run(argv):
-    """Run ``exercises ...``; return the exit status. Mistakes raise ValueError / OSError (cli.py prints them)."""
+    """Run ``exercises ...``; return the exit status. Mistakes raise ValueError / OSError (cli/main.py prints them)."""
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exit:

@@ -1,7 +1,7 @@
 """Stages of the pre-training exercises: the RTD loss and its backward, the labels of a corrupted
 batch, and which embedding table gets which gradient (GDES, ES, NES).
 
-The functions are those ``apps/rtd_pretraining.py`` runs (and the discriminator's loss in
+The functions are those ``apps/pretrain/rtd.py`` runs (and the discriminator's loss in
 ``losses.py``); the numbers are the pre-training's own.
 """
 
@@ -64,7 +64,7 @@ def rtd_loss_backward():
 
 # ---------------------------------------------------------------- the labels of a corrupted batch
 def discriminator_labels():
-    fn = "apps.rtd_pretraining.discriminator_labels"
+    fn = "apps.pretrain.rtd.discriminator_labels"
 
     def case(name, adds, original, replaced, mask):
         def call(pkg):
@@ -94,7 +94,7 @@ def discriminator_labels():
 
 # ---------------------------------------------------------------- embedding sharing
 def share_embedding_gradients():
-    fn = "apps.rtd_pretraining.share_embedding_gradients"
+    fn = "apps.pretrain.rtd.share_embedding_gradients"
     word = "deberta.embeddings.word_embeddings.weight"
 
     def case(name, adds, sharing):
