@@ -12,7 +12,6 @@ import pytest
 from micro_corpus import write_micro_corpus
 from minideberta import DebertaV2Tokenizer
 from minideberta.apps.cli import main as cli
-from minideberta.apps.pretrain import corpus
 from minideberta.apps.pretrain.cli import build_models, export, load_pair, model_configs
 from minideberta.apps.pretrain.evaluate import evaluate, roc_auc, token_counts
 from minideberta.apps.pretrain.loop import pack, pretrain, tokenize_file

@@ -38,7 +38,7 @@ import numpy as np
 
 from .rtd import generator_forward
 
-FOLDER = Path(__file__).resolve().parent.parent / "data" / "everyday"
+FOLDER = Path(__file__).resolve().parents[2] / "data" / "everyday"  # minideberta/data/everyday
 MASK_TEXT = "[MASK]"
 
 
