@@ -67,6 +67,7 @@ from minideberta.apps.tasks_build import TOPIC_OF, TOPICS
 from minideberta.apps.tasks_compare import METHODS, classifier, read_rows
 from minideberta.apps.train import train
 from minideberta.apps.train_cli import tokenize
+from minideberta.apps.wordnet import LEXNAMES
 from minideberta.checkpoints import hub
 from minideberta.optim import AdamW, LinearWarmupSchedule, clip_grad_norm, global_norm
 
@@ -153,12 +154,17 @@ plt.show()
 # `python -m minideberta tasks build` (`minideberta/apps/tasks_build.py`; the card is `tasks/README.md`) makes five
 # labelled tasks from WordNet 3.0, offline, from synsets that were kept out of the pre-training corpus. The one this
 # chapter uses, `topic`, is sequence classification: the text is the definition (gloss) of a noun synset, written
-# without its lemma, and the label is the synset's **lexicographer file** (WordNet sorts its nouns into 25 files:
-# noun.animal, noun.food, ...) grouped into eight coarser topics:
+# without its lemma, and the label is the synset's **lexicographer file** (WordNet sorts its nouns into 26 files:
+# noun.animal, noun.food, ...) grouped into eight coarser topics. Four files are left out of the task (printed
+# below): the top of the hierarchy, groups, places and possessions, which cut across the topics.
 
 # %%
 for topic, lexnames in TOPICS.items():
     print(f"{topic:>13}: {', '.join(lexnames)}")
+noun_files = [name for name in LEXNAMES if name.startswith("noun.")]
+left_out = [name for name in noun_files if name not in TOPIC_OF]
+print("left out:", ", ".join(left_out))
+assert len(noun_files) == 26 and left_out == ["noun.Tops", "noun.group", "noun.location", "noun.possession"]
 SAMPLE = ROOT / "tasks" / "sample"
 rows = {split: read_rows(SAMPLE, "topic", split) for split in ("train", "dev", "test")}
 print()
@@ -256,6 +262,7 @@ tokenizer = DebertaV2Tokenizer.from_pretrained(folder)
 lookup = {topic: i for i, topic in enumerate(topics)}  # label ids as `tasks compare` numbers them (sorted names)
 PER_TOPIC = 6
 few = [row for topic in topics for row in [r for r in rows["train"] if r["label"] == topic][:PER_TOPIC]]
+assert len(few) == len(topics) * PER_TOPIC == 48  # 3 batches of 16: one epoch is 3 steps
 data = {"train": tokenize(tokenizer, few, lookup, 128), "dev": tokenize(tokenizer, rows["dev"], lookup, 128),
         "test": tokenize(tokenizer, rows["test"], lookup, 128)}
 print({split: d["input_ids"].shape for split, d in data.items()}, "(definitions, tokens)")
