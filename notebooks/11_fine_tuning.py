@@ -404,8 +404,9 @@ shutil.rmtree(checkpoints)  # the checkpoints lived in a temporary folder
 # ## 6. What pre-training buys: the comparison
 #
 # Section 4 is a toy: 48 training definitions, one seed, 50 dev and 50 test. The real question is answered by
-# `python -m minideberta tasks compare` (`minideberta/apps/tasks_compare.py`) on the full task, four methods, three
-# seeds each, every fine-tuned model stopped early on dev and its best-dev checkpoint scored on the whole test split:
+# `python -m minideberta tasks compare` (`minideberta/apps/tasks_compare.py`) on the full task (or a random part of
+# its train and dev splits: the run's card says how much), four methods, three seeds each; every fine-tuned model
+# trained with early stopping on dev, and its best-dev checkpoint scored on the whole test split:
 #
 # - **majority**: always the commonest training topic (section 3);
 # - **bag-of-words**: logistic regression on which words a definition contains (the training split's words seen
