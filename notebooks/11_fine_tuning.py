@@ -62,11 +62,11 @@ import numpy as np
 
 from minideberta import DebertaV2Tokenizer, losses
 from minideberta.apps import course
+from minideberta.apps.train.cli import tokenize
+from minideberta.apps.train.loop import train
 from minideberta.apps.wordnet_tasks import finetune as ft
 from minideberta.apps.wordnet_tasks.build import TOPIC_OF, TOPICS
 from minideberta.apps.wordnet_tasks.compare import METHODS, classifier, read_rows
-from minideberta.apps.train.loop import train
-from minideberta.apps.train.cli import tokenize
 from minideberta.apps.wordnet_tasks.wordnet import LEXNAMES
 from minideberta.checkpoints import hub
 from minideberta.optim import AdamW, LinearWarmupSchedule, clip_grad_norm, global_norm
