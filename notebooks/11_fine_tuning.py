@@ -410,7 +410,7 @@ shutil.rmtree(checkpoints)  # the checkpoints lived in a temporary folder
 #
 # - **majority**: always the commonest training topic (section 3);
 # - **bag-of-words**: logistic regression on which words a definition contains (the training split's words seen
-#   twice or more), its L2 strength chosen on dev (`tasks_finetune.bow_baseline`): no order, no sub-words, no
+#   twice or more), its L2 strength chosen on dev (`wordnet_tasks/finetune.py: bow_baseline`): no order, no sub-words, no
 #   pre-training, and the words alone say a lot about a topic ("a tree", "a person who", "a drug");
 # - **random-init**: the same architecture and vocabulary as the shipped model, from a random initialisation,
 #   fine-tuned with the same settings: what the architecture learns from the task alone;
@@ -473,30 +473,39 @@ plt.show()
 # %% [markdown]
 # What the committed run shows, in numbers the next cell checks:
 #
-# - **Pre-training helps, a little and unreliably.** The pre-trained encoder beats the random initialisation on
-#   average, and its training loss falls faster (after the first evaluation, every pre-trained seed's loss is below
-#   every random seed's); but its spread over seeds is large, and its worst seed is no better than the random
-#   model's best.
-# - **Neither fine-tuned model reaches the bag-of-words baseline.** The cause the curves show is the budget:
-#   every fine-tuned run had its best dev accuracy at the last or next-to-last evaluation, so early stopping never
-#   stopped anything and the curves were still rising, while the logistic regression was trained to convergence.
-#   The task also suits bag-of-words: a definition's topic is largely in its words.
-# - What it does not show: whether a longer run closes the gap. `experiments/finetune/README.md` gives the command.
+# - **Pre-training buys a head start, not a better model.** Up to step 200, at every evaluation every pre-trained
+#   seed's dev accuracy is above every random seed's; then the random initialisation catches up, and at the end
+#   the two test means differ by less than one standard deviation between seeds.
+# - **Neither fine-tuned model reaches the bag-of-words baseline**: every bag-of-words seed beats every fine-tuned
+#   seed on test. The task is largely lexical (a definition's topic is in its words), and what the small shipped
+#   encoder learnt about words in pre-training, 9012 labelled definitions teach a random encoder in a few hundred
+#   steps.
+# - **The random model fits the training set more and generalises no better**: its final training loss is below
+#   every pre-trained seed's while its dev accuracy is not above theirs.
+# - What it does not show: whether a larger model, pre-trained longer on text that keeps the task's synsets out,
+#   would pull ahead (the shipped pair was pre-trained before the tasks reserved their synsets, so it has even seen
+#   these definitions' text, never their labels). `experiments/finetune/README.md` discusses it.
 
 # %%
-best_steps = [int(r["best_step"]) for r in results if r["method"] in colours]
-last_evaluations = [run["max_steps"] - run["eval_every"], run["max_steps"]]
 pre, rnd, bow = table["pretrained"], table["random-init"], table["bag-of-words"]
-print(f"pretrained {pre['test_mean']:.3f} (seeds {pre['test_min']:.3f} to {pre['test_max']:.3f}), random-init "
-      f"{rnd['test_mean']:.3f} ({rnd['test_min']:.3f} to {rnd['test_max']:.3f}), bag-of-words {bow['test_mean']:.3f}; "
-      f"best dev steps of the fine-tuned runs: {best_steps}")
-assert pre["test_mean"] > rnd["test_mean"] and pre["test_std"] > 2 * rnd["test_std"]
-assert pre["test_min"] <= rnd["test_max"]
+steps = sorted({int(c["step"]) for c in curves})
+
+
+def at(method, step, key):
+    return [float(c[key]) for c in curves if c["method"] == method and int(c["step"]) == step]
+
+
+print(f"pretrained {pre['test_mean']:.3f} ± {pre['test_std']:.3f}, random-init {rnd['test_mean']:.3f} ± "
+      f"{rnd['test_std']:.3f}, bag-of-words {bow['test_mean']:.3f} ± {bow['test_std']:.3f}")
+for step in (s for s in steps if s <= 200):
+    print(f"step {step}: dev pretrained {min(at('pretrained', step, 'dev')):.3f}..{max(at('pretrained', step, 'dev')):.3f}"
+          f", random-init {min(at('random-init', step, 'dev')):.3f}..{max(at('random-init', step, 'dev')):.3f}")
+    assert min(at("pretrained", step, "dev")) > max(at("random-init", step, "dev")), step
+assert abs(pre["test_mean"] - rnd["test_mean"]) < min(pre["test_std"], rnd["test_std"])
 assert bow["test_min"] > max(pre["test_max"], rnd["test_max"])
-assert all(step in last_evaluations for step in best_steps)
-for step in sorted({int(c["step"]) for c in curves})[1:]:
-    at = {m: [float(c["train_loss"]) for c in curves if c["method"] == m and int(c["step"]) == step] for m in colours}
-    assert max(at["pretrained"]) < min(at["random-init"]), step
+last = steps[-1]
+assert max(at("random-init", last, "train_loss")) < min(at("pretrained", last, "train_loss"))
+assert max(at("random-init", last, "dev")) <= max(at("pretrained", last, "dev"))
 
 # %% [markdown]
 # ## Questions
