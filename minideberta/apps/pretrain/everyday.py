@@ -36,9 +36,10 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ... import __file__ as PACKAGE_INIT
 from .rtd import generator_forward
 
-FOLDER = Path(__file__).resolve().parents[2] / "data" / "everyday"  # minideberta/data/everyday
+FOLDER = Path(PACKAGE_INIT).resolve().parent / "data" / "everyday"  # package data: minideberta/data/everyday
 MASK_TEXT = "[MASK]"
 
 
