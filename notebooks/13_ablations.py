@@ -28,7 +28,7 @@
 #    and the numbers differ. A difference between variants must be read against that spread.
 #
 # `python -m minideberta ablate` (`minideberta/apps/ablate.py`, read its docstring) runs six variants at one
-# small size (hidden 128, a 2-layer discriminator, a 1-layer generator, 500 steps of 16 x 128 tokens) over three
+# small size (`ablate.SIZES["default"]`, printed below: a model of width 128, minutes of CPU per run) over three
 # seeds, and writes what it measured to `experiments/ablations/` (`ablate_report.py`). The papers' own tables,
 # with their sources, are beside the results in `experiments/ablations/README.md`; this chapter is about how to
 # run and read such an experiment, on a scale a laptop affords.
@@ -427,11 +427,11 @@ if have_results:
 # **What this run shows.** TODO (the lead, once the final results are in): two or three sentences, each resting
 # on a number printed above, e.g. which differences pass $|t| > 4.30$ (the table two cells up marks them), how
 # the effects compare with the spread between seeds, and how the embedding similarities order under GDES, ES and
-# NES; then what 500 steps at hidden 128 cannot show. The papers' numbers: `experiments/ablations/README.md`.
+# NES; then what this size and budget cannot show. The papers' numbers: `experiments/ablations/README.md`.
 #
-# Read with care in any case: at this scale the models are far from converged, so a switch that matters at
-# 100k steps may not show in 500, and one that shows may be about the *speed* of learning rather than where it
-# ends.
+# Read with care in any case: at this scale the models are far from converged, so a switch that matters after
+# 100k steps of a base model may not show in a few thousand steps of a tiny one, and one that shows may be about
+# the *speed* of learning rather than where it ends.
 #
 # ## 5. A tiny ablation, live
 #
@@ -469,7 +469,7 @@ def tiny_run(variant, seed, steps=10):
     trainer = rtd.Pretrainer(generator, discriminator, switches["sharing"], 50.0, special_ids=special,
                              mask_id=tokenizer.mask_token_id)
     history = pretrain(trainer, train_ids, heldout_ids, counts, steps=steps, batch_size=8, lr=3e-3, warmup_steps=2,
-                       seed=seed, eval_every=steps, eval_sequences=32, progress=False, log=lambda line: None)
+                       seed=seed, eval_every=steps, eval_sequences=16, progress=False, log=lambda line: None)
     return {k: history["eval"][k][-1] for k in ("mlm_loss", "rtd_loss", "mlm_top1", "rtd_auc")}
 
 
@@ -529,7 +529,7 @@ for metric, c in live_stats.items():
 # 2. With 3 seeds, a difference of 0.01 in `rtd_auc` and differences $d_s$ of 0.012, 0.007 and 0.011: compute *t*
 #    by hand. Is it beyond $|t| > 4.30$? And with $d_s$ = 0.030, -0.010, 0.010 (the same mean)?
 # 3. In section 5, `no-c2p` and `full` differ after 10 steps by far less than two seeds do. Name one reason the
-#    difference could grow with training, and one reason it might not show even at 500 steps.
+#    difference could grow with training, and one reason it might not show even in the committed runs.
 # 4. The variant `no-emd` changes the generator only. Through which path can it still change the discriminator's
 #    numbers (`rtd_auc`, `topic_test`)?
 # 5. Under ES, `cos_generator` equals `cos_discriminator` at every step. Why? Which of the other two schemes would
