@@ -312,7 +312,7 @@ else:
     print(f"{RESULTS / 'results.csv'} not found: run python -m minideberta ablate (its docstring) to make it")
 
 # %% [markdown]
-# Every run a dot, the mean over seeds a line. Read the distance between two means against the vertical scatter
+# Every run a dot, coloured by its seed, the mean over seeds a line. Read the distance between two means against the vertical scatter
 # of the dots around them before anything else. (The axes are zoomed on the runs: look at their scales.)
 
 # %%
@@ -320,14 +320,16 @@ if have_results:
     fig, axes = plt.subplots(2, 3, figsize=(13, 6.5))
     for ax, metric in zip(axes.ravel(), metrics):
         for i, variant in enumerate(variants):
-            values = [r[metric] for r in runs if r["variant"] == variant]
-            ax.plot([i - 0.3, i + 0.3], [np.mean(values)] * 2, "-", color="C0", lw=2)
-            ax.plot(i + np.linspace(-0.15, 0.15, len(values)), values, "o", color="k", ms=4)
+            mine = [r for r in runs if r["variant"] == variant]
+            ax.plot([i - 0.3, i + 0.3], [np.mean([r[metric] for r in mine])] * 2, "-", color="k", lw=1.5)
+            for r, offset in zip(mine, np.linspace(-0.15, 0.15, len(mine))):
+                ax.plot(i + offset, r[metric], "o", color=f"C{int(r['seed'])}", ms=4)
         low, high = min(r[metric] for r in runs), max(r[metric] for r in runs)
         ax.set_ylim(low - 0.3 * (high - low + 1e-9), high + 0.3 * (high - low + 1e-9))   # zoomed on the runs
         ax.set_xticks(range(len(variants)), variants, rotation=30)
         ax.set_title(metric)
-    fig.suptitle("experiments/ablations/results.csv: each run a dot, the line the mean over seeds (zoomed axes)")
+    fig.suptitle("experiments/ablations/results.csv: each run a dot (a colour per seed), the line the mean over seeds "
+                 "(zoomed axes)")
     plt.tight_layout()
     plt.show()
 
