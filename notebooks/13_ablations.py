@@ -175,12 +175,12 @@ print("generator parameters with the EMD:", with_emd.num_parameters(), " without
 # %% [markdown]
 # What the generator loses: every notion of absolute position (it knows how far apart two tokens are, not where
 # in the sequence they stand). The discriminator has no EMD in either variant, so this switch reaches it only
-# through the generator's samples: an ablation in an RTD set-up measures something else than the same switch
+# through the generator's samples: an ablation in an RTD set-up measures something other than the same switch
 # in DeBERTa's masked-LM set-up, a difference to keep in mind when the results are compared with the paper.
 #
 # ### 2.3 ES and NES instead of GDES
 #
-# Chapter 10, section 4 checks every gradient arrow of the three sharing schemes. The switch itself is two
+# Chapter 10, section 4 checks every gradient arrow of the three sharing schemes. The switch itself sits in two
 # places in `rtd_pretraining.py`: which tables `Pretrainer` trains, and where the discriminator's gradient
 # for its word embeddings goes:
 
@@ -189,10 +189,13 @@ lines_of(rtd.Pretrainer.__init__, "if sharing == ", "discriminator.params[WORD] 
          "self.params[f\"discriminator.{WORD}\"] = ", "self.params[f\"discriminator.{DELTA}\"] = ")
 print()
 print(inspect.getsource(rtd.share_embedding_gradients).split('"""')[-1].strip("\n"))
+trained = {"gdes": [f"generator.{rtd.WORD}", f"discriminator.{rtd.DELTA}"], "es": [f"generator.{rtd.WORD}"],
+           "nes": [f"generator.{rtd.WORD}", f"discriminator.{rtd.WORD}"]}
 for sharing in rtd.SHARING:
     g, dsc = pretrain_cli.build_models(g_config, d_config, seed=0)
     tables = [k for k in rtd.Pretrainer(g, dsc, sharing).params if "word_embeddings" in k]
     print(f"{sharing:>4}: trains {tables}")
+    assert tables == trained[sharing]
     assert (dsc.params[rtd.WORD] is g.params[rtd.WORD]) == (sharing == "es")  # ES: one table, read by both
 
 # %% [markdown]
@@ -427,12 +430,12 @@ if have_results:
 
 # %% [markdown]
 # **What this run shows.** TODO (the lead, once the final results are in): two or three sentences, each resting
-# on a number printed above, e.g. which differences pass $|t| > 4.30$ (the table two cells up marks them), how
+# on a number printed above, e.g. which differences pass $|t| > 4.30$ (the paired table above marks them), how
 # the effects compare with the spread between seeds, and how the embedding similarities order under GDES, ES and
 # NES; then what this size and budget cannot show. The papers' numbers: `experiments/ablations/README.md`.
 #
 # Read with care in any case: at this scale the models are far from converged, so a switch that matters after
-# 100k steps of a base model may not show in a few thousand steps of a tiny one, and one that shows may be about
+# hundreds of thousands of steps of a base model may not show in a few thousand steps of a tiny one, and one that shows may be about
 # the *speed* of learning rather than where it ends.
 #
 # ## 5. A tiny ablation, live
