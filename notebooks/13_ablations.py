@@ -315,8 +315,9 @@ else:
     print(f"{RESULTS / 'results.csv'} not found: run python -m minideberta ablate (its docstring) to make it")
 
 # %% [markdown]
-# Every run a dot, coloured by its seed, the mean over seeds a line. Read the distance between two means against the vertical scatter
-# of the dots around them before anything else. (The axes are zoomed on the runs: look at their scales.)
+# Every run a dot, coloured by its seed, the mean over seeds a line. Read the distance between two means
+# against the vertical scatter of the dots around them before anything else. (The axes are zoomed on the runs:
+# look at their scales.)
 
 # %%
 if have_results:
@@ -435,8 +436,8 @@ if have_results:
 # NES; then what this size and budget cannot show. The papers' numbers: `experiments/ablations/README.md`.
 #
 # Read with care in any case: at this scale the models are far from converged, so a switch that matters after
-# hundreds of thousands of steps of a base model may not show in a few thousand steps of a tiny one, and one that shows may be about
-# the *speed* of learning rather than where it ends.
+# hundreds of thousands of steps of a base model may not show in a few thousand steps of a tiny one, and one
+# that shows may be about the *speed* of learning rather than where it ends.
 #
 # ## 5. A tiny ablation, live
 #
