@@ -365,8 +365,9 @@ if have_results:
                     slack = abs(result["t"]) * (1e-5 / abs(result["diff_mean"]) + 2e-5 / result["diff_std"])
                     assert abs(row["t"] - result["t"]) <= 2 * slack, (variant, metric, row["t"], result["t"])
                     checked_t += 1
-    print(f"{len(comparisons)} paired comparisons checked against summary.csv and ttest_rel; {checked_t} t statistics "
-          f"against summary.csv (the others' differences are too close to the CSV's rounding to recompute t)")
+    print(f"{len(comparisons)} paired comparisons checked against summary.csv and ttest_rel, {checked_t} of them by t"
+          + (" (the others' differences are too close to the CSV's rounding to recompute t)"
+             if checked_t < len(comparisons) else ""))
     print(f"{'variant':>8} {'metric':>18} {'seeds':>5} {'mean d':>10} {'sd of d':>9} {'t':>7} {'p':>6}")
     for (variant, metric), c in comparisons.items():
         print(f"{variant:>8} {metric:>18} {c['n']:5d} {c['diff_mean']:+10.2e} {c.get('diff_std', math.nan):9.2e}"
