@@ -56,10 +56,13 @@ from scipy import stats  # noqa: E402
 
 import minideberta  # noqa: E402
 from minideberta import DebertaV2Config, DebertaV2Model, DebertaV2Tokenizer, attention, encoder, masked_lm  # noqa: E402
-from minideberta.apps.pretrain import ablate, ablate_report  # noqa: E402
+from minideberta.apps.pretrain import (  # noqa: E402
+    ablate,
+    ablate_report,
+    rtd,  # noqa: E402
+)
 from minideberta.apps.pretrain import cli as pretrain_cli  # noqa: E402
 from minideberta.apps.pretrain import evaluate as pretrain_eval  # noqa: E402
-from minideberta.apps.pretrain import rtd  # noqa: E402
 from minideberta.apps.pretrain.loop import pack, pretrain  # noqa: E402
 from minideberta.params import subtree  # noqa: E402
 
