@@ -52,7 +52,7 @@ np.set_printoptions(linewidth=120, precision=3, suppress=True)
 print(course.describe())
 generator, tokenizer = course.course_model("masked-lm")
 discriminator, _ = course.course_model("replaced-token-detection")
-special = [tokenizer.pad_token_id, tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.unk_token_id]
+special = rtd.special_ids(tokenizer)
 pretrainer = Pretrainer(generator, discriminator, "gdes", special_ids=special, mask_id=tokenizer.mask_token_id)
 sentences = ["The children played in the garden until it was dark.",
              "She made a cup of tea and sat down by the window.",

@@ -512,7 +512,7 @@ def chunks(lines, seq_len=32):
 
 train_ids, heldout_ids = chunks(definitions), chunks(everyday)
 counts = pretrain_eval.token_counts(train_ids, len(tokenizer))
-special = [tokenizer.pad_token_id, tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.unk_token_id]
+special = rtd.special_ids(tokenizer)
 print(f"train {train_ids.shape} and held-out {heldout_ids.shape} chunks of token ids; vocabulary {len(tokenizer)}")
 
 

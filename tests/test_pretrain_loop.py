@@ -15,7 +15,7 @@ from minideberta.apps.cli import main as cli
 from minideberta.apps.pretrain.cli import build_models, export, load_pair, model_configs
 from minideberta.apps.pretrain.evaluate import evaluate, roc_auc, token_counts
 from minideberta.apps.pretrain.loop import pack, pretrain, tokenize_file
-from minideberta.apps.pretrain.rtd import Pretrainer
+from minideberta.apps.pretrain.rtd import Pretrainer, special_ids
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +36,7 @@ def micro_pretrainer(tokenizer, sharing="gdes"):
 
 def test_vocabulary_has_deberta_special_ids_and_mask_after_the_pieces(micro):
     _, tokenizer, train, _ = micro
-    special = [tokenizer.pad_token_id, tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.unk_token_id]
+    special = special_ids(tokenizer)
     assert special == [0, 1, 2, 3]
     assert tokenizer.mask_token_id == tokenizer.vocab_size == len(tokenizer) - 1 == 300
     assert (train[:, 0] == 1).all() and (train[:, -1] == 2).all() and not np.isin(train[:, 1:-1], [0, 1, 2, 3]).any()

@@ -48,7 +48,7 @@ from . import ablate_report as report
 from .cli import build_models, export, model_configs
 from .evaluate import evaluate, token_counts
 from .loop import pretrain, tokenize_file
-from .rtd import WORD, Pretrainer
+from .rtd import WORD, Pretrainer, special_ids
 
 VARIANTS = {"full": {}, "no-c2p": {"pos_att_type": "p2c"}, "no-p2c": {"pos_att_type": "c2p"},
             "no-emd": {"emd": False}, "es": {"sharing": "es"}, "nes": {"sharing": "nes"}}
@@ -129,7 +129,7 @@ def run_one(job):
     g_config, d_config = model_configs(len(tokenizer), size["hidden_size"], size["layers"], size["generator_layers"],
                                        size["heads"], None, size["position_buckets"], 256, switches["pos_att_type"])
     generator, discriminator = build_models(g_config, d_config, seed, emd=switches["emd"])
-    special = [tokenizer.pad_token_id, tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.unk_token_id]
+    special = special_ids(tokenizer)
     pretrainer = Pretrainer(generator, discriminator, switches["sharing"], 50.0, special_ids=special,
                             mask_id=tokenizer.mask_token_id)
     resume = (folder / "checkpoint" / "trainer_state.json").is_file()

@@ -26,7 +26,7 @@ from ...params import init_params
 from ..cli.errors import OneLineParser
 from .evaluate import evaluate, evaluate_everyday, token_counts
 from .loop import pretrain, tokenize_file
-from .rtd import SHARING, WORD, Pretrainer
+from .rtd import SHARING, WORD, Pretrainer, special_ids
 
 POS_ATT_TYPES = ("p2c|c2p", "c2p", "p2c")
 
@@ -194,8 +194,7 @@ def main(argv=None):
                                        max(256, args.seq_len), args.pos_att_type)
     generator, discriminator = build_models(g_config, d_config, args.seed, emd=not args.no_emd)
     pretrainer = Pretrainer(generator, discriminator, args.sharing, args.rtd_weight,
-                            special_ids=[tokenizer.pad_token_id, tokenizer.cls_token_id, tokenizer.sep_token_id,
-                                         tokenizer.unk_token_id], mask_id=tokenizer.mask_token_id)
+                            special_ids=special_ids(tokenizer), mask_id=tokenizer.mask_token_id)
     print(f"generator {generator.num_parameters()} parameters ({g_config.num_hidden_layers} layers), "
           f"discriminator {discriminator.num_parameters()} ({d_config.num_hidden_layers} layers), "
           f"sharing {args.sharing}, attention {args.pos_att_type}, "
@@ -252,8 +251,7 @@ def eval_main(argv=None):
     results = {}
     if args.heldout:
         chunks = tokenize_file(tokenizer, args.heldout, args.seq_len)[:args.sequences]
-        special = [tokenizer.pad_token_id, tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.unk_token_id]
-        results = evaluate(generator, discriminator, chunks, counts, special, tokenizer.mask_token_id, seed=args.seed)
+        results = evaluate(generator, discriminator, chunks, counts, special_ids(tokenizer), tokenizer.mask_token_id, seed=args.seed)
     if not args.no_everyday:
         results["everyday"] = evaluate_everyday(generator, discriminator, tokenizer, args.everyday, counts,
                                                 seed=args.seed)

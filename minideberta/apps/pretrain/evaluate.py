@@ -55,7 +55,7 @@ from scipy.stats import rankdata
 
 from ...model import no_grad
 from . import everyday
-from .rtd import discriminator_labels, generator_forward, mask_tokens, sample_tokens
+from .rtd import discriminator_labels, generator_forward, mask_tokens, sample_tokens, special_ids
 
 
 def roc_auc(scores, labels):
@@ -162,7 +162,7 @@ def evaluate_everyday(generator, discriminator, tokenizer, folder=None, counts=N
     """The everyday numbers (module docstring) on the sets in ``folder`` (default: the package's
     ``data/everyday``): ``{"sentences": ..., "cloze": ..., "swap": ...}``. ``counts``: the training
     corpus's token frequencies, for the unigram baseline (``None`` without)."""
-    special = [tokenizer.pad_token_id, tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.unk_token_id]
+    special = special_ids(tokenizer)
     lines = everyday.load_sentences(folder)
     cloze, swap = everyday.load_cloze(folder), everyday.load_swap(folder)
 

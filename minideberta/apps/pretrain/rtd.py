@@ -50,6 +50,12 @@ DELTA = "deberta.embeddings.word_embeddings.delta"
 SHARING = ("gdes", "es", "nes")
 
 
+def special_ids(tokenizer):
+    """The ids that are never masked, sampled or scored: [PAD], [CLS], [SEP], [UNK] ([MASK] is added by
+    whoever needs it: ``Pretrainer`` and the evaluation take it as ``mask_id``)."""
+    return [tokenizer.pad_token_id, tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.unk_token_id]
+
+
 def mask_tokens(input_ids, candidates, rng, mask_id, random_ids, rate=0.15):
     """Dynamic masking. ``candidates`` (B, N) bool: real non-special tokens. Returns
     ``(masked_ids, selected)``: round(rate * candidates) positions per row (at least one where a
