@@ -9,6 +9,7 @@ import pytest
 from minideberta.apps.cli.main import main
 from minideberta.apps.wordnet_tasks import cli as tasks_cli
 from minideberta.apps.wordnet_tasks import export as tasks_export
+from minideberta.apps.wordnet_tasks.compare import read_rows
 from minideberta.tokenizer.deberta_tokenizer import DebertaV2Tokenizer
 from tiny_model import tiny_model_folder
 
@@ -47,7 +48,7 @@ def test_each_head_is_a_float16_folder_its_command_runs_with_a_card_that_tells_t
     stated = float(re.search(r"test .*: \*\*([0-9.]+)\*\*", card).group(1))
     model = cls.from_pretrained(folder, dtype=np.float32)  # float16 weights, float32 compute: as the commands
     tokenizer = DebertaV2Tokenizer.from_pretrained(folder)
-    rows = tasks_export.read_rows(SAMPLE, task, "test", 6, 1234)
+    rows = read_rows(SAMPLE, task, "test", 6, 1234)
     data, _ = tasks_export.ENCODE[command](tokenizer, rows, 128)
     assert stated == pytest.approx(metric(model, data), abs=5e-5)  # recomputed from the saved folder
     assert "tasks export --data" in card and "hypernymy" not in card or task == "hypernymy"

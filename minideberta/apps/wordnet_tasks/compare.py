@@ -63,12 +63,18 @@ def classifier(method, model_dir, id2label, seed):
     return DebertaV2ForSequenceClassification(config, seed=seed, dtype=np.float32)
 
 
+def read_splits(data, task, train_size=0, dev_size=0, test_size=0):
+    """``(rows, names)``: samples of ``train_size``, ``dev_size`` and ``test_size`` rows of the three
+    splits (0: all; fixed by seed 1234), by split; the label names, sorted, from all three (a small
+    sample of train may lack a label that dev or test has)."""
+    rows = {split: read_rows(data, task, split, size, 1234)
+            for split, size in (("train", train_size), ("dev", dev_size), ("test", test_size))}
+    return rows, sorted({str(row["label"]) for split_rows in rows.values() for row in split_rows})
+
+
 def compare(args, report=print):
     """Run every method with every seed; write the CSVs, the figure and the README; return the summary rows."""
-    rows = {split: read_rows(args.data, args.task, split, size, 1234)
-            for split, size in (("train", args.train_size), ("dev", args.dev_size), ("test", 0))}
-    names = sorted({str(row["label"]) for split_rows in rows.values() for row in split_rows})  # a small sample
-    # of train may lack a label that dev or test has
+    rows, names = read_splits(args.data, args.task, args.train_size, args.dev_size)
     lookup, id2label = {name: i for i, name in enumerate(names)}, dict(enumerate(names))
     labels = {split: [lookup[str(row["label"])] for row in split_rows] for split, split_rows in rows.items()}
     tokenizer = DebertaV2Tokenizer.from_pretrained(args.model)

@@ -33,7 +33,7 @@ from ...tokenizer.deberta_tokenizer import DebertaV2Tokenizer
 from ..train.cli import tokenize
 from . import finetune as ft
 from .build import POS_TAG
-from .compare import read_rows
+from .compare import read_splits
 
 # command -> (task, model class, metric name, metric)
 HEADS = {"classify": ("hypernymy", DebertaV2ForSequenceClassification, "accuracy", ft.accuracy_of),
@@ -112,8 +112,7 @@ def export_head(command, args, report=print):
     """Fine-tune, test and save one head; return its card's numbers."""
     task, cls, metric_name, metric = HEADS[command]
     tokenizer = DebertaV2Tokenizer.from_pretrained(args.model)
-    rows = {split: read_rows(args.data, task, split, size, 1234)
-            for split, size in (("train", args.train_size), ("dev", args.dev_size), ("test", args.test_size))}
+    rows, _ = read_splits(args.data, task, args.train_size, args.dev_size, args.test_size)
     data, id2label = {}, None
     for split, split_rows in rows.items():
         data[split], id2label = ENCODE[command](tokenizer, split_rows, args.max_length)
