@@ -19,7 +19,8 @@ es        ELECTRA's embedding sharing (one table, both gradients)            ``p
 nes       no embedding sharing (two tables)                                  ``pretrain/rtd.py``
 ========  =================================================================  ====================
 
-Each run (``runs/<variant>-seed<k>/``: the pre-training checkpoint, ``history.json``, ``log.txt``,
+Each run (``runs/<variant>-seed<k>/``: the pre-training checkpoint, ``history.json``, ``log.txt``, the
+discriminator the fine-tuning starts from (``discriminator/``, float32),
 ``metrics.json``) is measured on held-out text (``evaluate.evaluate``: the generator's masked
 top-1/top-5, the discriminator's RTD AUC on its own generator's samples and on random
 replacements, the two losses), by the mean pairwise cosine similarity of each model's word
@@ -33,7 +34,6 @@ and a stopped one resumes from its checkpoint, so the command can be run again u
 import argparse
 import hashlib
 import json
-import shutil
 import time
 from pathlib import Path
 
@@ -45,7 +45,7 @@ from ..train.cli import tokenize
 from ..wordnet_tasks import finetune as ft
 from ..wordnet_tasks.compare import classifier, read_splits
 from . import ablate_report as report
-from .cli import build_models, export, model_configs
+from .cli import build_models, model_configs
 from .evaluate import evaluate, token_counts
 from .loop import pretrain, tokenize_file
 from .rtd import WORD, Pretrainer, special_ids
@@ -140,7 +140,9 @@ def run_one(job):
     (folder / "history.json").write_text(json.dumps(history) + "\n", encoding="utf-8")
     final = evaluate(generator, discriminator, heldout_ids[:size["final_sequences"]], counts, special,
                      tokenizer.mask_token_id)
-    model_dir = export(pretrainer, tokenizer, folder, "export", dtype=np.float32)["discriminator"]
+    pretrainer.compose()  # the discriminator's table as it was trained (gdes: E_G + E_Delta)
+    model_dir = folder / "discriminator"
+    discriminator.save_pretrained(model_dir)  # float32: the fine-tuning starts from exactly these weights
     data, names = topic_data(paths["tasks"], tokenizer, size)
     model = classifier("pretrained", model_dir, dict(enumerate(names)), seed)
     curve, best = ft.finetune(model, data["train"], data["dev"], seed=seed, lr=size["ft_lr"],
@@ -153,7 +155,6 @@ def run_one(job):
                **{k: final[k] for k in report.HELDOUT}, **embedding_similarity(pretrainer),
                "topic_dev": max(point["dev"] for point in curve), "topic_test": ft.accuracy_of(model, data["test"]),
                "finetune_step": best, "minutes": round((time.perf_counter() - start) / 60, 2)}
-    shutil.rmtree(model_dir.parent / "export-generator", ignore_errors=True)  # only the discriminator is used
     (folder / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n", encoding="utf-8")
     log(f"done: {metrics}")
     log_file.close()
