@@ -90,6 +90,14 @@ def markdown_table(summary, variants):
     return "\n".join(lines)
 
 
+def mean_curve(ax, curves, variant, metric, label):
+    """Plot ``metric`` against the step for ``variant``, averaged over its seeds (nothing if it has no runs)."""
+    points = [c for c in curves if c["variant"] == variant]
+    steps = sorted({c["step"] for c in points})
+    if steps:
+        ax.plot(steps, [np.mean([c[metric] for c in points if c["step"] == s]) for s in steps], label=label)
+
+
 def figures(output, rows, curves, variants):
     import matplotlib
 
@@ -114,22 +122,16 @@ def figures(output, rows, curves, variants):
     fig, axes = plt.subplots(1, 4, figsize=(16, 3.6))
     for ax, metric in zip(axes[:2], ("mlm_top1", "rtd_auc")):
         for variant in variants:
-            points = [c for c in curves if c["variant"] == variant]
-            steps = sorted({c["step"] for c in points})
-            if steps:
-                ax.plot(steps, [np.mean([c[metric] for c in points if c["step"] == s]) for s in steps], label=variant)
+            mean_curve(ax, curves, variant, metric, label=variant)
         ax.set_title(f"held-out {metric} (mean over seeds)")
-        ax.set_xlabel("step")
-    axes[0].legend(fontsize=7)
     for ax, metric in zip(axes[2:], ("cos_generator", "cos_discriminator")):
         for variant, name in (("full", "GDES"), ("es", "ES"), ("nes", "NES")):
-            points = [c for c in curves if c["variant"] == variant]
-            steps = sorted({c["step"] for c in points})
-            if steps:
-                ax.plot(steps, [np.mean([c[metric] for c in points if c["step"] == s]) for s in steps], label=name)
+            mean_curve(ax, curves, variant, metric, label=name)
         ax.set_title(metric.replace("cos_", "embedding similarity, "))
+    for ax in axes:
         ax.set_xlabel("step")
-        ax.legend(fontsize=7)
+        if ax is not axes[1] and ax.get_legend_handles_labels()[0]:  # one legend for the two held-out panels
+            ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(Path(output) / "curves.png", dpi=80)
     plt.close(fig)
