@@ -43,7 +43,7 @@ from ... import DebertaV2Tokenizer
 from ..cli.errors import OneLineParser
 from ..train.cli import tokenize
 from ..wordnet_tasks import finetune as ft
-from ..wordnet_tasks.compare import classifier, read_splits
+from ..wordnet_tasks.compare import classifier, label_names, read_splits
 from . import ablate_report as report
 from .cli import build_models, model_configs
 from .evaluate import evaluate, token_counts
@@ -103,7 +103,8 @@ def prepare_data(corpus, vocab, folder, seq_len):
 
 def topic_data(tasks, tokenizer, size):
     """The topic task's train sample, dev sample and whole test split, tokenized; and the label names."""
-    rows, names = read_splits(tasks, "topic", size["train_size"], size["dev_size"])
+    rows = read_splits(tasks, "topic", size["train_size"], size["dev_size"])
+    names = label_names(rows)
     lookup = {name: i for i, name in enumerate(names)}
     return {split: tokenize(tokenizer, split_rows, lookup, 128) for split, split_rows in rows.items()}, names
 

@@ -64,17 +64,22 @@ def classifier(method, model_dir, id2label, seed):
 
 
 def read_splits(data, task, train_size=0, dev_size=0, test_size=0):
-    """``(rows, names)``: samples of ``train_size``, ``dev_size`` and ``test_size`` rows of the three
-    splits (0: all; fixed by seed 1234), by split; the label names, sorted, from all three (a small
-    sample of train may lack a label that dev or test has)."""
-    rows = {split: read_rows(data, task, split, size, 1234)
+    """Samples of ``train_size``, ``dev_size`` and ``test_size`` rows of the three splits (0: all; fixed
+    by seed 1234), by split."""
+    return {split: read_rows(data, task, split, size, 1234)
             for split, size in (("train", train_size), ("dev", dev_size), ("test", test_size))}
-    return rows, sorted({str(row["label"]) for split_rows in rows.values() for row in split_rows})
+
+
+def label_names(rows):
+    """A classification task's label names, sorted, from all of its splits (a small sample of train
+    may lack a label that dev or test has)."""
+    return sorted({str(row["label"]) for split_rows in rows.values() for row in split_rows})
 
 
 def compare(args, report=print):
     """Run every method with every seed; write the CSVs, the figure and the README; return the summary rows."""
-    rows, names = read_splits(args.data, args.task, args.train_size, args.dev_size)
+    rows = read_splits(args.data, args.task, args.train_size, args.dev_size)
+    names = label_names(rows)
     lookup, id2label = {name: i for i, name in enumerate(names)}, dict(enumerate(names))
     labels = {split: [lookup[str(row["label"])] for row in split_rows] for split, split_rows in rows.items()}
     tokenizer = DebertaV2Tokenizer.from_pretrained(args.model)

@@ -112,7 +112,7 @@ def export_head(command, args, report=print):
     """Fine-tune, test and save one head; return its card's numbers."""
     task, cls, metric_name, metric = HEADS[command]
     tokenizer = DebertaV2Tokenizer.from_pretrained(args.model)
-    rows, _ = read_splits(args.data, task, args.train_size, args.dev_size, args.test_size)
+    rows = read_splits(args.data, task, args.train_size, args.dev_size, args.test_size)
     data, id2label = {}, None
     for split, split_rows in rows.items():
         data[split], id2label = ENCODE[command](tokenizer, split_rows, args.max_length)
