@@ -25,6 +25,12 @@ A speed device sits inside ``position_projection_forward``: the rows the 2N-1 di
 one run, lo..hi-1 (``relative_position.used_rows``), and only that run is projected; the result is
 the same, and the backward still returns the whole table's gradient (0 on the rows nobody read).
 Microsoft and transformers project all 2k rows; what the run saves: README, "Speed and memory".
+
+The queries need not be the N tokens in order. The Enhanced Mask Decoder (``emd.py``) may ask for
+K chosen rows only (the masked positions, in pre-training): ``query_positions`` (B, K) says where
+each query sits, the scores are (B, H, K, N), and c2p reads each query's distances at its own
+position (``rel_to_abs_rows_index``). p2c is scored from the keys' side, so it is computed for all
+N positions as usual and the K rows are picked from it.
 """
 import math
 from typing import NamedTuple
@@ -43,7 +49,7 @@ from .ops import (
     masked_softmax_forward,
 )
 from .params import add_grads, prefixed, subtree
-from .relative_position import rel_to_abs, used_rows
+from .relative_position import query_rows_index, rel_to_abs, rel_to_abs_rows_index, used_rows
 
 
 def split_heads(x, heads):
@@ -120,43 +126,63 @@ def position_scores(x, pos):
     return by_distance.reshape(heads, batch, -1, by_distance.shape[-1]).transpose(1, 0, 2, 3)
 
 
-def c2p_scores(q, pos_key):
-    """content-to-position: ``out[b, h, i, j] = Q_i . Kr[row(i - j)]``. q (B, N, H*d), pos_key (H, 2N-1, d)."""
-    return rel_to_abs(position_scores(q, pos_key))  # (B, H, N, 2N-1) -> (B, H, N, N)
+def c2p_scores(q, pos_key, query_positions=None):
+    """content-to-position: ``out[b, h, i, j] = Q_i . Kr[row(i - j)]``. q (B, N, H*d), pos_key (H, 2N-1, d).
+
+    With query_positions (B, K), q holds K queries (B, K, H*d), query k at position ``P[b, k]``:
+    ``out[b, h, k, j] = Q_k . Kr[row(P[b, k] - j)]``, (B, H, K, N).
+    """
+    by_distance = position_scores(q, pos_key)  # (B, H, N or K, 2N-1)
+    if query_positions is None:
+        return rel_to_abs(by_distance)  # (B, H, N, 2N-1) -> (B, H, N, N)
+    n = (pos_key.shape[1] + 1) // 2
+    return by_distance[rel_to_abs_rows_index(query_positions, pos_key.shape[0], n)]  # -> (B, H, K, N)
 
 
-def p2c_scores(k, pos_query):
+def p2c_scores(k, pos_query, query_positions=None):
     """position-to-content: ``out[b, h, i, j] = K_j . Qr[row(i - j)]``. k (B, N, H*d), pos_query (H, 2N-1, d).
 
     Scored from the key's side: row j of the (N, 2N-1) table holds key j against every distance,
-    so the (N, N) view is indexed [j, i] and transposed.
+    so the (N, N) view is indexed [j, i] and transposed. With query_positions (B, K): the rows
+    i = P[b, k] of that, (B, H, K, N).
     """
-    return rel_to_abs(position_scores(k, pos_query)).swapaxes(-1, -2)  # (B, H, N, N), [i, j]
+    scores = rel_to_abs(position_scores(k, pos_query)).swapaxes(-1, -2)  # (B, H, N, N), [i, j]
+    if query_positions is None:
+        return scores
+    return scores[query_rows_index(query_positions, pos_query.shape[0])]  # (B, H, N, N) -> (B, H, K, N)
 
 
-def position_scores_backward(dscores, x, pos):
+def position_scores_backward(dscores, x, pos, query_positions=None):
     """Of ``rel_to_abs(position_scores(x, pos))`` with upstream (B, H, N, N): returns ``dx, dpos``.
+    With query_positions (B, K): of c2p's read at those positions, upstream (B, H, K, N).
 
     The (N, N) gradient is scattered back onto the (N, 2N-1) table it was read from (entries of
     the table no pair read get zero), then both matrix products are differentiated.
     """
     xp = get_xp(dscores)
-    batch, heads, n, _ = dscores.shape
-    dby_distance = xp.zeros((heads, batch, n, 2 * n - 1), dtype=dscores.dtype)
-    rel_to_abs(dby_distance.transpose(1, 0, 2, 3))[...] = dscores  # write through the view
-    dby_distance = dby_distance.reshape(heads, batch * n, 2 * n - 1)
-    dx = merge_heads((dby_distance @ pos).reshape(heads, batch, n, -1).transpose(1, 0, 2, 3))  # (B, N, H*d)
+    batch, heads, rows, n = dscores.shape  # rows: N, or the K queries
+    dby_distance = xp.zeros((heads, batch, rows, 2 * n - 1), dtype=dscores.dtype)
+    if query_positions is None:
+        rel_to_abs(dby_distance.transpose(1, 0, 2, 3))[...] = dscores  # write through the view
+    else:
+        dby_distance.transpose(1, 0, 2, 3)[rel_to_abs_rows_index(query_positions, heads, n)] = dscores
+    dby_distance = dby_distance.reshape(heads, batch * rows, 2 * n - 1)
+    dx = merge_heads((dby_distance @ pos).reshape(heads, batch, rows, -1).transpose(1, 0, 2, 3))  # (B, N, H*d)
     dpos = dby_distance.swapaxes(-1, -2) @ by_head(x, heads)  # (H, 2N-1, d), summed over the batch
     return dx, dpos
 
 
-def c2p_scores_backward(dc2p, q, pos_key):
-    """In the forward: ``c2p = c2p_scores(q, pos_key)``. Returns ``dq, dpos_key``."""
-    return position_scores_backward(dc2p, q, pos_key)
+def c2p_scores_backward(dc2p, q, pos_key, query_positions=None):
+    """In the forward: ``c2p = c2p_scores(q, pos_key, query_positions)``. Returns ``dq, dpos_key``."""
+    return position_scores_backward(dc2p, q, pos_key, query_positions)
 
 
-def p2c_scores_backward(dp2c, k, pos_query):
-    """In the forward: ``p2c = p2c_scores(k, pos_query)`` (a transposed read). Returns ``dk, dpos_query``."""
+def p2c_scores_backward(dp2c, k, pos_query, query_positions=None):
+    """In the forward: ``p2c = p2c_scores(k, pos_query, query_positions)`` (a transposed read, and with
+    query_positions its rows P[b, k]). Returns ``dk, dpos_query``."""
+    if query_positions is not None:  # the rows picked: every other row of the (N, N) scores gets 0
+        rows, dp2c = dp2c, get_xp(dp2c).zeros((*dp2c.shape[:2], k.shape[1], k.shape[1]), dtype=dp2c.dtype)
+        dp2c[query_rows_index(query_positions, dp2c.shape[1])] = rows
     return position_scores_backward(dp2c.swapaxes(-1, -2), k, pos_query)
 
 
@@ -169,18 +195,20 @@ class AttentionCache(NamedTuple):
     key_proj: LinearCache  # its input (B, N, D): hidden
     value_proj: LinearCache  # its input (B, N, D): hidden
     separate_queries: bool  # the queries came from EMD's query states: their gradient is returned apart
-    q: object  # (B, N, H*d) queries, unscaled
+    query_positions: object  # (B, K) where EMD's K queries sit; None: the queries are the N tokens
+    q: object  # (B, N, H*d) queries, unscaled ((B, K, H*d) with query_positions)
     k: object  # (B, N, H*d) keys
     v: object  # (B, N, H*d) values
     pos: dict  # term -> (H, 2N-1, d): Kr for "c2p", Qr for "p2c"
     projections: dict  # term -> ProjectionCache of the projection that made pos[term] from the table
     table_dropout: object  # DropoutCache of the relative table, or None without position terms
-    softmax: SoftmaxCache  # of the probabilities (B, H, N, N)
+    softmax: SoftmaxCache  # of the probabilities (B, H, N, N) ((B, H, K, N) with query_positions)
     probs_dropout: DropoutCache  # of the attention dropout
     dropped: object  # (B, H, N, N) the probabilities after dropout, what met V
 
 
-def forward(p, hidden, mask, config, rel_embeddings=None, rel_rows=None, query_states=None, rng=None):
+def forward(p, hidden, mask, config, rel_embeddings=None, rel_rows=None, query_states=None, rng=None,
+            query_positions=None):
     """Attention of ``query_states`` (default: ``hidden``) over ``hidden``.
 
     p: this layer's ``attention.self.*`` arrays. hidden, query_states: (B, N, D).
@@ -188,6 +216,8 @@ def forward(p, hidden, mask, config, rel_embeddings=None, rel_rows=None, query_s
     may attend. rel_embeddings: the (2k, D) relative table after its LayerNorm; rel_rows:
     ``relative_index_tables(N, config)``. rng: a NumPy Generator for dropout in training, None
     in evaluation. Returns (B, N, H*d).
+    query_positions (B, K): query_states is (B, K, D), query k sitting at position P[b, k] (distinct in a
+    row), and mask (B, 1, K, N); then (B, K, H*d) is returned (the module docstring).
     """
     heads = config.num_attention_heads
     terms = tuple(t for t in ("c2p", "p2c") if t in config.pos_att_type) if config.relative_attention else ()
@@ -208,15 +238,16 @@ def forward(p, hidden, mask, config, rel_embeddings=None, rel_rows=None, query_s
     # One factor per kind of position term: a repeated entry ("c2p|c2p") still means c2p once.
     scale = 1 / math.sqrt(config.attention_head_size * (1 + len(set(config.pos_att_type))))
     c2c = split_heads(q, heads) @ split_heads(k, heads).swapaxes(-1, -2)  # (B, H, N, N)
-    c2p = c2p_scores(q, pos["c2p"]) if "c2p" in terms else 0
-    p2c = p2c_scores(k, pos["p2c"]) if "p2c" in terms else 0
+    c2p = c2p_scores(q, pos["c2p"], query_positions) if "c2p" in terms else 0
+    p2c = p2c_scores(k, pos["p2c"], query_positions) if "p2c" in terms else 0
     scores = (c2c + c2p + p2c) * scale  # the equation of the module docstring
 
     probs, softmax_cache = masked_softmax_forward(scores, mask)
     dropped, probs_dropout = dropout_forward(probs, config.attention_probs_dropout_prob, rng)
     context = merge_heads(dropped @ split_heads(v, heads))  # (B, H, N, d) -> (B, N, H*d)
     return context, AttentionCache(config=config, terms=terms, scale=scale, query_proj=q_cache, key_proj=k_cache,
-                                   value_proj=v_cache, separate_queries=query_states is not None, q=q, k=k, v=v,
+                                   value_proj=v_cache, separate_queries=query_states is not None,
+                                   query_positions=query_positions, q=q, k=k, v=v,
                                    pos=pos, projections=projections, table_dropout=table_dropout,
                                    softmax=softmax_cache, probs_dropout=probs_dropout, dropped=dropped)
 
@@ -250,11 +281,11 @@ def backward(p, dcontext, cache):
         drel_table = None  # (2k, D)
         for term in c.terms:
             if term == "c2p":
-                dq_term, dpos = c2p_scores_backward(dterm, c.q, c.pos["c2p"])
+                dq_term, dpos = c2p_scores_backward(dterm, c.q, c.pos["c2p"], c.query_positions)
                 dq += dq_term
             else:
                 # BEGIN EXERCISE attention.backward.p2c
-                dk_term, dpos = p2c_scores_backward(dterm, c.k, c.pos["p2c"])
+                dk_term, dpos = p2c_scores_backward(dterm, c.k, c.pos["p2c"], c.query_positions)
                 dk += dk_term
                 # END EXERCISE attention.backward.p2c
             name = position_weights(c.config, term)

@@ -38,8 +38,8 @@ class DebertaCache(NamedTuple):
     layers: list  # one encoder.LayerCache per layer, in order
     conv: object  # ngie.NgieCache of the convolution beside layer 1, None without one
     emd: object  # emd.EMDCache, None without the Enhanced Mask Decoder
-    decode: object  # (B, N) bool: the positions the masked LM decoded (None: all)
-    decoded_shape: tuple  # (B, N, D): the states the head read, before ``decode`` picked rows
+    decode: object  # (B, N) bool: the positions the masked LM decoded (None: all); with EMD, (B, K) of its rows
+    decoded_shape: tuple  # (B, N, D) (EMD: (B, K, D)): the states the head read, before ``decode`` picked rows
     pooler: object  # heads.PoolerCache ("sequence", "choice"), else None
     head: object  # the head's cache (heads.py), None for "model"
     loss: object  # losses.TaskLossCache, None without labels
@@ -73,13 +73,15 @@ def forward(p, config, x, task="model", labels=None, use_emd=False, rng=None, de
         if not keep_states:
             del states[:-2]  # the heads and EMD read the last two only
     # 4. the Enhanced Mask Decoder: the last layer twice more, queries = h_{L-1} + absolute positions
-    decoded, emd_cache = h, None
-    if use_emd:
-        decoded, emd_cache = emd.forward(subtree(p, "deberta"), states[-2], x.masks.pair,
-                                                           x.position_ids, config, rng)
+    decoded, emd_cache, pick = h, None, decode
+    if use_emd and decode is None:
+        decoded, emd_cache = emd.forward(subtree(p, "deberta"), states[-2], x.masks.pair, x.position_ids, config, rng)
+    elif use_emd:  # the same states, decoded at the chosen positions only (a speed device, emd.py): (B, K, D)
+        (decoded, pick), emd_cache = emd.forward_rows(subtree(p, "deberta"), states[-2], x.masks.pair,
+                                                      x.position_ids, config, decode, rng)
     decoded_shape = decoded.shape
     if decode is not None:
-        decoded = decoded[decode]  # (B, N, D) -> (M, D): the positions to predict
+        decoded = decoded[pick]  # (B, N, D) or EMD's (B, K, D) -> (M, D): the positions to predict
         labels = None if labels is None else labels[decode]
     # 5. a head: hidden states -> logits
     pooler = head = logits = None
@@ -103,7 +105,7 @@ def forward(p, config, x, task="model", labels=None, use_emd=False, rng=None, de
         loss, loss_cache = losses.task_loss_forward(task, logits, labels, config, x.masks.token)
     out = {"logits": logits, "loss": loss, "hidden_states": states, "attentions": attentions}
     cache = DebertaCache(config=config, task=task, embeddings=emb, relative=rel, layers=layers, conv=conv,
-                         emd=emd_cache, decode=decode, decoded_shape=decoded_shape, pooler=pooler, head=head,
+                         emd=emd_cache, decode=pick, decoded_shape=decoded_shape, pooler=pooler, head=head,
                          loss=loss_cache, had_embeds=x.inputs_embeds is not None, choices=choices)
     return out, cache if keep_cache else None
 

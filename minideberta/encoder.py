@@ -83,11 +83,13 @@ class LayerCache(NamedTuple):
     output: OutputCache  # y = LN(a + dropout(dense(act(...))))
 
 
-def layer_forward(p, x, mask, config, rel_embeddings=None, rel_rows=None, query_states=None, rng=None):
+def layer_forward(p, x, mask, config, rel_embeddings=None, rel_rows=None, query_states=None, rng=None,
+                  query_positions=None):
     """One ``encoder.layer.{i}``: (B, N, D) -> (B, N, D). With query_states (EMD), the queries
-    and the residual come from query_states while keys and values come from x."""
+    and the residual come from query_states while keys and values come from x; with query_positions
+    (B, K) too, query_states are K rows at those positions, and so is the output (``attention.forward``)."""
     ctx, att_cache = attention.forward(subtree(p, "attention.self"), x, mask, config,
-                                       rel_embeddings, rel_rows, query_states, rng)
+                                       rel_embeddings, rel_rows, query_states, rng, query_positions)
     residual = x if query_states is None else query_states
     a, att_out_cache = output_forward(subtree(p, "attention.output"), ctx, residual, config, rng)
     f, inter_cache = linear_forward(subtree(p, "intermediate.dense"), a)  # (B, N, D) -> (B, N, intermediate_size)

@@ -85,6 +85,30 @@ def rel_to_abs_gather(table):
     return xp.take_along_axis(table, column, axis=-1)
 
 
+def query_rows_index(positions, heads):
+    """Index of the rows of K chosen queries in a (B, H, N, ...) array: ``a[query_rows_index(P, H)]`` is
+    (B, H, K, ...), row k of batch b being row ``P[b, k]``. positions (B, K) int."""
+    xp = get_xp(positions)
+    batch = xp.arange(len(positions))[:, None, None]  # (B, 1, 1)
+    head = xp.arange(heads)[None, :, None]  # (1, H, 1)
+    return batch, head, positions[:, None, :]  # broadcast to (B, H, K)
+
+
+def rel_to_abs_rows_index(positions, heads, n):
+    """Index that reads scores of K queries at ``positions`` (B, K) by key out of their (B, H, K, 2N-1)
+    table by distance: ``table[index][b, h, k, j] = table[b, h, k, j - P[b, k] + N - 1]`` (B, H, K, N).
+
+    ``rel_to_abs`` for queries that are not the N tokens in order (the Enhanced Mask Decoder's rows);
+    with P = 0..N-1 it reads the same entries. Writing ``d[index] = ...`` is its backward: a query's
+    keys sit at distinct distances, so no entry is written twice.
+    """
+    xp = get_xp(positions)
+    batch, k = positions.shape
+    column = xp.arange(n)[None, None, :] - positions[:, :, None] + n - 1  # (B, K, N): the distance column of each pair
+    return (xp.arange(batch)[:, None, None, None], xp.arange(heads)[None, :, None, None],
+            xp.arange(k)[None, None, :, None], column[:, None])  # broadcast to (B, H, K, N)
+
+
 def used_rows(n, config):
     """``(lo, hi)``, host ints: the 2n-1 distances read rows lo..hi-1 of the relative table and no others.
 

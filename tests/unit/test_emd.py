@@ -77,3 +77,43 @@ def test_backward_matches_central_differences(case):
         errors[name] = rel_error(grad.reshape(-1)[sample], numeric, scale=max(float(np.abs(grad).max()), 1e-3))
     bad = {k: e for k, e in errors.items() if e >= EXPECTED_ERROR}
     assert not bad, bad
+
+
+@pytest.mark.parametrize("case", ["v3", "c2p only", "p2c only", "no relative attention", "no padding"])
+def test_forward_rows_decodes_the_same_rows_with_the_same_gradients(case):
+    """forward_rows (the chosen positions only, as pre-training calls it) against forward's rows picked
+    afterwards: the same states, and given the same upstream gradient on those rows (0 elsewhere), the
+    same gradients of H[-2], the last layer, the relative table and the position table (float64)."""
+    overrides = {"c2p only": {"pos_att_type": "c2p"}, "p2c only": {"pos_att_type": "p2c"},
+                 "no relative attention": {"relative_attention": False, "position_biased_input": False}}.get(case, {})
+    config, p, pair, positions, hidden = setup(seed=2, **overrides)
+    if case == "no padding":
+        pair = None
+    p = {k: v for k, v in p.items() if not k.startswith("encoder.layer.0.")}
+    decode = np.zeros((B, N), bool)
+    decode[0, [1, 4, 5, 8]] = True  # four rows in the first sequence, two in the second: K = 4
+    decode[1, [0, 3]] = True
+    full, full_cache = emd.forward(p, hidden, pair, positions, config)
+    (rows, chosen), cache = emd.forward_rows(p, hidden, pair, positions, config, decode)
+    assert rows.shape == (B, 4, D) and chosen.sum() == decode.sum()
+    np.testing.assert_allclose(rows[chosen], full[decode], rtol=0, atol=1e-12)
+
+    dpicked = np.random.default_rng(6).normal(size=(int(decode.sum()), D))
+    dfull = np.zeros_like(full)
+    dfull[decode] = dpicked
+    drows = np.zeros_like(rows)
+    drows[chosen] = dpicked
+    dhidden_full, grads_full = emd.backward(p, dfull, full_cache)
+    dhidden_rows, grads_rows = emd.backward(p, drows, cache)
+    np.testing.assert_allclose(dhidden_rows, dhidden_full, rtol=0, atol=1e-11)
+    assert set(grads_rows) == set(grads_full)
+    for name in grads_full:
+        np.testing.assert_allclose(grads_rows[name], grads_full[name], rtol=0, atol=1e-11, err_msg=name)
+
+
+def test_decode_rows_lists_the_chosen_positions_first_and_in_order():
+    decode = np.array([[0, 1, 0, 1, 1], [1, 0, 0, 0, 0], [0, 0, 0, 0, 0]], bool)
+    rows, chosen = emd.decode_rows(decode)
+    assert rows.tolist() == [[1, 3, 4], [0, 1, 2], [0, 1, 2]]  # the shorter rows filled with unchosen positions
+    assert chosen.tolist() == [[True] * 3, [True, False, False], [False] * 3]
+    assert all(len(set(r)) == len(r) for r in rows.tolist())  # distinct in every sequence

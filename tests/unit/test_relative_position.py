@@ -113,3 +113,17 @@ def test_used_rows_is_the_run_the_distances_read(buckets, max_relative, n):
     assert read.min() == lo and read.max() == hi - 1
     if buckets == 256 and n == 128:
         assert (lo, hi) == (129, 384) and 2 * config.position_span == 512
+
+
+def test_rel_to_abs_rows_index_reads_each_query_at_its_own_position():
+    """All N positions in order: rel_to_abs's entries; a few rows out of order: the same rows of it."""
+    from minideberta.relative_position import rel_to_abs_rows_index
+
+    b, h, n = 2, 3, 5
+    table = np.random.default_rng(0).normal(size=(b, h, n, 2 * n - 1))
+    everyone = np.broadcast_to(np.arange(n), (b, n))
+    np.testing.assert_array_equal(table[rel_to_abs_rows_index(everyone, h, n)], rel_to_abs(table))
+    rows = np.array([[4, 0], [2, 3]])  # (B, K): two queries a sequence, anywhere
+    picked = table[np.arange(b)[:, None], :, rows].transpose(0, 2, 1, 3)  # (B, H, K, 2N-1): their rows of the table
+    expected = rel_to_abs(table)[np.arange(b)[:, None], :, rows].transpose(0, 2, 1, 3)  # (B, H, K, N)
+    np.testing.assert_array_equal(picked[rel_to_abs_rows_index(rows, h, n)], expected)
