@@ -62,10 +62,13 @@ def _importable(name):
 
 @contextlib.contextmanager
 def kernel_environment():
-    """What the kernel inherits: plots to the inline backend (never a window) and this checkout's package
-    importable even when it is not installed. Restored afterwards."""
-    saved = {k: os.environ.get(k) for k in ("MPLBACKEND", "PYTHONPATH")}
+    """What the kernel inherits: plots to the inline backend (never a window), this checkout's package
+    importable even when it is not installed, and one BLAS thread unless the caller chose a number
+    (the course's matrices are small: a second thread gains little, and when the other core is busy
+    OpenBLAS's threads wait on each other, which made chapter 11 take 158 s instead of 20). Restored afterwards."""
+    saved = {k: os.environ.get(k) for k in ("MPLBACKEND", "PYTHONPATH", "OPENBLAS_NUM_THREADS")}
     os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     paths = [PACKAGE_ROOT] + [p for p in (saved["PYTHONPATH"] or "").split(os.pathsep) if p and p != PACKAGE_ROOT]
     os.environ["PYTHONPATH"] = os.pathsep.join(paths)
     try:
