@@ -56,7 +56,7 @@ print(f"L = {config.num_hidden_layers} layers, D = {config.hidden_size}, H = {co
 # word in the mask's place, then puts the mask back: the model reads the pieces it was trained on.
 
 # %%
-text = "The function returns a [MASK] of strings."   # the shipped models were trained on Python's docs and WordNet
+text = "He drank a glass of [MASK]."   # a plain sentence with one obvious blank: "water"
 enc = {k: v for k, v in pipelines.encode_masked(tokenizer, text).items() if k in ("input_ids", "attention_mask")}
 ids = enc["input_ids"]                                             # (B, N)
 tokens = tokenizer.convert_ids_to_tokens(ids[0])
@@ -154,8 +154,11 @@ ax.set_title(f"{text!r}: the 8 most likely tokens behind [MASK]")
 plt.show()
 if course.is_trained():
     assert top[0]["score"] > 100 / len(tokenizer), "a trained model is far more confident than uniform"
-if course.is_shipped():
-    assert top[0]["token_str"] == "list", "the shipped generator puts 'list' first"
+if course.is_shipped():  # the word the sentence was written with, against a uniform guess over the vocabulary
+    water = course.one_piece(tokenizer, "water")
+    print(f"P('water') = {probs[water]:.3f}, {probs[water] * len(tokenizer):.0f} times the uniform 1/V; "
+          f"rank {int((probs[:len(tokenizer)] > probs[water]).sum()) + 1} of {len(tokenizer)}")
+    assert probs[water] > 10 / len(tokenizer), "the shipped generator ranks the original word far above chance"
 
 # %% [markdown]
 # ## 4. Replaced-token detection
@@ -167,7 +170,7 @@ if course.is_shipped():
 # classifier to one number.
 
 # %%
-original, swapped = "Raises a ValueError if the key is not found.", "Raises a ValueError if the key is not purple."
+original, swapped = "She drank a cup of tea in the morning.", "She drank a cup of tea in the purple."
 fig, axes = plt.subplots(1, 2, figsize=(11, 3), sharey=True)
 for ax, sentence in zip(axes, (original, swapped)):
     rtd = pipelines.replaced_tokens(discriminator, tokenizer, sentence)
@@ -185,15 +188,34 @@ if course.is_trained():
     probabilities = [t["probability"] for t in pipelines.replaced_tokens(discriminator, tokenizer, original)]
     assert np.mean(probabilities) < 0.5, "a trained discriminator finds most tokens of a plain sentence original"
 if course.is_shipped():
-    rtd = pipelines.replaced_tokens(discriminator, tokenizer, swapped)
-    assert max(rtd, key=lambda t: t["probability"])["token"] == "▁purple", "the swapped word stands out"
+    # One sentence is one draw. Over a few plain sentences, about 15% of their tokens swapped for random pieces
+    # of the vocabulary (seeded): a discriminator that learnt its task scores the swapped tokens above the
+    # untouched ones. ROC AUC: the share of (swapped, untouched) pairs ordered so; 0.5 is chance.
+    everyday = ["She drank a cup of tea in the morning.", "The children played in the park after school.",
+                "My brother lives in a small house near the river.", "She opened the door and walked into the room.",
+                "The dog is sleeping on the floor.", "The train leaves at seven in the morning."]
+    e = tokenizer(everyday, padding=True, return_tensors="np")
+    inside = e["attention_mask"] == 1
+    inside[:, 0] = False                                                       # not [CLS]
+    inside[np.arange(len(everyday)), e["attention_mask"].sum(1) - 1] = False   # nor [SEP]
+    rng = np.random.default_rng(0)
+    hit = inside & (rng.random(inside.shape) < 0.15)
+    corrupted = e["input_ids"].copy()
+    corrupted[hit] = rng.integers(4, len(tokenizer) - 1, hit.sum())   # a piece: past [PAD] [CLS] [SEP] [UNK], before [MASK]
+    hit &= corrupted != e["input_ids"]
+    p_replaced = 1 / (1 + np.exp(-discriminator(corrupted, attention_mask=e["attention_mask"]).logits))
+    auc = (p_replaced[hit][:, None] > p_replaced[inside & ~hit][None, :]).mean()
+    print(f"{hit.sum()} tokens swapped at random in {len(everyday)} sentences: mean P(replaced) "
+          f"{p_replaced[hit].mean():.2f} swapped, {p_replaced[inside & ~hit].mean():.2f} untouched; ROC AUC {auc:.2f}")
+    assert auc > 0.65, "the shipped discriminator tells random swaps from the original tokens well above chance"
 
 # %% [markdown]
-# With the random default model these bars are noise around 0.5. With the shipped discriminator, trained on
-# Python's documentation and WordNet, "purple" stands out (the test above checks it is the most likely
-# replacement); every other token stays well below 0.5. A sentence far from its training text, everyday
-# English for instance, is much harder for a model this small: `python -m minideberta pretrain-eval` measures
-# that on the everyday sets, and the README gives the numbers.
+# With the random default model these bars are noise around 0.5. With the shipped discriminator most tokens of
+# the plain sentence stay well below 0.5 (checked above). Whether "purple" stands out in one sentence is one
+# draw; what the cell checks is the measured share: over a few sentences with random swaps, how often a swapped
+# token scores above an untouched one (printed above). A model this small misses many plausible-looking swaps:
+# `python -m minideberta pretrain-eval` measures the swap and cloze sets of everyday sentences, and the
+# model card gives the numbers.
 #
 # ## Questions and exercises
 #
