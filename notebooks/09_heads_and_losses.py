@@ -285,11 +285,11 @@ print(f"choice scores {out.logits[0]}, loss {float(out.loss):.4f}")
 
 # %%
 # The original word and the one swapped in must each be ONE piece of this vocabulary: a word of two pieces
-# replaced at one position leaves its second piece behind (with a 6001-piece vocabulary "ate" is "▁a" + "te").
-# A sentence in the register the shipped models were trained on (Python's documentation), one word made absurd.
-verb, _ = course.first_one_piece(tokenizer, ["found", "present", "missing"])
-swap_word, swap = course.first_one_piece(tokenizer, ["purple", "happy", "green"])  # a word that does not fit
-text = tokenizer([f"Raises a ValueError if the key is not {verb}.", "A short one."], padding=True, return_tensors="np")
+# replaced at one position leaves its second piece behind (`course.one_piece` says so when it happens).
+# A plain sentence, its verb replaced by a word that does not fit there.
+verb, _ = course.first_one_piece(tokenizer, ["opened", "closed", "shut"])
+swap_word, swap = course.first_one_piece(tokenizer, ["purple", "banana", "green"])  # a word that does not fit
+text = tokenizer([f"She {verb} the door and walked into the room.", "A short one."], padding=True, return_tensors="np")
 rtd_ids, rtd_mask = text["input_ids"].copy(), text["attention_mask"]
 replaced = np.zeros_like(rtd_ids)
 at = course.position_of(tokenizer, rtd_ids[0], verb)
@@ -306,12 +306,12 @@ zr, yr = z[real], replaced[real]
 loss = np.mean(np.maximum(zr, 0) - zr * yr + np.log1p(np.exp(-np.abs(zr))))
 assert np.abs(z - out.logits).max() < 1e-10 and abs(loss - out.loss) < 1e-12
 p_replaced = 1 / (1 + np.exp(-out.logits[0]))
+p_original = 1 / (1 + np.exp(-rtd(text["input_ids"], attention_mask=rtd_mask).logits[0]))  # the sentence as written
 print(f"{tokenizer.decode(rtd_ids[0][rtd_mask[0] == 1])!r}: {verb!r} replaced by {swap_word!r}")
-print(f"RTD loss {float(out.loss):.4f}; P(replaced) of {tokenizer.convert_ids_to_tokens([swap])[0]!r}: "
-      f"{p_replaced[at]:.3f}, "
-      f"largest elsewhere: {np.delete(p_replaced, at).max():.3f}")
-if course.is_shipped():  # the shipped discriminator spots it: the swapped word is its most likely replacement
-    assert p_replaced[at] == p_replaced[rtd_mask[0] == 1][1:-1].max()
+print(f"RTD loss {float(out.loss):.4f}; P(replaced) at position {at}: {p_original[at]:.3f} for {verb!r} as written, "
+      f"{p_replaced[at]:.3f} for {swap_word!r}; largest elsewhere: {np.delete(p_replaced[rtd_mask[0] == 1], at).max():.3f}")
+if course.is_shipped():  # the baseline is the same position in the sentence as written, measured above
+    assert p_replaced[at] > p_original[at], "the shipped discriminator finds the swapped word more suspect than the original"
 
 fig, ax = plt.subplots(figsize=(8, 2.8))
 rtd_pieces = tokenizer.convert_ids_to_tokens(rtd_ids[0].tolist())
