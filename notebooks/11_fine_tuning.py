@@ -245,8 +245,8 @@ assert 0.06 < np.sqrt(0.3 * 0.7 / 50) < 0.07 and np.sqrt(0.3 * 0.7 / sum(full["t
 # %% [markdown]
 # ## 4. A live run: overfitting, and stopping early
 #
-# The course's discriminator (by default the shipped `weights/minideberta-v3-tiny` of chapter 10: 4 layers, width
-# 192) with a fresh classification head, fine-tuned on **48 training definitions**, the sample's first 6 of each
+# The course's discriminator (by default the shipped `weights/minideberta-v3-tiny` of chapter 10; its size is
+# printed below) with a fresh classification head, fine-tuned on **48 training definitions**, the sample's first 6 of each
 # topic, in batches of 16: one epoch is 3 steps. This is `tasks_finetune.finetune`, the loop `tasks compare` runs
 # in section 6: AdamW with warm-up and decay, clipping at 1, and after every `eval_every` steps an evaluation on
 # dev. It keeps a copy of the parameters with the best dev accuracy so far, stops once `patience` evaluations in a
@@ -267,7 +267,8 @@ data = {"train": tokenize(tokenizer, few, lookup, 128), "dev": tokenize(tokenize
         "test": tokenize(tokenizer, rows["test"], lookup, 128)}
 print({split: d["input_ids"].shape for split, d in data.items()}, "(definitions, tokens)")
 model = classifier("pretrained", folder, dict(enumerate(topics)), seed=0)  # the encoder, a new head from seed 0
-print(f"{model.num_parameters() / 1e6:.1f} million parameters")
+print(f"{model.config.num_hidden_layers} layers, width {model.config.hidden_size}, vocabulary {model.config.vocab_size}: "
+      f"{model.num_parameters() / 1e6:.1f} million parameters")
 
 
 def scores(model, split):
@@ -412,12 +413,13 @@ shutil.rmtree(checkpoints)  # the checkpoints lived in a temporary folder
 # - **bag-of-words**: logistic regression on which words a definition contains (the training split's words seen
 #   twice or more), its L2 strength chosen on dev (`wordnet_tasks/finetune.py: bow_baseline`): no order, no sub-words, no
 #   pre-training, and the words alone say a lot about a topic ("a tree", "a person who", "a drug");
-# - **random-init**: the same architecture and vocabulary as the shipped model, from a random initialisation,
+# - **random-init**: the same architecture and vocabulary as the pre-trained model, from a random initialisation,
 #   fine-tuned with the same settings: what the architecture learns from the task alone;
-# - **pretrained**: the shipped discriminator's encoder with a fresh head, fine-tuned.
+# - **pretrained**: the pre-trained discriminator's encoder with a fresh head, fine-tuned.
 #
-# The run is committed in `experiments/finetune/` (its `README.md` has the command that reproduces it). The
-# notebook reads its files; every number below comes from them.
+# The run is committed in `experiments/finetune/` (its `README.md` has the command that reproduces it, and says
+# which pre-trained pair it fine-tuned: the one shipped when it ran, which need not be the one in `weights/` now).
+# The notebook reads its files; every number below comes from them.
 
 # %%
 RESULTS = ROOT / "experiments" / "finetune"
@@ -477,14 +479,14 @@ plt.show()
 #   seed's dev accuracy is above every random seed's; then the random initialisation catches up, and at the end
 #   the two test means differ by less than one standard deviation between seeds.
 # - **Neither fine-tuned model reaches the bag-of-words baseline**: every bag-of-words seed beats every fine-tuned
-#   seed on test. The task is largely lexical (a definition's topic is in its words), and what the small shipped
-#   encoder learnt about words in pre-training, 9012 labelled definitions teach a random encoder in a few hundred
+#   seed on test. The task is largely lexical (a definition's topic is in its words), and what the small
+#   pre-trained encoder learnt about words, 9012 labelled definitions teach a random encoder in a few hundred
 #   steps.
 # - **The random model fits the training set more and generalises no better**: its final training loss is below
 #   every pre-trained seed's while its dev accuracy is not above theirs.
 # - What it does not show: whether a larger model, pre-trained longer on text that keeps the task's synsets out,
-#   would pull ahead (the shipped pair was pre-trained before the tasks reserved their synsets, so it has even seen
-#   these definitions' text, never their labels). `experiments/finetune/README.md` discusses it.
+#   would pull ahead (the pair of this run was pre-trained before the tasks reserved their synsets, so it has even
+#   seen these definitions' text, never their labels). `experiments/finetune/README.md` discusses it.
 
 # %%
 pre, rnd, bow = table["pretrained"], table["random-init"], table["bag-of-words"]
