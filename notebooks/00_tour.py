@@ -188,16 +188,16 @@ if course.is_trained():
     probabilities = [t["probability"] for t in pipelines.replaced_tokens(discriminator, tokenizer, original)]
     assert np.mean(probabilities) < 0.5, "a trained discriminator finds most tokens of a plain sentence original"
 if course.is_shipped():
-    # One sentence is one draw. Over a few plain sentences, about 15% of their tokens swapped for random pieces
-    # of the vocabulary (seeded): a discriminator that learnt its task scores the swapped tokens above the
+    # One sentence is one draw. Four copies of a few plain sentences, about 15% of their tokens swapped for random
+    # pieces of the vocabulary (seeded): a discriminator that learnt its task scores the swapped tokens above the
     # untouched ones. ROC AUC: the share of (swapped, untouched) pairs ordered so; 0.5 is chance.
     everyday = ["She drank a cup of tea in the morning.", "The children played in the park after school.",
                 "My brother lives in a small house near the river.", "She opened the door and walked into the room.",
                 "The dog is sleeping on the floor.", "The train leaves at seven in the morning."]
-    e = tokenizer(everyday, padding=True, return_tensors="np")
+    e = {k: np.tile(v, (4, 1)) for k, v in tokenizer(everyday, padding=True, return_tensors="np").items()}
     inside = e["attention_mask"] == 1
-    inside[:, 0] = False                                                       # not [CLS]
-    inside[np.arange(len(everyday)), e["attention_mask"].sum(1) - 1] = False   # nor [SEP]
+    inside[:, 0] = False                                                         # not [CLS]
+    inside[np.arange(len(inside)), e["attention_mask"].sum(1) - 1] = False       # nor [SEP]
     rng = np.random.default_rng(0)
     hit = inside & (rng.random(inside.shape) < 0.15)
     corrupted = e["input_ids"].copy()
@@ -205,7 +205,7 @@ if course.is_shipped():
     hit &= corrupted != e["input_ids"]
     p_replaced = 1 / (1 + np.exp(-discriminator(corrupted, attention_mask=e["attention_mask"]).logits))
     auc = (p_replaced[hit][:, None] > p_replaced[inside & ~hit][None, :]).mean()
-    print(f"{hit.sum()} tokens swapped at random in {len(everyday)} sentences: mean P(replaced) "
+    print(f"{hit.sum()} tokens swapped at random in 4 x {len(everyday)} sentences: mean P(replaced) "
           f"{p_replaced[hit].mean():.2f} swapped, {p_replaced[inside & ~hit].mean():.2f} untouched; ROC AUC {auc:.2f}")
     assert auc > 0.65, "the shipped discriminator tells random swaps from the original tokens well above chance"
 
