@@ -306,12 +306,15 @@ zr, yr = z[real], replaced[real]
 loss = np.mean(np.maximum(zr, 0) - zr * yr + np.log1p(np.exp(-np.abs(zr))))
 assert np.abs(z - out.logits).max() < 1e-10 and abs(loss - out.loss) < 1e-12
 p_replaced = 1 / (1 + np.exp(-out.logits[0]))
-p_original = 1 / (1 + np.exp(-rtd(text["input_ids"], attention_mask=rtd_mask).logits[0]))  # the sentence as written
+written = rtd(text["input_ids"], attention_mask=rtd_mask).logits[0]                    # the sentence as written
+p_original = 1 / (1 + np.exp(-written))
+odds_ratio = np.exp(out.logits[0, at] - written[at])  # the logit is the log-odds of "replaced"
 print(f"{tokenizer.decode(rtd_ids[0][rtd_mask[0] == 1])!r}: {verb!r} replaced by {swap_word!r}")
 print(f"RTD loss {float(out.loss):.4f}; P(replaced) at position {at}: {p_original[at]:.3f} for {verb!r} as written, "
-      f"{p_replaced[at]:.3f} for {swap_word!r}; largest elsewhere: {np.delete(p_replaced[rtd_mask[0] == 1], at).max():.3f}")
-if course.is_shipped():  # the baseline is the same position in the sentence as written, measured above
-    assert p_replaced[at] > p_original[at], "the shipped discriminator finds the swapped word more suspect than the original"
+      f"{p_replaced[at]:.3f} for {swap_word!r} (odds x {odds_ratio:.2f}); "
+      f"largest elsewhere: {np.delete(p_replaced[rtd_mask[0] == 1], at).max():.3f}")
+if course.is_shipped():  # against the same position in the sentence as written (random weights move it by a few %)
+    assert odds_ratio > 2, "the shipped discriminator finds the swapped word far more suspect than the original"
 
 fig, ax = plt.subplots(figsize=(8, 2.8))
 rtd_pieces = tokenizer.convert_ids_to_tokens(rtd_ids[0].tolist())
