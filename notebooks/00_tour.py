@@ -56,7 +56,7 @@ print(f"L = {config.num_hidden_layers} layers, D = {config.hidden_size}, H = {co
 # word in the mask's place, then puts the mask back: the model reads the pieces it was trained on.
 
 # %%
-text = "He drank a glass of [MASK]."   # a plain sentence with one obvious blank: "water"
+text = "He drank a glass of [MASK]."   # a plain sentence few words fit: written with "water" (milk, wine...)
 enc = {k: v for k, v in pipelines.encode_masked(tokenizer, text).items() if k in ("input_ids", "attention_mask")}
 ids = enc["input_ids"]                                             # (B, N)
 tokens = tokenizer.convert_ids_to_tokens(ids[0])

@@ -54,8 +54,8 @@ rng = np.random.default_rng(0)
 # `deberta.embeddings.position_embeddings.weight`, which transformers drops for v3 models. With both, the model
 # decodes through the EMD by default (`emd=None`). float64, for the gradient checks.
 #
-# The batch: the paper's sentence with "store" masked, and a second, shorter one (padded), a plain sentence with
-# one obvious blank, with "water" masked.
+# The batch: the paper's sentence with "store" masked, and a second, shorter one (padded), a plain sentence that
+# few words fit, with "water" masked.
 
 # %%
 print(course.describe())
@@ -116,9 +116,9 @@ assert np.abs(plain.logits - out.logits).max() > 1e-3
 # %% [markdown]
 # What the two decoders predict at each masked position (with random weights: noise). The EMD is how the model was
 # trained to decode, so `emd=False` reads the last layer's output with a head that never saw it. The first
-# sentence leaves many words possible ("store", "shop", "school"...); the second has one obvious answer, and the
-# shipped generator gives "water" through the EMD far more than the uniform $1/V$ of a guess (asserted and printed
-# below). The two decoders give different distributions: the difference the absolute positions make.
+# sentence leaves many words possible ("store", "shop", "school"...); the second few ("water", "milk", "wine"...), and
+# the shipped generator gives the original "water" through the EMD far more than the uniform $1/V$ of a guess
+# (asserted and printed below). The two decoders give different distributions: the difference the absolute positions make.
 
 # %%
 fig, axes = plt.subplots(2, 2, figsize=(10, 5))
