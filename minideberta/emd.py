@@ -21,7 +21,7 @@ sequence (K the most masked positions in a row, about 15% of N in pre-training, 
 filled with unmasked positions whose outputs are dropped) against all N keys. Keys and values
 are projected as before; the query projection, the attention output, the FFN and their
 LayerNorms run on K rows instead of N. The decoded rows are the same (``tests/unit/test_emd.py``);
-what it saves in a pre-training step: ``bench pretrain`` (README, "Speed and memory").
+what it saves in a pre-training step: ``bench pretrain`` (README, "Pre-training throughput").
 Microsoft's code decodes all N positions and picks the masked ones afterwards.
 """
 from typing import NamedTuple
