@@ -141,38 +141,45 @@ def test_multiple_choice_and_inputs_embeds_on_the_device():
     np.testing.assert_allclose(on_host(gpu.backward().inputs_embeds), cpu.backward().inputs_embeds, rtol=1e-10)
 
 
-def test_emd_on_the_device():
-    config = DebertaV2Config(**V3, legacy=False)
+EMD_GRADS = (POSITIONS, "deberta.encoder.layer.1.attention.self.key_proj.weight", "deberta.encoder.rel_embeddings.weight")
+
+
+def emd_models(**overrides):
+    """A masked LM holding the EMD's position table on the host, and the same weights on the device."""
+    config = DebertaV2Config(**{**V3, **overrides}, legacy=False)
     cpu = DebertaV2ForMaskedLM(config, seed=0, dtype=np.float64)
     cpu.params[POSITIONS] = np.random.default_rng(2).normal(size=(64, 32)) * 0.02
-    gpu = DebertaV2ForMaskedLM(config, dtype=np.float64, params=dict(cpu.params), device="gpu")
+    return cpu, DebertaV2ForMaskedLM(config, dtype=np.float64, params=dict(cpu.params), device="gpu")
+
+
+def assert_emd_grads_match(g_gpu, g_cpu):
+    for name in EMD_GRADS:
+        np.testing.assert_allclose(on_host(g_gpu[name]), g_cpu[name], rtol=1e-10, atol=1e-14, err_msg=name)
+
+
+def test_emd_on_the_device():
+    cpu, gpu = emd_models()
     rng = np.random.default_rng(3)
     ids, mask = batch(rng)
     labels = np.where(mask == 1, ids, -100)
     out_cpu, out_gpu = cpu(ids, mask, labels=labels, emd=True), gpu(ids, mask, labels=labels, emd=True)
     np.testing.assert_allclose(on_host(out_gpu.logits), out_cpu.logits, rtol=1e-12, atol=1e-12)
-    g_cpu, g_gpu = cpu.backward(), gpu.backward()
-    for name in (POSITIONS, "deberta.encoder.layer.1.attention.self.key_proj.weight", "deberta.encoder.rel_embeddings.weight"):
-        np.testing.assert_allclose(on_host(g_gpu[name]), g_cpu[name], rtol=1e-10, atol=1e-14, err_msg=name)
+    assert_emd_grads_match(gpu.backward(), cpu.backward())
 
 
 def test_emd_on_the_chosen_rows_on_the_device():
     """Pre-training's generator decodes the masked positions only (emd.forward_rows): same loss and gradients."""
     from minideberta.apps.pretrain.rtd import generator_backward, generator_forward
 
-    config = DebertaV2Config(**{**V3, "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}, legacy=False)
-    cpu = DebertaV2ForMaskedLM(config, seed=0, dtype=np.float64)
-    cpu.params[POSITIONS] = np.random.default_rng(2).normal(size=(64, 32)) * 0.02
-    gpu = DebertaV2ForMaskedLM(config, dtype=np.float64, params=dict(cpu.params), device="gpu")
+    cpu, gpu = emd_models(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
     rng = np.random.default_rng(4)
     ids, mask = batch(rng)
     selected = (rng.random(ids.shape) < 0.3) & (mask == 1)
     (loss_cpu, logits_cpu), cache_cpu = generator_forward(cpu, ids, mask, selected, ids)
     (loss_gpu, logits_gpu), cache_gpu = generator_forward(gpu, ids, mask, selected, ids)
     np.testing.assert_allclose(on_host(logits_gpu), logits_cpu, rtol=1e-12, atol=1e-12)
-    g_cpu, g_gpu = generator_backward(cpu, 1.0, cache_cpu), generator_backward(gpu, 1.0, cache_gpu)
-    for name in (POSITIONS, "deberta.encoder.layer.1.attention.self.key_proj.weight", "deberta.encoder.rel_embeddings.weight"):
-        np.testing.assert_allclose(on_host(g_gpu[name]), g_cpu[name], rtol=1e-10, atol=1e-14, err_msg=name)
+    np.testing.assert_allclose(float(loss_gpu), float(loss_cpu), rtol=1e-12)
+    assert_emd_grads_match(generator_backward(gpu, 1.0, cache_gpu), generator_backward(cpu, 1.0, cache_cpu))
 
 
 def test_dropout_draws_on_the_device_reproducibly():
