@@ -29,7 +29,7 @@ import numpy as np
 from .model import PINNED_BLAS, measure
 
 # The shipped pair's shapes (weights/minideberta-v3-tiny*/config.json) and its run's batch; --hidden etc. override.
-SHIPPED = dict(vocab=6001, hidden=192, layers=4, generator_layers=2, heads=4, batch=16, length=128)
+SHIPPED = dict(vocab=12001, hidden=256, layers=4, generator_layers=2, heads=4, batch=16, length=128)
 
 
 def batch_ids(vocab, batch, length, seed=0):
