@@ -127,7 +127,8 @@ def test_swapped_pieces_in_real_tokenizations(tokenizer):
         found = everyday.word_pieces(enc["offset_mapping"], item.swapped, *swapped_span(item))
         assert tokenizer.convert_ids_to_tokens([enc["input_ids"][i] for i in found]) == tokenizer.tokenize(item.word)
     assert len(tokenizer.tokenize("Zorblaxian")) > 1  # the case of several pieces is exercised
-    # A lone "▁" first (as "▁ ce il ing" in the 6000-piece vocabulary): a character only byte fallback spells.
+    # A lone "▁" first (as "▁ dra nk" for "drank" in the 12000-piece vocabulary): here a character only byte
+    # fallback spells.
     odd = SwapItem("We sat on the beach.", "We sat on the ʘʘ.", "ʘʘ")
     enc = tokenizer(odd.swapped, return_offsets_mapping=True)
     found = everyday.word_pieces(enc["offset_mapping"], odd.swapped, *swapped_span(odd))
