@@ -57,9 +57,8 @@ print(f"L = {config.num_hidden_layers} layers, D = {config.hidden_size}, H = {co
 
 # %%
 text = "He drank a glass of [MASK]."   # a plain sentence few words fit: written with "water" (milk, wine...)
-# The shipped pair learnt from Python's documentation and WordNet's glosses, not from everyday prose: expect the
-# original word among its guesses rather than first (its printed rank below), and "The function returns a [MASK]
-# of strings." for a sentence of its own register.
+# The shipped pair learnt from dictionaries, quotations and the Python documentation (its model card has the
+# corpus): a tiny model, so expect the original word among its guesses, not always first (its rank is printed below).
 enc = {k: v for k, v in pipelines.encode_masked(tokenizer, text).items() if k in ("input_ids", "attention_mask")}
 ids = enc["input_ids"]                                             # (B, N)
 tokens = tokenizer.convert_ids_to_tokens(ids[0])

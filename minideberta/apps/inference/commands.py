@@ -16,11 +16,11 @@ from .show import SHOW
 HUB = "  # hub id: needs the network"  # the marker of an example that downloads (tests skip these lines only)
 TASKS = {
     "fill-mask": ("masked-lm", "predict the tokens behind [MASK]",
-                  'python -m minideberta fill-mask minideberta-v3-tiny-generator "The function returns a [MASK] of '
-                  'strings." --top-k 3\n'
+                  'python -m minideberta fill-mask minideberta-v3-tiny-generator "She put the milk back in the '
+                  '[MASK]." --top-k 3\n'
                   'python -m minideberta fill-mask microsoft/deberta-v3-base "Paris is the [MASK] of France."' + HUB),
     "rtd": ("replaced-token-detection", "how likely each token was replaced (DeBERTa-v3's discriminator)",
-            'python -m minideberta rtd minideberta-v3-tiny "Return the number of bananas in the sky."\n'
+            'python -m minideberta rtd minideberta-v3-tiny "She drank a cup of hot gravel."\n'
             'python -m minideberta rtd microsoft/deberta-v3-base "Paris is the banana of France."' + HUB),
     "classify": ("sequence-classification", "classify a text or a pair (NLI: premise and hypothesis)",
                  'python -m minideberta classify minideberta-v3-tiny-hypernymy "poodle: an intelligent dog with a '

@@ -103,10 +103,11 @@ def run_verify(folder, report):
 
 
 GENERATOR, DISCRIMINATOR = "minideberta-v3-tiny-generator", "minideberta-v3-tiny"
-FILL_MASK = ["The function returns a [MASK] of strings.", "Raises a [MASK] if the key is not found.",
-             "dog: a domesticated [MASK] of the genus Canis."]
+# the corpus's registers: everyday prose, a dictionary gloss, the Python documentation
+FILL_MASK = ["She put the milk back in the [MASK].", "dog: a domesticated [MASK] of the genus Canis.",
+             "The function returns a [MASK] of strings."]
 # (original, corrupted): one word swapped for a word that does not fit
-CORRUPTED = ("Return the number of items in the list.", "Return the number of bananas in the list.")
+CORRUPTED = ("She drank a cup of hot tea.", "She drank a cup of hot gravel.")
 
 
 def show_pretrained(report, top_k=3):
@@ -120,7 +121,7 @@ def show_pretrained(report, top_k=3):
         return
     model, tokenizer = load_model(GENERATOR, "masked-lm")
     report(f"5. pre-trained: fill-mask with {GENERATOR} ({model.num_parameters():,} parameters, pre-trained by "
-           f"minideberta on the Python docs and WordNet), top {top_k}:")
+           f"minideberta on English prose, dictionaries and the Python docs), top {top_k}:")
     for text in FILL_MASK:
         guesses = pipelines.fill_mask(model, tokenizer, text, top_k=top_k)["masks"][0]["predictions"]
         report(f"   {text}\n      " + ", ".join(f"{g['token_str']!r} {g['score']:.2f}" for g in guesses))
