@@ -135,6 +135,10 @@ def test_commands_pretrain_export_and_evaluate(micro, tmp_path, capsys):
     assert json.loads((tmp_path / "run" / "history.json").read_text())["train"]["step"] == [1, 2]
     shipped = json.loads((tmp_path / "weights" / "minideberta-v3-tiny" / "history.json").read_text())
     assert shipped["train"]["step"] == [1, 2] and shipped["eval"]["step"] == [2]  # the run's record, with the model
+    run = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert set(shipped["train"]) == {"step", "lr", "mlm_loss", "rtd_loss", "grad_norm"}  # no total loss, no clock
+    np.testing.assert_allclose(shipped["train"]["mlm_loss"], run["train"]["mlm_loss"], rtol=5e-4)  # 4 digits
+    assert shipped["train"]["mlm_loss"] != run["train"]["mlm_loss"]  # rounded: the shipped copy is compact
     assert cli.main(["pretrain-export", str(tmp_path / "run"), "--to", str(tmp_path / "again"), "--vocab",
                      str(folder / "spm.model")]) == 0
     for name in ("minideberta-v3-tiny", "minideberta-v3-tiny-generator"):  # the last checkpoint is the end state

@@ -79,12 +79,19 @@ def export(pretrainer, tokenizer, folder, name="minideberta-v3-tiny", dtype=np.f
     return out
 
 
-def compact_history(history, digits=5):
-    """The run's history with its floats rounded to ``digits`` significant digits (the shipped copy)."""
+SHIPPED_TRAIN = ("step", "lr", "mlm_loss", "rtd_loss", "grad_norm")  # per step, in the model's folder
+
+
+def compact_history(history, digits=4):
+    """The run's history as it travels with the model (``history.json`` of the discriminator's folder): every
+    evaluation, and per training step the columns ``SHIPPED_TRAIN``, floats rounded to ``digits`` significant
+    digits. Left out: the total loss (it is ``mlm_loss + rtd_weight * rtd_loss``) and the run's clock; the run
+    folder's own ``history.json`` keeps everything at full precision. (A 12000-step history at full width is
+    about 0.7 MB, too much for the pair's 24 MB budget.)"""
     def rounded(value):
         return float(f"{value:.{digits}g}") if isinstance(value, float) else value
 
-    return {"train": {k: [rounded(v) for v in column] for k, column in history["train"].items()},
+    return {"train": {k: [rounded(v) for v in history["train"][k]] for k in SHIPPED_TRAIN if k in history["train"]},
             "eval": {k: [rounded(v) for v in column] for k, column in history["eval"].items()},
             "settings": history.get("settings", {})}
 
