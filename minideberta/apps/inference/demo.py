@@ -131,3 +131,5 @@ def show_pretrained(report, top_k=3):
         tokens = pipelines.replaced_tokens(model, tokenizer, text)
         report(f"   {text}\n      " + " ".join(f"{t['token'].replace(chr(9601), '')}:{t['probability']:.2f}"
                                                 for t in tokens))
+    report("   (a tiny model, briefly trained: how often it gets such sentences right is measured in "
+           f"weights/{DISCRIMINATOR}/README.md, \"Everyday English\")")
