@@ -38,7 +38,7 @@
 import matplotlib.pyplot as plt
 import numpy as np
 
-from minideberta import emd, encoder, gradcheck
+from minideberta import emd, encoder, gradcheck, losses
 from minideberta.apps import course
 from minideberta.masked_lm import POSITIONS
 from minideberta.params import subtree
@@ -136,8 +136,7 @@ fig.tight_layout()
 plt.show()
 if course.is_shipped():
     at = int(np.flatnonzero(labels[1] != -100)[0])
-    z = out.logits[1, at] - out.logits[1, at].max()
-    p_water = np.exp(z[labels[1, at]]) / np.exp(z).sum()
+    p_water = losses.softmax(out.logits[1, at])[labels[1, at]]
     print(f"P('water') through the EMD: {p_water:.3f}, {p_water * len(tokenizer):.0f} times the uniform 1/V; rank "
           f"{int((out.logits[1, at, :len(tokenizer)] > out.logits[1, at, labels[1, at]]).sum()) + 1} of {len(tokenizer)}")
     assert p_water > 10 / len(tokenizer), "the shipped generator ranks the original word far above chance"

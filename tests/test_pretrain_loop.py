@@ -132,10 +132,10 @@ def test_commands_pretrain_export_and_evaluate(micro, tmp_path, capsys):
                      "--heads", "2", "--position-buckets", "8", "--eval-every", "2", "--eval-sequences", "2",
                      "--export", str(tmp_path / "weights"), "--no-progress"])
     assert code == 0
-    assert json.loads((tmp_path / "run" / "history.json").read_text())["train"]["step"] == [1, 2]
+    run = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert run["train"]["step"] == [1, 2]
     shipped = json.loads((tmp_path / "weights" / "minideberta-v3-tiny" / "history.json").read_text())
     assert shipped["train"]["step"] == [1, 2] and shipped["eval"]["step"] == [2]  # the run's record, with the model
-    run = json.loads((tmp_path / "run" / "history.json").read_text())
     assert set(shipped["train"]) == {"step", "lr", "mlm_loss", "rtd_loss", "grad_norm"}  # no total loss, no clock
     np.testing.assert_allclose(shipped["train"]["mlm_loss"], run["train"]["mlm_loss"], rtol=5e-4)  # 4 digits
     assert shipped["train"]["mlm_loss"] != run["train"]["mlm_loss"]  # rounded: the shipped copy is compact
